@@ -1,0 +1,1 @@
+//! The compiled oomprof BPF object.

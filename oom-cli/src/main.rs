@@ -1,0 +1,2 @@
+//! The `oomprof` command.
+fn main() {}
