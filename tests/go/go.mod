@@ -1,0 +1,3 @@
+module oomprof.test/fixtures
+
+go 1.19

@@ -1,0 +1,47 @@
+// holder builds a known live heap and keeps it: -large objects of 1 MiB from
+// allocLarge and -small objects of 1 KiB from allocSmall. It prints "ready", and on
+// SIGUSR2 writes its own heap profile (see package fixture). It is the reference the
+// fidelity tests compare oomprof's profiles against.
+package main
+
+import (
+	"flag"
+
+	"oomprof.test/fixtures/internal/fixture"
+)
+
+var (
+	large [][]byte
+	small [][]byte
+)
+
+//go:noinline
+func allocLarge() []byte {
+	b := make([]byte, 1<<20)
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	return b
+}
+
+//go:noinline
+func allocSmall() []byte {
+	b := make([]byte, 1024)
+	b[0] = 1
+	return b
+}
+
+func main() {
+	nLarge := flag.Int("large", 40, "number of 1 MiB objects")
+	nSmall := flag.Int("small", 10000, "number of 1 KiB objects")
+	flag.Parse()
+	fixture.Start()
+	for i := 0; i < *nLarge; i++ {
+		large = append(large, allocLarge())
+	}
+	for i := 0; i < *nSmall; i++ {
+		small = append(small, allocSmall())
+	}
+	fixture.Ready()
+	fixture.Wait()
+}

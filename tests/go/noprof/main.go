@@ -1,0 +1,37 @@
+// noprof never references runtime.MemProfile, so the Go linker sets
+// runtime.disableMemoryProfiling and the runtime records (almost) nothing. It allocates
+// 1 MiB chunks until killed, or with -hold prints "ready" and waits.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+)
+
+var kept [][]byte
+
+//go:noinline
+func allocNoprof() []byte {
+	b := make([]byte, 1<<20)
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	return b
+}
+
+func main() {
+	hold := flag.Bool("hold", false, "allocate 8 MiB, print ready and wait")
+	flag.Parse()
+	if *hold {
+		for i := 0; i < 8; i++ {
+			kept = append(kept, allocNoprof())
+		}
+		fmt.Printf("ready pid=%d\n", os.Getpid())
+		select {}
+	}
+	fmt.Printf("ready pid=%d\n", os.Getpid())
+	for {
+		kept = append(kept, allocNoprof())
+	}
+}
