@@ -1,1 +1,61 @@
 //! The compiled oomprof BPF object.
+//!
+//! `src/oomprof.bpf.c` (with the shared ABI in `include/oom_abi.h`) is compiled by
+//! `oom-bpf/build.sh` with clang-19 into `oomprof.bpf.o`, which is committed so that
+//! `cargo build` needs no clang; `oom-bpf/check.sh` rebuilds it and fails when the
+//! committed object is stale. The loader (`oom-loader`) parses it with aya-obj.
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+/// Forces 8-byte alignment on the embedded bytes: ELF parsers read `u64` fields
+/// in place and reject misaligned input.
+#[repr(C, align(8))]
+struct Aligned<T: ?Sized>(T);
+
+static OBJECT: &Aligned<[u8]> = &Aligned(*include_bytes!("../oomprof.bpf.o"));
+
+/// The BPF ELF object, 8-byte aligned.
+pub fn object() -> &'static [u8] {
+    &OBJECT.0
+}
+
+/// Names of the programs in the object (function names), by tracepoint.
+pub mod programs {
+    /// `tracepoint/signal/signal_deliver`: the capture.
+    pub const SIGNAL_DELIVER: &str = "signal_deliver";
+    /// `tracepoint/oom/mark_victim` for kernels whose record has comm, rss, uid (~6.9+).
+    pub const MARK_VICTIM: &str = "mark_victim";
+    /// `tracepoint/oom/mark_victim` for kernels whose record has only `pid`.
+    pub const MARK_VICTIM_V1: &str = "mark_victim_v1";
+    /// `tracepoint/sched/sched_process_exec`.
+    pub const SCHED_PROCESS_EXEC: &str = "sched_process_exec";
+    /// `tracepoint/sched/sched_process_exit` with `group_dead` (~6.16+).
+    pub const SCHED_PROCESS_EXIT: &str = "sched_process_exit";
+    /// `tracepoint/sched/sched_process_exit` for kernels without `group_dead`.
+    pub const SCHED_PROCESS_EXIT_V1: &str = "sched_process_exit_v1";
+}
+
+/// Names of the maps and global variables in the object.
+pub mod maps {
+    /// The BPF ring buffer carrying every record.
+    pub const EVENTS: &str = "events";
+    /// Hash map tgid → `struct oom_watch`.
+    pub const WATCHED: &str = "watched";
+    /// Per-CPU staging area.
+    pub const SCRATCH: &str = "scratch";
+    /// `.rodata` variable holding `struct oom_config`.
+    pub const CONFIG_VAR: &str = "oom_cfg";
+    /// `.bss` variable holding `struct oom_counters`.
+    pub const COUNTERS_VAR: &str = "oom_counters";
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn object_is_aligned_elf() {
+        let o = super::object();
+        assert_eq!(o.as_ptr() as usize % 8, 0);
+        assert_eq!(&o[..4], b"\x7fELF");
+    }
+}

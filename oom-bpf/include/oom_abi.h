@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * oom_abi.h: every struct and limit shared between the oomprof BPF program
+ * (src/oomprof.bpf.c) and user space (oom-core/src/abi.rs mirrors this file
+ * with compile-time size and offset asserts).
+ *
+ * All integers are little-endian (the program runs on the host), all structs
+ * are laid out without implicit padding so that the Rust mirror can assert
+ * every offset.
+ *
+ * Ring-buffer records
+ * -------------------
+ * Every record in the ring starts with `struct oom_rec_hdr`. `type` says
+ * which struct follows:
+ *
+ *   OOM_REC_VICTIM  struct oom_victim   the OOM killer picked `pid`
+ *   OOM_REC_EXEC    struct oom_exec     a process called execve
+ *   OOM_REC_EXIT    struct oom_exit     a watched process exited
+ *   OOM_REC_CHUNK   struct oom_chunk    + `len` bytes of bucket entries
+ *   OOM_REC_END     struct oom_end      a capture is complete
+ *
+ * A capture is (pid, capture_id): zero or more chunks with seq 0, 1, 2, ...,
+ * then one end record whose `chunks` says how many chunks were emitted.
+ *
+ * Bucket entries (inside a chunk), variable length, byte-packed:
+ *
+ *   off 0  u64 size         allocation size (Go bucket.size)
+ *   off 8  u16 nstk         number of PCs that follow
+ *   off 10 u8  cycles       bit i set: cycle i follows (0 = active, 1..3 = future[0..2])
+ *   off 11 u8  flags        OOM_BF_*
+ *   off 12 nstk PCs         u32 (pc - pc_base) if OOM_BF_PC32, else u64 absolute
+ *   then   per set bit in `cycles`, ascending: allocs, frees
+ *                           u32 each if OOM_BF_CNT32, else u64 each
+ *
+ * Cycles that are all zero are omitted; user space reconstructs them as
+ * zero. Byte counters are never sent: alloc_bytes = allocs * size.
+ */
+#ifndef OOM_ABI_H
+#define OOM_ABI_H
+
+#ifdef __bpf__
+#include <linux/types.h>
+#else
+#include <stdint.h>
+typedef uint8_t __u8;
+typedef uint16_t __u16;
+typedef uint32_t __u32;
+typedef uint64_t __u64;
+typedef int16_t __s16;
+#endif
+
+/* Version of this ABI; bumped on any incompatible change. */
+#define OOM_ABI_VERSION 1
+
+/* ---- limits ---- */
+
+/* Longest Go stack a bucket can hold (runtime maxProfStackDepth, Go 1.23+). */
+#define OOM_MAX_NSTK 1024
+/* Default and ceiling of buckets read per capture (configurable below it). */
+#define OOM_DEFAULT_MAX_BUCKETS 1000000
+/* bpf_loop refuses more than BPF_MAX_LOOPS (8M) iterations. */
+#define OOM_MAX_BUCKETS_CEILING 8000000
+/* Chunk payload is flushed once it holds at least this many bytes. */
+#define OOM_CHUNK_FLUSH 8192
+/* Largest bucket entry: header + 1024 u64 PCs + 4 cycles of two u64. */
+#define OOM_ENTRY_HDR_SIZE 12
+#define OOM_MAX_ENTRY (OOM_ENTRY_HDR_SIZE + OOM_MAX_NSTK * 8 + 4 * 16)
+/* Chunk payload capacity: a flush threshold plus one maximal entry. */
+#define OOM_CHUNK_CAP (OOM_CHUNK_FLUSH + OOM_MAX_ENTRY)
+/* Ring space kept free for end and event records once a capture streams. */
+#define OOM_RING_RESERVE 4096
+/* Largest Go memRecord cycle: {allocs, frees, alloc_bytes, free_bytes}. */
+#define OOM_MAX_CYCLE_SIZE 32
+#define OOM_TASK_COMM_LEN 16
+#define OOM_FILENAME_LEN 256
+
+/* ---- record types ---- */
+#define OOM_REC_VICTIM 1
+#define OOM_REC_EXEC 2
+#define OOM_REC_EXIT 3
+#define OOM_REC_CHUNK 4
+#define OOM_REC_END 5
+
+/* ---- bucket entry flags ---- */
+#define OOM_BF_PC32 0x01  /* PCs are u32 offsets from oom_end.pc_base */
+#define OOM_BF_CNT32 0x02 /* counters are u32 */
+#define OOM_BF_TRUNC 0x04 /* stack was longer than max_nstk and was cut */
+
+/* ---- end-record status bits ---- */
+#define OOM_END_HEAD_FAULT 0x01  /* *mbuckets could not be read */
+#define OOM_END_WALK_FAULT 0x02  /* a bucket header could not be read: list cut */
+#define OOM_END_WALK_LIMIT 0x04  /* max_buckets reached with more buckets left */
+#define OOM_END_RING_FULL 0x08   /* ring ran out of space: see ring_full_buckets */
+#define OOM_END_RATE_FAULT 0x10  /* MemProfileRate could not be read */
+#define OOM_END_CYCLE_FAULT 0x20 /* mProfCycle could not be read */
+
+/* ---- watch flags ---- */
+#define OOM_WATCH_PC32 0x01 /* try u32 PC offsets from pc_base */
+
+/* Common header of every ring record. 8 bytes. */
+struct oom_rec_hdr {
+	__u32 type; /* OOM_REC_* */
+	__u32 pid;  /* thread-group id the record is about */
+};
+
+/* oom/mark_victim. 112 bytes. Fields the running kernel's tracepoint lacks
+ * (before about 6.9 it carries only `pid`) are zero and `has_details` is 0. */
+struct oom_victim {
+	struct oom_rec_hdr hdr;     /* hdr.pid = victim pid (task id) */
+	__u64 ts_ns;                /* bpf_ktime_get_ns */
+	__u32 trigger_pid;          /* tgid of the task that ran the OOM killer */
+	__u32 trigger_tid;
+	__u64 trigger_cgroup_id;    /* cgroup v2 id of the trigger, 0 without v2 */
+	__u64 total_vm_kb;
+	__u64 anon_rss_kb;
+	__u64 file_rss_kb;
+	__u64 shmem_rss_kb;
+	__u64 pgtables_kb;
+	__u32 uid;
+	__s16 oom_score_adj;
+	__u8 has_details;           /* 1 when the fields above were read */
+	__u8 _pad;
+	char comm[OOM_TASK_COMM_LEN];         /* victim comm (empty without details) */
+	char trigger_comm[OOM_TASK_COMM_LEN]; /* comm of the trigger */
+};
+
+/* sched/sched_process_exec. 296 bytes. */
+struct oom_exec {
+	struct oom_rec_hdr hdr; /* hdr.pid = tgid after exec */
+	__u64 ts_ns;
+	__u32 old_pid;
+	__u32 _pad;
+	char comm[OOM_TASK_COMM_LEN];
+	char filename[OOM_FILENAME_LEN]; /* NUL-terminated, possibly truncated */
+};
+
+/* sched/sched_process_exit of a watched process (last thread). 40 bytes. */
+struct oom_exit {
+	struct oom_rec_hdr hdr;
+	__u64 ts_ns;
+	__u32 tid;
+	__u32 _pad;
+	char comm[OOM_TASK_COMM_LEN];
+};
+
+/* Header of a chunk of bucket entries; `len` bytes of entries follow. 24 bytes. */
+struct oom_chunk {
+	struct oom_rec_hdr hdr;
+	__u32 capture_id;
+	__u32 seq;      /* 0, 1, 2, ... within the capture */
+	__u32 buckets;  /* entries in this chunk */
+	__u32 len;      /* payload bytes */
+};
+
+/* End of a capture. 120 bytes. */
+struct oom_end {
+	struct oom_rec_hdr hdr;
+	__u32 capture_id;
+	__u32 tid;              /* thread whose SIGKILL delivery ran the walk */
+	__u64 start_ns;         /* bpf_ktime_get_ns at walk start */
+	__u64 elapsed_ns;       /* walk duration */
+	__u64 pc_base;          /* base of OOM_BF_PC32 offsets */
+	__u64 mem_profile_rate; /* runtime.MemProfileRate read after the walk */
+	__u32 mprof_cycle;      /* runtime.mProfCycle.value read after the walk */
+	__u32 status;           /* OOM_END_* */
+	__u32 chunks;           /* chunk records emitted (seq 0..chunks-1) */
+	__u32 buckets_seen;     /* list nodes visited, captured or not */
+	__u32 buckets_emitted;  /* entries in the emitted chunks */
+	__u32 ring_full_buckets;   /* buckets dropped because the ring was full */
+	__u32 read_fault_buckets;  /* buckets whose stack or counters faulted */
+	__u32 truncated_stacks;    /* entries cut to max_nstk (still emitted) */
+	__u64 bytes_emitted;    /* payload bytes in the emitted chunks */
+	__u32 max_buckets;      /* walk limit in force */
+	__u32 max_nstk;         /* stack limit in force */
+	__u32 cycle_size;       /* Go memRecordCycle size used (32 or 16) */
+	__u32 _pad;             /* zero */
+	char comm[OOM_TASK_COMM_LEN];
+};
+
+/* Value of the `watched` map, keyed by u32 tgid; written by user space. 64 bytes. */
+struct oom_watch {
+	__u64 mbuckets;        /* address of runtime.mbuckets */
+	__u64 mem_profile_rate;/* address of runtime.MemProfileRate, 0 = unknown */
+	__u64 mprof_cycle;     /* address of runtime.mProfCycle, 0 = unknown */
+	__u64 pc_base;         /* base for u32 PC offsets (start of text) */
+	__u32 cycle_size;      /* 32 (Go <= 1.26) or 16 (Go 1.27) */
+	__u32 max_nstk;        /* <= OOM_MAX_NSTK */
+	__u32 flags;           /* OOM_WATCH_* */
+	__u32 claimed;         /* set by the kernel: a capture ran; user space writes 0 */
+	__u64 _reserved[2];
+};
+
+/* Global configuration in .rodata, patched by the loader before load. 16 bytes. */
+struct oom_config {
+	__u32 max_buckets;  /* per capture, <= OOM_MAX_BUCKETS_CEILING */
+	__u32 abi_version;  /* OOM_ABI_VERSION, checked by the loader */
+	__u64 _reserved;
+};
+
+/* Global counters in .bss (symbol `oom_counters`), read by user space. 32 bytes. */
+struct oom_counters {
+	__u64 captures;       /* captures started */
+	__u64 lost_events;    /* victim/exec/exit records the full ring refused */
+	__u64 lost_ends;      /* end records the full ring refused */
+	__u64 next_capture_id;/* source of capture ids */
+};
+
+#endif /* OOM_ABI_H */
