@@ -133,7 +133,9 @@ impl MemCgroup {
                 Ok(())
             });
         }
-        let child = cmd.spawn().map_err(|e| format!("spawning {cmd:?} in cgroup: {e}"));
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("spawning {cmd:?} in cgroup: {e}"));
         drop(f);
         child
     }

@@ -109,7 +109,10 @@ pub fn build(name: &str, tc: &Toolchain, variant: Variant) -> Result<PathBuf, St
         SEQ.fetch_add(1, Ordering::Relaxed)
     ));
     let mut cmd = tc.command();
-    cmd.current_dir(source_dir()).arg("build").arg("-o").arg(&tmp);
+    cmd.current_dir(source_dir())
+        .arg("build")
+        .arg("-o")
+        .arg(&tmp);
     match variant {
         Variant::Default => {
             cmd.env("CGO_ENABLED", "0");
@@ -121,7 +124,8 @@ pub fn build(name: &str, tc: &Toolchain, variant: Variant) -> Result<PathBuf, St
             cmd.env("CGO_ENABLED", "0").arg("-buildmode=pie");
         }
         Variant::Cgo => {
-            cmd.env("CGO_ENABLED", "1").arg("-ldflags=-linkmode=external");
+            cmd.env("CGO_ENABLED", "1")
+                .arg("-ldflags=-linkmode=external");
         }
     }
     cmd.arg(format!("./{name}"));

@@ -112,7 +112,10 @@ pub fn matrix(test: &str) -> Option<Vec<Toolchain>> {
 pub fn newest(test: &str) -> Option<Toolchain> {
     let t = toolchains().into_iter().max_by_key(Toolchain::minor);
     if t.is_none() {
-        crate::privileged::skip(test, "no Go toolchain installed (run tests/tools/go-matrix)");
+        crate::privileged::skip(
+            test,
+            "no Go toolchain installed (run tests/tools/go-matrix)",
+        );
     }
     t
 }

@@ -129,9 +129,9 @@ impl RawProfile {
                     if t.is_empty() {
                         continue;
                     }
-                    let head = t.split_once(": 0x").and_then(|(id, rest)| {
-                        id.parse::<u64>().ok().map(|id| (id, rest))
-                    });
+                    let head = t
+                        .split_once(": 0x")
+                        .and_then(|(id, rest)| id.parse::<u64>().ok().map(|id| (id, rest)));
                     if let Some((id, rest)) = head {
                         let (addr, rest) = rest.split_once(' ').unwrap_or((rest, ""));
                         let address = u64::from_str_radix(addr, 16).map_err(|_| bad())?;
@@ -186,6 +186,25 @@ impl RawProfile {
         let Some(i) = self.index(name) else { return 0 };
         self.samples
             .iter()
+            .filter(|s| {
+                self.functions(s)
+                    .iter()
+                    .find(|f| !f.starts_with("runtime.") && !f.starts_with("internal/runtime/"))
+                    .is_some_and(|f| f == function)
+            })
+            .map(|s| s.values.get(i).copied().unwrap_or(0))
+            .sum()
+    }
+
+    /// Like [`RawProfile::total_for`], counting only samples whose `bytes` label (the
+    /// object size) is `size`: runtime work done while `function` allocated (GC start,
+    /// new goroutines) is attributed to it too, with other sizes.
+    pub fn total_for_size(&self, name: &str, function: &str, size: u64) -> i64 {
+        let Some(i) = self.index(name) else { return 0 };
+        let label = format!("[{size}]");
+        self.samples
+            .iter()
+            .filter(|s| s.labels.iter().any(|(k, v)| k == "bytes" && *v == label))
             .filter(|s| {
                 self.functions(s)
                     .iter()
@@ -253,16 +272,29 @@ Mappings
         assert_eq!(p.sample_types[3], "inuse_space");
         assert_eq!(p.samples.len(), 2);
         assert_eq!(p.samples[1].values, vec![40, 42444382, 40, 42444382]);
-        assert_eq!(p.samples[1].labels, vec![("bytes".into(), "[1048576]".into())]);
+        assert_eq!(
+            p.samples[1].labels,
+            vec![("bytes".into(), "[1048576]".into())]
+        );
         let l = &p.locations[&3];
         assert_eq!(l.address, 0x4eaa64);
-        assert_eq!(l.lines[0].function, "main.newBox[go.shape.struct { a int }]");
+        assert_eq!(
+            l.lines[0].function,
+            "main.newBox[go.shape.struct { a int }]"
+        );
         assert_eq!(l.lines[1].function, "main.allocLarge");
         assert_eq!(
             p.functions(&p.samples[1]),
-            vec!["main.newBox[go.shape.struct { a int }]", "main.allocLarge", "runtime.main"]
+            vec![
+                "main.newBox[go.shape.struct { a int }]",
+                "main.allocLarge",
+                "runtime.main"
+            ]
         );
-        assert_eq!(p.total_for("inuse_space", "main.newBox[go.shape.struct { a int }]"), 42444382);
+        assert_eq!(
+            p.total_for("inuse_space", "main.newBox[go.shape.struct { a int }]"),
+            42444382
+        );
         assert_eq!(p.total("alloc_objects"), 43);
     }
 

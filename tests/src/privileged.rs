@@ -36,6 +36,9 @@ pub fn root(test: &str) -> bool {
     if is_root() {
         return true;
     }
-    skip(test, "needs root (BPF, memory cgroups, other processes' memory)");
+    skip(
+        test,
+        "needs root (BPF, memory cgroups, other processes' memory)",
+    );
     false
 }

@@ -63,7 +63,10 @@ impl Running {
                 Ok(l) if l.starts_with(prefix) => return Ok(l),
                 Ok(_) => {}
                 Err(RecvTimeoutError::Timeout) => {
-                    return Err(format!("pid {}: no {prefix:?} line within {timeout:?}", self.pid()))
+                    return Err(format!(
+                        "pid {}: no {prefix:?} line within {timeout:?}",
+                        self.pid()
+                    ))
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     return Err(format!(
@@ -119,7 +122,12 @@ impl Running {
                 Ok(None) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(5))
                 }
-                Ok(None) => return Err(format!("pid {} still running after {timeout:?}", self.pid())),
+                Ok(None) => {
+                    return Err(format!(
+                        "pid {} still running after {timeout:?}",
+                        self.pid()
+                    ))
+                }
                 Err(e) => return Err(format!("waiting for {}: {e}", self.pid())),
             }
         }
