@@ -1,0 +1,307 @@
+//! Profile assembly: buckets (from a kernel capture or a user-space walk) + the
+//! binary's symbol data + the process's mappings → values, symbolized pprof, gzip,
+//! with the capture context carried as pprof comments.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use oom_core::pprof::{self, LocationSlot, Mapping, StringSlot, Tables};
+use oom_core::stripped::Arch;
+use oom_core::values::{counts, Exp, Policy, Scale};
+use oom_core::Bucket;
+
+use crate::binary::GoBinary;
+use crate::procmaps::{self, MapEntry};
+
+/// Why a profile was taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// The kernel's OOM killer killed the process.
+    Oom,
+    /// Something else killed it with SIGKILL (systemd-oomd, `cgroup.kill`, `kill -9`).
+    Killed,
+    /// Asked for while the process runs.
+    OnDemand,
+}
+
+impl Reason {
+    /// The word used in file comments and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Oom => "oom",
+            Reason::Killed => "killed",
+            Reason::OnDemand => "on-demand",
+        }
+    }
+}
+
+/// Memory figures of an OOM victim as the kernel reported them (kB).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rss {
+    /// Total virtual memory.
+    pub total_vm_kb: u64,
+    /// Anonymous resident memory.
+    pub anon_kb: u64,
+    /// File-backed resident memory.
+    pub file_kb: u64,
+    /// Shared-memory resident memory.
+    pub shmem_kb: u64,
+    /// The victim's oom_score_adj.
+    pub oom_score_adj: i64,
+}
+
+/// Who and what a profile is about.
+#[derive(Clone, Debug)]
+pub struct ProfileMeta {
+    /// Process id.
+    pub pid: i32,
+    /// Command name.
+    pub comm: String,
+    /// Executable path.
+    pub exe: PathBuf,
+    /// Go version string.
+    pub go_version: String,
+    /// Main module path.
+    pub main_module: Option<String>,
+    /// Main module version.
+    pub main_version: Option<String>,
+    /// `vcs.revision` build setting.
+    pub vcs_revision: Option<String>,
+    /// Go build ID.
+    pub go_build_id: Option<String>,
+    /// GNU build ID (hex) or "".
+    pub gnu_build_id: String,
+    /// Why it was taken.
+    pub reason: Reason,
+    /// The task that triggered the OOM killer (pid, comm), when known.
+    pub trigger: Option<(i32, String)>,
+    /// The victim's memory figures, when the kernel reported them.
+    pub rss: Option<Rss>,
+    /// The victim's cgroup path, when known.
+    pub cgroup: Option<String>,
+    /// `runtime.MemProfileRate` used for scaling.
+    pub mem_profile_rate: i64,
+    /// Buckets read.
+    pub buckets: usize,
+    /// `None` when every bucket was read; otherwise what was not, and why.
+    pub incomplete: Option<String>,
+    /// When the profile was taken.
+    pub time: SystemTime,
+}
+
+impl ProfileMeta {
+    /// The metadata as pprof `comment` strings (at most 16).
+    pub fn comments(&self) -> Vec<String> {
+        let mut c = vec![format!(
+            "oomprof: reason={} pid={} comm={}",
+            self.reason.as_str(),
+            self.pid,
+            self.comm
+        )];
+        c.push(format!("exe: {}", self.exe.display()));
+        c.push(format!(
+            "go: {} module: {} {}",
+            self.go_version,
+            self.main_module.as_deref().unwrap_or("-"),
+            self.main_version.as_deref().unwrap_or("-")
+        ));
+        if let Some(r) = &self.vcs_revision {
+            c.push(format!("vcs.revision: {r}"));
+        }
+        c.push(format!(
+            "build-id: go={} gnu={}",
+            self.go_build_id.as_deref().unwrap_or("-"),
+            if self.gnu_build_id.is_empty() { "-" } else { &self.gnu_build_id }
+        ));
+        if let Some((pid, comm)) = &self.trigger {
+            c.push(format!("trigger: pid={pid} comm={comm}"));
+        }
+        if let Some(r) = &self.rss {
+            c.push(format!(
+                "rss: total_vm={}kB anon={}kB file={}kB shmem={}kB oom_score_adj={}",
+                r.total_vm_kb, r.anon_kb, r.file_kb, r.shmem_kb, r.oom_score_adj
+            ));
+        }
+        if let Some(cg) = &self.cgroup {
+            c.push(format!("cgroup: {cg}"));
+        }
+        c.push(format!("memprofilerate: {}", self.mem_profile_rate));
+        c.push(match &self.incomplete {
+            None => format!("capture: complete, {} buckets", self.buckets),
+            Some(why) => format!("capture: INCOMPLETE, {} buckets: {why}", self.buckets),
+        });
+        c
+    }
+}
+
+/// Headline figures of a profile, for log lines.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Total in-use bytes (scaled).
+    pub inuse_bytes: i64,
+    /// Total in-use objects (scaled).
+    pub inuse_objects: i64,
+    /// The function holding the most in-use bytes (first non-runtime frame).
+    pub top_function: Option<String>,
+    /// In-use bytes of `top_function`.
+    pub top_inuse_bytes: i64,
+}
+
+/// A finished profile.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    /// Who, why, how complete.
+    pub meta: ProfileMeta,
+    /// Headline figures.
+    pub summary: Summary,
+    /// The gzipped `perftools.profiles.Profile`.
+    pub pprof_gz: Vec<u8>,
+}
+
+/// Why a profile could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum AssembleError {
+    /// Memory profiling is off in the target (rate 0).
+    #[error("memory profiling is disabled in this program (runtime.MemProfileRate is 0)")]
+    ProfilingDisabled,
+    /// The encoder rejected the input.
+    #[error("encoding the profile: {0}")]
+    Encode(oom_core::Error),
+    /// Compressing failed.
+    #[error("compressing the profile: {0}")]
+    Gzip(std::io::Error),
+}
+
+/// The `math.Exp` the target used: on amd64 Go picks the FMA path when the CPU has AVX
+/// and FMA; the target runs on this host, so this host's CPU decides.
+fn target_exp(arch: Arch) -> Exp {
+    match arch {
+        Arch::Amd64 => {
+            #[cfg(target_arch = "x86_64")]
+            let fma = std::arch::is_x86_feature_detected!("avx")
+                && std::arch::is_x86_feature_detected!("fma");
+            #[cfg(not(target_arch = "x86_64"))]
+            let fma = false;
+            Exp::Amd64 { fma }
+        }
+        Arch::Arm64 => Exp::Portable,
+    }
+}
+
+/// Builds the profile of `buckets` taken from a process running `bin` with load bias
+/// `bias` and the given mappings.
+///
+/// Returns an error if profiling was disabled (rate 0) or encoding fails.
+pub fn assemble(
+    bin: &GoBinary,
+    bias: u64,
+    buckets: &[Bucket<'_>],
+    maps: &[MapEntry],
+    policy: Policy,
+    meta: ProfileMeta,
+) -> Result<Profile, AssembleError> {
+    let scale = Scale::new(meta.mem_profile_rate, target_exp(bin.info.arch), bin.info.layout)
+        .map_err(|_| AssembleError::ProfilingDisabled)?;
+    let sym = bin.symbolizer(bias).map_err(AssembleError::Encode)?;
+
+    // Mappings as runtime/pprof lists them; the executable carries the GNU build ID.
+    let exe_maps: Vec<&MapEntry> = procmaps::executable(maps).collect();
+    let exe_path = meta.exe.to_string_lossy().into_owned();
+    let mappings: Vec<Mapping<'_>> = exe_maps
+        .iter()
+        .map(|m| Mapping {
+            start: m.start,
+            limit: m.end,
+            offset: m.offset,
+            filename: &m.path,
+            build_id: if m.path == exe_path || m.inode == bin.key.ino {
+                &bin.info.gnu_build_id
+            } else {
+                ""
+            },
+        })
+        .take(pprof::MAX_MAPPINGS)
+        .collect();
+    let comments = meta.comments();
+    let comment_refs: Vec<&str> = comments.iter().map(String::as_str).collect();
+    let time_nanos = meta
+        .time
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
+    let profile = pprof::Profile {
+        scale,
+        policy,
+        mappings: &mappings,
+        time_nanos,
+        default_sample_type: None,
+        comments: &comment_refs,
+    };
+
+    // Table sizes from the distinct PCs; grow and retry if a table fills anyway.
+    let distinct: HashSet<u64> = buckets.iter().flat_map(|b| b.stack.iter()).collect();
+    let mut nstrings = 2 * (2 * distinct.len() + 64 + 2 * mappings.len() + comments.len());
+    let mut nlocs = 2 * distinct.len() + 64;
+    let words: usize = buckets.iter().map(|b| b.stack.len()).sum();
+    let mut out = vec![0u8; 256 + 48 * buckets.len() + 12 * words];
+    let len = loop {
+        let mut strings = vec![StringSlot::default(); nstrings];
+        let mut locations = vec![LocationSlot::default(); nlocs];
+        let tables = Tables {
+            strings: &mut strings,
+            locations: &mut locations,
+        };
+        match pprof::encode(&mut out, tables, &sym, &profile, buckets.iter()) {
+            Ok(n) => break n,
+            Err(oom_core::Error::BufferTooSmall { needed }) => out.resize(needed, 0),
+            Err(oom_core::Error::TableFull { .. }) if nstrings < 1 << 28 => {
+                nstrings *= 2;
+                nlocs *= 2;
+            }
+            Err(e) => return Err(AssembleError::Encode(e)),
+        }
+    };
+    out.truncate(len);
+
+    let summary = summarize(&sym, &scale, policy, buckets);
+    let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(len / 3 + 64), flate2::Compression::fast());
+    gz.write_all(&out).map_err(AssembleError::Gzip)?;
+    let pprof_gz = gz.finish().map_err(AssembleError::Gzip)?;
+    Ok(Profile {
+        meta,
+        summary,
+        pprof_gz,
+    })
+}
+
+fn summarize(
+    sym: &oom_core::Symbolizer<'_>,
+    scale: &Scale,
+    policy: Policy,
+    buckets: &[Bucket<'_>],
+) -> Summary {
+    let mut s = Summary::default();
+    let mut by_func: std::collections::HashMap<String, i64> = Default::default();
+    for b in buckets {
+        let v = scale.values(counts(&b.record, policy), b.size);
+        s.inuse_bytes += v.inuse_space;
+        s.inuse_objects += v.inuse_objects;
+        if v.inuse_space == 0 {
+            continue;
+        }
+        let name = b
+            .stack
+            .iter()
+            .filter_map(|pc| sym.name_at(pc).ok().flatten())
+            .find(|n| !n.starts_with("runtime.") && !n.starts_with("internal/runtime/"))
+            .unwrap_or("?");
+        *by_func.entry(name.to_string()).or_default() += v.inuse_space;
+    }
+    if let Some((f, v)) = by_func.into_iter().max_by_key(|(_, v)| *v) {
+        s.top_function = Some(f);
+        s.top_inuse_bytes = v;
+    }
+    s
+}

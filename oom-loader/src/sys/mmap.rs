@@ -1,0 +1,16 @@
+//! Read-only file mappings for binary analysis.
+
+use std::fs::File;
+use std::io;
+
+/// Maps `file` read-only and private. Only the pages analysis touches are read, so a
+/// huge executable costs address space, not memory.
+///
+/// Returns an error if mmap(2) fails (e.g. the file is not a regular file).
+pub fn map_readonly(file: &File) -> io::Result<memmap2::Mmap> {
+    // SAFETY: the mapping is read-only and private; we never hand out `&mut`. Another
+    // process truncating the file could make later reads fault (SIGBUS); executables
+    // are opened through /proc/PID/exe while they run, and the kernel refuses writes to
+    // a running executable (ETXTBSY), which is the case this crate relies on.
+    unsafe { memmap2::MmapOptions::new().map(file) }
+}

@@ -1,0 +1,166 @@
+//! On-demand profiles (`oom_loader::ondemand::profile_pid`) against the program's own
+//! runtime/pprof heap profile taken at the same moment, across the Go matrix and the
+//! four build variants.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use oom_loader::cache::BinaryCache;
+use oom_loader::ondemand::{profile_pid, OnDemandError, OnDemandOptions};
+use oom_tests::fixtures::{self, Variant};
+use oom_tests::gomatrix::{self, Toolchain};
+use oom_tests::pprof_raw::RawProfile;
+use oom_tests::privileged;
+use oom_tests::process::Running;
+
+/// A sample as the judge sees it: values, `bytes` label and each location's address and
+/// frames. Mapping ids are left out (ours and Go's list the same maps, but Go reads them
+/// from inside the process).
+type Key = (Vec<i64>, Vec<(String, String)>, Vec<(u64, Vec<String>)>);
+
+fn samples(p: &RawProfile, nonzero: bool) -> BTreeMap<Key, usize> {
+    let mut m = BTreeMap::new();
+    for s in &p.samples {
+        if nonzero && s.values.iter().all(|v| *v == 0) {
+            continue;
+        }
+        let locs = s
+            .locations
+            .iter()
+            .map(|id| {
+                let l = &p.locations[id];
+                (
+                    l.address,
+                    l.lines
+                        .iter()
+                        .map(|x| format!("{} {}", x.function, x.position))
+                        .collect(),
+                )
+            })
+            .collect();
+        *m.entry((s.values.clone(), s.labels.clone(), locs)).or_default() += 1;
+    }
+    m
+}
+
+struct Compared {
+    ours: usize,
+    theirs: usize,
+    zero_only_ours: usize,
+    took: Duration,
+}
+
+/// Runs holder, has it write its own profile, then profiles it on demand while it is
+/// quiescent, and compares both through `go tool pprof -raw`.
+fn compare(tc: &Toolchain, v: Variant, rate: Option<u32>, cache: &BinaryCache) -> Compared {
+    let what = format!("go {} {} rate {:?}", tc.version, v.name(), rate);
+    let bin = fixtures::build("holder", tc, v).unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "oomprof-ondemand-{}-{}-{}-{}",
+        std::process::id(),
+        tc.version,
+        v.name(),
+        rate.unwrap_or(0)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let theirs_path = dir.join("theirs.pb.gz");
+    let ours_path = dir.join("ours.pb.gz");
+    let mut cmd = Command::new(&bin);
+    cmd.env("FIXTURE_PROFILE", &theirs_path);
+    if let Some(r) = rate {
+        cmd.env("FIXTURE_MEMPROFILERATE", r.to_string());
+    }
+    let mut p = Running::spawn(&mut cmd).unwrap();
+    p.wait_line("ready", Duration::from_secs(30)).unwrap();
+    p.signal(libc::SIGUSR2).unwrap();
+    p.wait_line("profiled", Duration::from_secs(30)).unwrap();
+    let t = Instant::now();
+    let prof = profile_pid(p.pid(), &OnDemandOptions::default(), Some(cache))
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let took = t.elapsed();
+    assert!(prof.meta.incomplete.is_none(), "{what}: {:?}", prof.meta.incomplete);
+    std::fs::write(&ours_path, &prof.pprof_gz).unwrap();
+    let ours = RawProfile::parse(&tc.pprof_raw(&bin, &ours_path).unwrap()).unwrap();
+    let theirs = RawProfile::parse(&tc.pprof_raw(&bin, &theirs_path).unwrap()).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(ours.period, theirs.period, "{what}: period");
+    assert_eq!(ours.sample_types, theirs.sample_types, "{what}");
+    // Every non-zero sample identical, stacks and values.
+    let (a, b) = (samples(&ours, true), samples(&theirs, true));
+    if a != b {
+        let only_ours: Vec<_> = a.keys().filter(|k| !b.contains_key(*k)).collect();
+        let only_theirs: Vec<_> = b.keys().filter(|k| !a.contains_key(*k)).collect();
+        panic!("{what}: samples differ\nonly ours: {only_ours:#?}\nonly theirs: {only_theirs:#?}");
+    }
+    // Zero-valued samples: ours may have more (buckets created by the profile writer
+    // itself after it read the list), never fewer.
+    let (za, zb) = (samples(&ours, false), samples(&theirs, false));
+    for (k, n) in &zb {
+        assert!(za.get(k).copied().unwrap_or(0) >= *n, "{what}: zero sample missing: {k:?}");
+    }
+    Compared {
+        ours: ours.samples.len(),
+        theirs: theirs.samples.len(),
+        zero_only_ours: ours.samples.len() - theirs.samples.len(),
+        took,
+    }
+}
+
+#[test]
+fn on_demand_profile_equals_holders_own_profile_across_the_matrix() {
+    const T: &str = "on_demand_profile_equals_holders_own_profile_across_the_matrix";
+    if !privileged::root(T) {
+        return;
+    }
+    let Some(matrix) = gomatrix::matrix(T) else {
+        return;
+    };
+    let cache = BinaryCache::default();
+    let mut times = Vec::new();
+    for tc in &matrix {
+        for v in Variant::ALL {
+            for rate in [Some(1), None] {
+                let c = compare(tc, v, rate, &cache);
+                eprintln!(
+                    "go {} {:8} rate {:>6}: {} samples (Go {}; {} zero-valued only ours), {:.2?}",
+                    tc.version,
+                    v.name(),
+                    rate.map_or("default".to_string(), |r| r.to_string()),
+                    c.ours,
+                    c.theirs,
+                    c.zero_only_ours,
+                    c.took
+                );
+                times.push(c.took);
+            }
+        }
+    }
+    times.sort();
+    eprintln!("on-demand wall time: median {:.2?}, max {:.2?}", times[times.len() / 2], times[times.len() - 1]);
+}
+
+#[test]
+fn noprof_is_diagnosed_not_profiled() {
+    const T: &str = "noprof_is_diagnosed_not_profiled";
+    if !privileged::root(T) {
+        return;
+    }
+    let Some(matrix) = gomatrix::matrix(T) else {
+        return;
+    };
+    for tc in &matrix {
+        for v in [Variant::Default, Variant::Stripped] {
+            let bin = fixtures::build("noprof", tc, v).unwrap();
+            let mut p = Running::spawn(Command::new(&bin).arg("-hold")).unwrap();
+            p.wait_line("ready", Duration::from_secs(30)).unwrap();
+            match profile_pid(p.pid(), &OnDemandOptions::default(), None) {
+                Err(e @ OnDemandError::ProfilingDisabled { .. }) => {
+                    let msg = e.to_string();
+                    assert!(msg.contains("runtime.MemProfile"), "{msg}");
+                }
+                other => panic!("go {} {}: {other:?}", tc.version, v.name()),
+            }
+        }
+    }
+}
