@@ -155,15 +155,27 @@ struct walk {
 	__u32 _pad;
 };
 
+/*
+ * Verifier strategy: the per-bucket work lives in global functions
+ * (flush_chunk, emit_bucket). A global function is verified once, on its own,
+ * with its arguments as unknown values; a static callback body is instead
+ * re-verified for every simulated bpf_loop iteration until its states
+ * converge, which a callback this size never does ("The sequence of 8193
+ * jumps is too complex"). The walk callback itself stays tiny.
+ */
+
 /* Sends the staged chunk, or counts its buckets as dropped. */
-static __attribute__((noinline)) int flush(struct walk *c)
+__attribute__((noinline)) int flush_chunk(struct walk *c)
 {
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-	__u32 pos = c->pos;
+	__u32 pos;
 	__u64 total, used, size;
 
-	if (!s || pos == 0)
+	if (!c || !s)
+		return 0;
+	pos = c->pos;
+	if (pos == 0)
 		return 0;
 	if (pos > OOM_CHUNK_CAP)
 		pos = OOM_CHUNK_CAP;
@@ -192,15 +204,148 @@ static __attribute__((noinline)) int flush(struct walk *c)
 	return 0;
 }
 
-/* One bucket: bpf_loop callback. Returns 1 to stop the walk. */
-static long walk_one(__u64 index, struct walk *c)
+struct narrow {
+	__u64 base;
+	__u32 pos; /* entry offset in the payload */
+	__u32 ok;
+};
+
+/* PC i of the staged entry: the u64 at 8*i becomes a u32 at 4*i. Forward
+ * order is safe in place: slot 4*i is written after the u64 at 8*i, and every
+ * u64 it overlaps (index <= i), was read. */
+__attribute__((noinline)) int narrow_pc(__u64 i, struct narrow *nc)
+{
+	__u32 zero = 0, pos;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	__u8 *e;
+	__u64 d;
+
+	if (!nc || !s)
+		return 1;
+	pos = nc->pos;
+	if (pos >= OOM_CHUNK_FLUSH || i >= OOM_MAX_NSTK)
+		return 1;
+	e = s->payload + pos + OOM_ENTRY_HDR_SIZE;
+	d = *(__u64 *)(e + i * 8) - nc->base;
+	if (d >> 32) {
+		nc->ok = 0;
+		return 1;
+	}
+	*(__u32 *)(e + i * 4) = (__u32)d;
+	return 0;
+}
+
+static long narrow_one(__u64 i, struct narrow *nc)
+{
+	long r = narrow_pc(i, nc);
+
+	/* The verifier needs a provable 0/1 callback result; keep clang from
+	 * dropping the mask with what it knows about narrow_pc. */
+	asm volatile("" : "+r"(r));
+	return r & 1;
+}
+
+/* Stages one bucket entry (flushing the chunk when it is full enough).
+ * `node` is the bucket address, `size`/`nstk` its header fields. */
+__attribute__((noinline)) int emit_bucket(struct walk *c, __u64 node, __u64 size, __u64 nstk)
 {
 	__u32 zero = 0;
-	struct scratch *s;
-	__u64 hdr[5]; /* bucket+8: allnext, typ, hash, size, nstk */
-	__u64 node = c->node, nstk, n, cs, i, size;
-	__u32 pos, flags = 0, cycles = 0, pc32, cnt32 = OOM_BF_CNT32, off;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	__u64 n, cs, i, a[4], f[4];
+	__u32 pos, flags = 0, cycles = 0, pc32 = 0, cnt32 = OOM_BF_CNT32, off, max_nstk;
 	__u8 *e;
+
+	if (!c || !s)
+		return 0;
+	max_nstk = c->max_nstk;
+	if (max_nstk > OOM_MAX_NSTK)
+		max_nstk = OOM_MAX_NSTK;
+	n = nstk;
+	if (n > max_nstk) {
+		n = max_nstk;
+		flags |= OOM_BF_TRUNC;
+	}
+	cs = c->cycle_size == 16 ? 16 : 32;
+	pos = c->pos;
+	if (pos >= OOM_CHUNK_FLUSH)
+		return 0; /* cannot happen (flushed below); bounds for the verifier */
+	e = s->payload + pos;
+
+	/* Stack straight into the entry as u64; narrowed in place below. */
+	if (n && bpf_probe_read_user(e + OOM_ENTRY_HDR_SIZE, n * 8, (void *)(node + 48)))
+		goto fault;
+	/* memRecord follows the full stored stack, not our cut of it. */
+	if (bpf_probe_read_user(s->mem, cs * 4, (void *)(node + 48 + nstk * 8)))
+		goto fault;
+
+	/* u32 PC offsets (nested bpf_loop); if one PC does not fit (e.g. a cgo
+	 * frame in libc), re-read the stack as u64. */
+	if ((c->watch_flags & OOM_WATCH_PC32) && n) {
+		struct narrow nc = { .base = c->pc_base, .pos = pos, .ok = 1 };
+
+		bpf_loop(n, narrow_one, &nc, 0);
+		if (nc.ok)
+			pc32 = OOM_BF_PC32;
+		else if (bpf_probe_read_user(e + OOM_ENTRY_HDR_SIZE, n * 8, (void *)(node + 48)))
+			goto fault;
+	}
+	off = OOM_ENTRY_HDR_SIZE + n * (pc32 ? 4 : 8);
+	flags |= pc32;
+
+	/* Cycles: {allocs, frees} are the first two words of each. */
+	a[0] = *(__u64 *)(s->mem + 0 * cs);
+	f[0] = *(__u64 *)(s->mem + 0 * cs + 8);
+	a[1] = *(__u64 *)(s->mem + 1 * cs);
+	f[1] = *(__u64 *)(s->mem + 1 * cs + 8);
+	a[2] = *(__u64 *)(s->mem + 2 * cs);
+	f[2] = *(__u64 *)(s->mem + 2 * cs + 8);
+	a[3] = *(__u64 *)(s->mem + 3 * cs);
+	f[3] = *(__u64 *)(s->mem + 3 * cs + 8);
+	for (i = 0; i < 4; i++) {
+		if (a[i] | f[i])
+			cycles |= 1 << i;
+		if ((a[i] | f[i]) >> 32)
+			cnt32 = 0;
+	}
+	flags |= cnt32;
+	for (i = 0; i < 4; i++) {
+		if (!(cycles & (1 << i)))
+			continue;
+		if (off > OOM_MAX_ENTRY - 16)
+			break;
+		if (cnt32) {
+			*(__u32 *)(e + off) = a[i];
+			*(__u32 *)(e + off + 4) = f[i];
+			off += 8;
+		} else {
+			*(__u64 *)(e + off) = a[i];
+			*(__u64 *)(e + off + 8) = f[i];
+			off += 16;
+		}
+	}
+	*(__u64 *)e = size;
+	*(__u16 *)(e + 8) = n;
+	*(e + 10) = cycles;
+	*(e + 11) = flags;
+	if (flags & OOM_BF_TRUNC)
+		c->truncated++;
+	c->pos = pos + off;
+	c->chunk_buckets++;
+	if (c->pos >= OOM_CHUNK_FLUSH)
+		flush_chunk(c);
+	return 0;
+
+fault:
+	/* Header fine, stack or counters unreadable (e.g. swapped out). */
+	c->faults++;
+	return 0;
+}
+
+/* One list node: bpf_loop callback. Returns 1 to stop the walk. */
+static long walk_one(__u64 index, struct walk *c)
+{
+	__u64 hdr[5]; /* bucket+8: allnext, typ, hash, size, nstk */
+	__u64 node = c->node;
 
 	if (node == 0)
 		return 1;
@@ -215,98 +360,7 @@ static long walk_one(__u64 index, struct walk *c)
 		c->ring_full++;
 		return 0;
 	}
-	s = bpf_map_lookup_elem(&scratch, &zero);
-	if (!s)
-		return 1;
-
-	size = hdr[3];
-	nstk = hdr[4];
-	n = nstk;
-	if (n > c->max_nstk) {
-		n = c->max_nstk;
-		flags |= OOM_BF_TRUNC;
-	}
-	if (n > OOM_MAX_NSTK)
-		n = OOM_MAX_NSTK;
-	cs = c->cycle_size == 16 ? 16 : 32;
-
-	pos = c->pos;
-	if (pos >= OOM_CHUNK_FLUSH)
-		return 1; /* cannot happen: flushed below; keeps the verifier's bounds */
-	e = s->payload + pos;
-
-	/* Stack straight into the entry as u64, compacted in place below. */
-	if (n && bpf_probe_read_user(e + OOM_ENTRY_HDR_SIZE, n * 8, (void *)(node + 48)))
-		goto fault;
-	if (bpf_probe_read_user(s->mem, cs * 4, (void *)(node + 48 + nstk * 8)))
-		goto fault;
-
-	pc32 = (c->watch_flags & OOM_WATCH_PC32) ? OOM_BF_PC32 : 0;
-	for (i = 0; pc32 && i < OOM_MAX_NSTK; i++) {
-		if (i >= n)
-			break;
-		if ((*(__u64 *)(e + OOM_ENTRY_HDR_SIZE + i * 8) - c->pc_base) >> 32)
-			pc32 = 0;
-	}
-	if (pc32) {
-		/* Forward in-place narrowing: slot i*4 is written only after the
-		 * u64 at i*8 (and every u64 it overlaps, at index <= i) was read. */
-		for (i = 0; i < OOM_MAX_NSTK; i++) {
-			if (i >= n)
-				break;
-			*(__u32 *)(e + OOM_ENTRY_HDR_SIZE + i * 4) =
-				(__u32)(*(__u64 *)(e + OOM_ENTRY_HDR_SIZE + i * 8) - c->pc_base);
-		}
-		off = OOM_ENTRY_HDR_SIZE + n * 4;
-	} else {
-		off = OOM_ENTRY_HDR_SIZE + n * 8;
-	}
-	flags |= pc32;
-
-	/* Cycles: {allocs, frees} are the first two words of each. */
-#pragma unroll
-	for (i = 0; i < 4; i++) {
-		__u64 a = *(__u64 *)(s->mem + i * cs);
-		__u64 f = *(__u64 *)(s->mem + i * cs + 8);
-		if (a | f)
-			cycles |= 1 << i;
-		if ((a | f) >> 32)
-			cnt32 = 0;
-	}
-	flags |= cnt32;
-#pragma unroll
-	for (i = 0; i < 4; i++) {
-		__u64 a = *(__u64 *)(s->mem + i * cs);
-		__u64 f = *(__u64 *)(s->mem + i * cs + 8);
-		if (!(cycles & (1 << i)))
-			continue;
-		if (off > OOM_MAX_ENTRY - 16)
-			break;
-		if (cnt32) {
-			*(__u32 *)(e + off) = a;
-			*(__u32 *)(e + off + 4) = f;
-			off += 8;
-		} else {
-			*(__u64 *)(e + off) = a;
-			*(__u64 *)(e + off + 8) = f;
-			off += 16;
-		}
-	}
-	*(__u64 *)e = size;
-	*(__u16 *)(e + 8) = n;
-	*(e + 10) = cycles;
-	*(e + 11) = flags;
-	if (flags & OOM_BF_TRUNC)
-		c->truncated++;
-	c->pos = pos + off;
-	c->chunk_buckets++;
-	if (c->pos >= OOM_CHUNK_FLUSH)
-		flush(c);
-	return 0;
-
-fault:
-	/* Header fine, stack or counters unreadable (e.g. swapped out). */
-	c->faults++;
+	emit_bucket(c, node, hdr[3], hdr[4]);
 	return 0;
 }
 
@@ -386,7 +440,7 @@ int signal_deliver(struct tp_signal_deliver *ctx)
 	bpf_loop(max, walk_one, &c, 0);
 	if (c.node && !(c.status & OOM_END_WALK_FAULT) && c.seen >= max)
 		c.status |= OOM_END_WALK_LIMIT;
-	flush(&c);
+	flush_chunk(&c);
 	emit_end(&c, (__u32)pid_tgid, start);
 	return 0;
 }

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 )
 
 var kept [][]byte
@@ -28,7 +29,10 @@ func main() {
 			kept = append(kept, allocNoprof())
 		}
 		fmt.Printf("ready pid=%d\n", os.Getpid())
-		select {}
+		// Not `select {}`: with no other goroutine that is a deadlock and the runtime exits.
+		for {
+			time.Sleep(time.Hour)
+		}
 	}
 	fmt.Printf("ready pid=%d\n", os.Getpid())
 	for {

@@ -1,0 +1,809 @@
+//! The pprof encoder: buckets + symbolizer + mappings → a `perftools.profiles.Profile`,
+//! byte for byte what `runtime/pprof` writes for a heap profile of that Go version
+//! (`runtime/pprof/protomem.go`, `proto.go`, `protobuf.go`, Go 1.19–1.27), plus
+//! optional `comment` strings for the capture context.
+//!
+//! One pass, no allocation: each nested message is written as its body, then its key
+//! and length, which are rotated in front of the body (Go's technique). Dedup tables
+//! live in caller storage ([`Tables`]). If `out` is too small the encoder keeps
+//! counting and returns [`Error::BufferTooSmall`] with the exact size needed; it never
+//! returns truncated output. Gzip is the caller's job.
+
+use crate::bucket::Bucket;
+use crate::pclntab::{Frame, Symbolizer};
+use crate::values::{counts, Policy, Scale};
+use crate::Error;
+
+/// Field numbers of `perftools.profiles.Profile` and its messages (profile.proto).
+mod tag {
+    pub const PROFILE_SAMPLE_TYPE: u32 = 1;
+    pub const PROFILE_SAMPLE: u32 = 2;
+    pub const PROFILE_MAPPING: u32 = 3;
+    pub const PROFILE_LOCATION: u32 = 4;
+    pub const PROFILE_FUNCTION: u32 = 5;
+    pub const PROFILE_STRING_TABLE: u32 = 6;
+    pub const PROFILE_TIME_NANOS: u32 = 9;
+    pub const PROFILE_PERIOD_TYPE: u32 = 11;
+    pub const PROFILE_PERIOD: u32 = 12;
+    pub const PROFILE_COMMENT: u32 = 13;
+    pub const PROFILE_DEFAULT_SAMPLE_TYPE: u32 = 14;
+
+    pub const VALUE_TYPE_TYPE: u32 = 1;
+    pub const VALUE_TYPE_UNIT: u32 = 2;
+
+    pub const SAMPLE_LOCATION: u32 = 1;
+    pub const SAMPLE_VALUE: u32 = 2;
+    pub const SAMPLE_LABEL: u32 = 3;
+
+    pub const LABEL_KEY: u32 = 1;
+    pub const LABEL_NUM: u32 = 3;
+
+    pub const MAPPING_ID: u32 = 1;
+    pub const MAPPING_START: u32 = 2;
+    pub const MAPPING_LIMIT: u32 = 3;
+    pub const MAPPING_OFFSET: u32 = 4;
+    pub const MAPPING_FILENAME: u32 = 5;
+    pub const MAPPING_BUILD_ID: u32 = 6;
+    pub const MAPPING_HAS_FUNCTIONS: u32 = 7;
+
+    pub const LOCATION_ID: u32 = 1;
+    pub const LOCATION_MAPPING_ID: u32 = 2;
+    pub const LOCATION_ADDRESS: u32 = 3;
+    pub const LOCATION_LINE: u32 = 4;
+
+    pub const LINE_FUNCTION_ID: u32 = 1;
+    pub const LINE_LINE: u32 = 2;
+
+    pub const FUNCTION_ID: u32 = 1;
+    pub const FUNCTION_NAME: u32 = 2;
+    pub const FUNCTION_SYSTEM_NAME: u32 = 3;
+    pub const FUNCTION_FILENAME: u32 = 4;
+    pub const FUNCTION_START_LINE: u32 = 5;
+}
+
+const WIRE_VARINT: u32 = 0;
+const WIRE_BYTES: u32 = 2;
+
+/// Most mappings a profile can have.
+pub const MAX_MAPPINGS: usize = 256;
+/// Most PCs one location (an inline deck) can merge, and most frames the final-frame
+/// inline expansion can add.
+pub const MAX_DECK: usize = 128;
+/// Most locations one sample can have: the deepest Go stack plus a final expansion.
+pub const MAX_SAMPLE_LOCATIONS: usize = 1024 + MAX_DECK;
+
+/// One executable mapping of the target, as runtime/pprof reads it from
+/// `/proc/PID/maps` (runtime addresses).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Mapping<'a> {
+    /// Start address.
+    pub start: u64,
+    /// End address (exclusive).
+    pub limit: u64,
+    /// File offset of `start`.
+    pub offset: u64,
+    /// Path, with any ` (deleted)` suffix removed.
+    pub filename: &'a str,
+    /// Lower-case hex GNU build ID, or "" (Go never uses its own build ID here).
+    pub build_id: &'a str,
+}
+
+/// What to encode besides the buckets.
+#[derive(Clone, Copy, Debug)]
+pub struct Profile<'a, 'c> {
+    /// Scaling (its `rate` is also the profile's `period`).
+    pub scale: Scale,
+    /// Which counters become sample values.
+    pub policy: Policy,
+    /// Executable mappings in `/proc/PID/maps` order; empty means Go's fake mapping.
+    /// At most [`MAX_MAPPINGS`].
+    pub mappings: &'c [Mapping<'a>],
+    /// `time_nanos` (Go writes the profile start time; 0 omits it).
+    pub time_nanos: i64,
+    /// `default_sample_type`: `None` for `heap` profiles, `Some("alloc_space")` for `allocs`.
+    pub default_sample_type: Option<&'a str>,
+    /// Free-form `comment` strings (capture reason, trigger, cgroup, completeness).
+    /// Go writes none; they come last, before the string table.
+    pub comments: &'c [&'a str],
+}
+
+/// One slot of the string table. Allocate with `Default` and hand to [`Tables`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StringSlot<'a> {
+    s: &'a str,
+    /// 1 + string index, 0 when unassigned.
+    index: u32,
+    /// 1 + function id of the function named `s`, 0 when none.
+    func: u32,
+    /// For string index k, slot k holds (1 + slot number) of that string's slot.
+    order: u32,
+    used: bool,
+}
+
+/// One slot of the location cache. Allocate with `Default` and hand to [`Tables`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LocationSlot {
+    pc: u64,
+    id: u32,
+    npcs: u32,
+}
+
+/// Caller-provided dedup storage for one encode.
+///
+/// Sizing: `strings` needs more slots than the distinct strings (7 fixed, `bytes`, two
+/// per distinct function, mapping names, build IDs, comments); `locations` more slots
+/// than distinct locations. Both are open-addressing hash tables: give them at least
+/// twice what they hold. `4 × total stack words + 64` slots each never runs out.
+/// A full table returns [`Error::TableFull`]; nothing is truncated.
+#[derive(Debug)]
+pub struct Tables<'s, 'a> {
+    /// String table.
+    pub strings: &'s mut [StringSlot<'a>],
+    /// Location cache, keyed by a location's first return PC.
+    pub locations: &'s mut [LocationSlot],
+}
+
+/// The output cursor. Past the end of the buffer it only counts.
+struct Out<'o> {
+    buf: &'o mut [u8],
+    len: usize,
+}
+
+impl Out<'_> {
+    fn overflowed(&self) -> bool {
+        self.len > self.buf.len()
+    }
+
+    fn byte(&mut self, b: u8) {
+        if let Some(x) = self.buf.get_mut(self.len) {
+            *x = b;
+        }
+        self.len += 1;
+    }
+
+    fn bytes(&mut self, b: &[u8]) {
+        if let Some(dst) = self.buf.get_mut(self.len..self.len + b.len()) {
+            dst.copy_from_slice(b);
+        }
+        self.len += b.len();
+    }
+
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.byte(v as u8 | 0x80);
+            v >>= 7;
+        }
+        self.byte(v as u8);
+    }
+
+    fn key(&mut self, tag: u32, wire: u32) {
+        self.varint(u64::from(tag << 3 | wire));
+    }
+
+    fn uint64(&mut self, tag: u32, v: u64) {
+        self.key(tag, WIRE_VARINT);
+        self.varint(v);
+    }
+
+    fn uint64_opt(&mut self, tag: u32, v: u64) {
+        if v != 0 {
+            self.uint64(tag, v);
+        }
+    }
+
+    fn int64(&mut self, tag: u32, v: i64) {
+        self.uint64(tag, v as u64);
+    }
+
+    fn int64_opt(&mut self, tag: u32, v: i64) {
+        if v != 0 {
+            self.int64(tag, v);
+        }
+    }
+
+    fn string(&mut self, tag: u32, s: &str) {
+        self.key(tag, WIRE_BYTES);
+        self.varint(s.len() as u64);
+        self.bytes(s.as_bytes());
+    }
+
+    /// Writes `key(tag) length` after the body that started at `start`, then rotates it
+    /// in front of the body.
+    fn end_message(&mut self, tag: u32, start: usize) {
+        let body = self.len - start;
+        let before = self.len;
+        self.key(tag, WIRE_BYTES);
+        self.varint(body as u64);
+        let head = self.len - before;
+        if !self.overflowed() {
+            if let Some(msg) = self.buf.get_mut(start..self.len) {
+                msg.rotate_right(head);
+            }
+        }
+    }
+
+    /// Go's `uint64s`/`int64s`: packed when more than two values.
+    fn varints(&mut self, tag: u32, vals: impl Iterator<Item = u64> + Clone, n: usize) {
+        if n > 2 {
+            let start = self.len;
+            for v in vals {
+                self.varint(v);
+            }
+            self.end_message(tag, start);
+        } else {
+            for v in vals {
+                self.uint64(tag, v);
+            }
+        }
+    }
+}
+
+fn hash_str(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in s.as_bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+    }
+    h
+}
+
+struct Strings<'s, 'a> {
+    slots: &'s mut [StringSlot<'a>],
+    count: u32,
+    funcs: u32,
+}
+
+impl<'a> Strings<'_, 'a> {
+    /// The slot holding `s`, inserting it (without a string index) if new.
+    fn slot(&mut self, s: &'a str) -> Result<usize, Error> {
+        let n = self.slots.len();
+        let full = Error::TableFull {
+            table: "strings",
+            capacity: n,
+        };
+        if n == 0 {
+            return Err(full);
+        }
+        let mut i = (hash_str(s) % n as u64) as usize;
+        for _ in 0..n {
+            let slot = self.slots.get_mut(i).ok_or(full)?;
+            if !slot.used {
+                *slot = StringSlot {
+                    s,
+                    index: 0,
+                    func: 0,
+                    order: slot.order,
+                    used: true,
+                };
+                return Ok(i);
+            }
+            if slot.s == s {
+                return Ok(i);
+            }
+            i = (i + 1) % n;
+        }
+        Err(full)
+    }
+
+    /// Go's `stringIndex`: the index of `s`, assigned in order of first use.
+    fn index(&mut self, s: &'a str) -> Result<i64, Error> {
+        let i = self.slot(s)?;
+        let n = self.slots.len();
+        let idx = self.slots.get(i).map_or(0, |x| x.index);
+        if idx != 0 {
+            return Ok(i64::from(idx - 1));
+        }
+        let k = self.count;
+        let full = Error::TableFull {
+            table: "strings",
+            capacity: n,
+        };
+        self.slots.get_mut(k as usize).ok_or(full)?.order = i as u32 + 1;
+        self.slots.get_mut(i).ok_or(full)?.index = k + 1;
+        self.count += 1;
+        Ok(i64::from(k))
+    }
+
+    /// The function id for name `s`, and whether it is new.
+    fn func(&mut self, s: &'a str) -> Result<(u64, bool), Error> {
+        let i = self.slot(s)?;
+        let full = Error::TableFull {
+            table: "strings",
+            capacity: self.slots.len(),
+        };
+        let slot = self.slots.get_mut(i).ok_or(full)?;
+        if slot.func != 0 {
+            return Ok((u64::from(slot.func), false));
+        }
+        self.funcs += 1;
+        slot.func = self.funcs;
+        Ok((u64::from(self.funcs), true))
+    }
+
+    fn nth(&self, k: u32) -> &'a str {
+        let slot = self.slots.get(k as usize).map_or(0, |x| x.order);
+        slot.checked_sub(1)
+            .and_then(|i| self.slots.get(i as usize))
+            .map_or("", |x| x.s)
+    }
+}
+
+struct Locations<'s> {
+    slots: &'s mut [LocationSlot],
+    count: u32,
+}
+
+impl Locations<'_> {
+    fn pos(&self, pc: u64) -> Result<(usize, bool), Error> {
+        let n = self.slots.len();
+        let full = Error::TableFull {
+            table: "locations",
+            capacity: n,
+        };
+        if n == 0 {
+            return Err(full);
+        }
+        let mut i = (pc.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 17) as usize % n;
+        for _ in 0..n {
+            let slot = self.slots.get(i).ok_or(full)?;
+            if slot.id == 0 {
+                return Ok((i, false));
+            }
+            if slot.pc == pc {
+                return Ok((i, true));
+            }
+            i = (i + 1) % n;
+        }
+        Err(full)
+    }
+
+    fn get(&self, pc: u64) -> Result<Option<LocationSlot>, Error> {
+        let (i, found) = self.pos(pc)?;
+        Ok(if found {
+            self.slots.get(i).copied()
+        } else {
+            None
+        })
+    }
+}
+
+/// symbolizeFlag bits of runtime/pprof.
+const LOOKUP_TRIED: u8 = 1;
+const LOOKUP_FAILED: u8 = 2;
+
+fn lookup_result(f: &Frame<'_>) -> u8 {
+    if !f.is_known() || f.function.is_empty() || f.file.is_empty() || f.line == 0 {
+        LOOKUP_TRIED | LOOKUP_FAILED
+    } else {
+        LOOKUP_TRIED
+    }
+}
+
+struct Deck<'a> {
+    pcs: [u64; MAX_DECK],
+    frames: [Frame<'a>; MAX_DECK],
+    n: usize,
+    result: u8,
+}
+
+struct Encoder<'o, 's, 'a, 'c> {
+    out: Out<'o>,
+    strings: Strings<'s, 'a>,
+    locs: Locations<'s>,
+    sym: &'c Symbolizer<'a>,
+    profile: &'c Profile<'a, 'c>,
+    mem_flags: [u8; MAX_MAPPINGS],
+    deck: Deck<'a>,
+}
+
+impl<'a> Encoder<'_, '_, 'a, '_> {
+    fn value_type(&mut self, tag: u32, typ: &'a str, unit: &'a str) -> Result<(), Error> {
+        let start = self.out.len;
+        let t = self.strings.index(typ)?;
+        self.out.int64(tag::VALUE_TYPE_TYPE, t);
+        let u = self.strings.index(unit)?;
+        self.out.int64(tag::VALUE_TYPE_UNIT, u);
+        self.out.end_message(tag, start);
+        Ok(())
+    }
+
+    /// `pcDeck.tryAdd`.
+    fn try_add(&mut self, pc: u64, frame: Frame<'a>) -> Result<bool, Error> {
+        let d = &mut self.deck;
+        if let Some(last) = d.n.checked_sub(1).and_then(|i| d.frames.get(i)) {
+            if !last.inlined
+                || last.entry == 0
+                || frame.entry == 0
+                || last.entry != frame.entry
+                || last.function == frame.function
+            {
+                return Ok(false);
+            }
+        }
+        let full = Error::TableFull {
+            table: "deck",
+            capacity: MAX_DECK,
+        };
+        *d.pcs.get_mut(d.n).ok_or(full)? = pc;
+        *d.frames.get_mut(d.n).ok_or(full)? = frame;
+        d.n += 1;
+        d.result |= lookup_result(&frame);
+        Ok(true)
+    }
+
+    /// `emitLocation`: writes the deck as a Location (and its new Functions); 0 if empty.
+    fn emit_location(&mut self) -> Result<u64, Error> {
+        let n = self.deck.n;
+        if n == 0 {
+            return Ok(0);
+        }
+        self.deck.n = 0;
+        let result = core::mem::take(&mut self.deck.result);
+        let addr = self.deck.pcs[0];
+        let (pos, _) = self.locs.pos(addr)?;
+        self.locs.count += 1;
+        let id = self.locs.count;
+        if let Some(slot) = self.locs.slots.get_mut(pos) {
+            *slot = LocationSlot {
+                pc: addr,
+                id,
+                npcs: n as u32,
+            };
+        }
+        let mut new_funcs = 0usize;
+        let mut new_mask = [false; MAX_DECK];
+        let start = self.out.len;
+        self.out.uint64_opt(tag::LOCATION_ID, u64::from(id));
+        self.out
+            .uint64_opt(tag::LOCATION_ADDRESS, self.deck.frames[0].pc);
+        for k in 0..n {
+            let f = self
+                .deck
+                .frames
+                .get(k)
+                .copied()
+                .unwrap_or(Frame::unknown(0));
+            let (fid, new) = self.strings.func(f.function)?;
+            if new {
+                new_funcs += 1;
+                if let Some(m) = new_mask.get_mut(k) {
+                    *m = true;
+                }
+            }
+            let ls = self.out.len;
+            self.out.uint64_opt(tag::LINE_FUNCTION_ID, fid);
+            self.out.int64_opt(tag::LINE_LINE, f.line);
+            self.out.end_message(tag::LOCATION_LINE, ls);
+        }
+        let maps = self.profile.mappings;
+        let m = if maps.is_empty() {
+            Some(0)
+        } else {
+            maps.iter().position(|m| m.start <= addr && addr < m.limit)
+        };
+        if let Some(i) = m {
+            self.out.uint64_opt(tag::LOCATION_MAPPING_ID, i as u64 + 1);
+            if let Some(fl) = self.mem_flags.get_mut(i) {
+                *fl |= result;
+            }
+        }
+        self.out.end_message(tag::PROFILE_LOCATION, start);
+        if new_funcs > 0 {
+            for k in 0..n {
+                if !new_mask.get(k).copied().unwrap_or(false) {
+                    continue;
+                }
+                let f = self
+                    .deck
+                    .frames
+                    .get(k)
+                    .copied()
+                    .unwrap_or(Frame::unknown(0));
+                let (fid, _) = self.strings.func(f.function)?;
+                let start = self.out.len;
+                self.out.uint64_opt(tag::FUNCTION_ID, fid);
+                let name = self.strings.index(f.function)?;
+                self.out.int64_opt(tag::FUNCTION_NAME, name);
+                self.out.int64_opt(tag::FUNCTION_SYSTEM_NAME, name);
+                let file = self.strings.index(f.file)?;
+                self.out.int64_opt(tag::FUNCTION_FILENAME, file);
+                if self.sym.layout().writes_start_line {
+                    self.out.int64_opt(tag::FUNCTION_START_LINE, f.start_line);
+                }
+                self.out.end_message(tag::PROFILE_FUNCTION, start);
+            }
+        }
+        Ok(u64::from(id))
+    }
+
+    /// `runtime_expandFinalInlineFrame`: the inline parents of the last PC, if inlined.
+    /// Returns the replacement tail (its length in `tail`), or `None` to keep the stack.
+    fn expand_final(&self, last: u64, tail: &mut [u64; MAX_DECK]) -> Result<Option<usize>, Error> {
+        let sym = self.sym;
+        let call = last.wrapping_sub(1);
+        let mut levels = [crate::pclntab::InlineLevel { pc: 0, func_id: 0 }; MAX_DECK + 1];
+        let mut n = 0usize;
+        let mut over = false;
+        sym.inline_levels(call, |l| {
+            if let Some(x) = levels.get_mut(n) {
+                *x = l;
+                n += 1;
+            } else {
+                over = true;
+            }
+        })?;
+        if over {
+            return Err(Error::TableFull {
+                table: "deck",
+                capacity: MAX_DECK,
+            });
+        }
+        if n < 2 {
+            return Ok(None); // not inlined (or not Go)
+        }
+        // Go 1.21+ applies the wrapper rule to the physical frame too; 1.19/1.20 always keep it.
+        let unwinder = sym.layout().version.minor >= 21;
+        let normal = 0u8;
+        let mut callee = normal;
+        let mut k = 0usize;
+        for (i, l) in levels.iter().take(n).enumerate() {
+            let physical = i + 1 == n;
+            let skip = sym.elides_wrapper(l.func_id, callee) && (unwinder || !physical);
+            if !skip {
+                *tail.get_mut(k).ok_or(Error::TableFull {
+                    table: "deck",
+                    capacity: MAX_DECK,
+                })? = l.pc.wrapping_add(1);
+                k += 1;
+            }
+            callee = l.func_id;
+        }
+        Ok(Some(k))
+    }
+
+    /// `appendLocsForStack`: location ids of `stk` into `locs`, returning how many.
+    fn locations_for(
+        &mut self,
+        stk: &[u64],
+        locs: &mut [u64; MAX_SAMPLE_LOCATIONS],
+    ) -> Result<usize, Error> {
+        let mut nlocs = 0usize;
+        let full = Error::TableFull {
+            table: "sample locations",
+            capacity: MAX_SAMPLE_LOCATIONS,
+        };
+        let mut push = |locs: &mut [u64; MAX_SAMPLE_LOCATIONS], id: u64| -> Result<(), Error> {
+            *locs.get_mut(nlocs).ok_or(full)? = id;
+            nlocs += 1;
+            Ok(())
+        };
+        self.deck.n = 0;
+        self.deck.result = 0;
+        let mut tail = [0u64; MAX_DECK];
+        let (head, ntail) = match stk.split_last() {
+            Some((&last, head)) => match self.expand_final(last, &mut tail)? {
+                Some(k) => (head, k),
+                None => (stk, 0),
+            },
+            None => (stk, 0),
+        };
+        let total = head.len() + ntail;
+        let word = |i: usize| -> u64 {
+            if i < head.len() {
+                head.get(i).copied().unwrap_or(0)
+            } else {
+                tail.get(i - head.len()).copied().unwrap_or(0)
+            }
+        };
+        let mut i = 0usize;
+        while i < total {
+            let addr = word(i);
+            if let Some(l) = self.locs.get(addr)? {
+                if self.deck.n > 0 {
+                    let f = self.sym.frame(addr)?;
+                    if self.try_add(addr, f)? {
+                        i += 1;
+                        continue;
+                    }
+                }
+                let id = self.emit_location()?;
+                if id > 0 {
+                    push(locs, id)?;
+                }
+                push(locs, u64::from(l.id))?;
+                i = i.saturating_add(l.npcs as usize);
+                continue;
+            }
+            let f = self.sym.frame(addr)?;
+            if f.function == "runtime.goexit" {
+                let id = self.emit_location()?;
+                if id > 0 {
+                    push(locs, id)?;
+                }
+                i += 1;
+                continue;
+            }
+            if self.try_add(addr, f)? {
+                i += 1;
+                continue;
+            }
+            let id = self.emit_location()?;
+            if id > 0 {
+                push(locs, id)?;
+            }
+            if let Some(l) = self.locs.get(addr)? {
+                push(locs, u64::from(l.id))?;
+                i = i.saturating_add(l.npcs as usize);
+            } else {
+                self.try_add(addr, f)?;
+                i += 1;
+            }
+        }
+        let id = self.emit_location()?;
+        if id > 0 {
+            push(locs, id)?;
+        }
+        Ok(nlocs)
+    }
+
+    fn hidden(&self, name: &str) -> bool {
+        name.starts_with("runtime.")
+            || (self.sym.layout().hides_internal_runtime && name.starts_with("internal/runtime/"))
+    }
+
+    fn sample(
+        &mut self,
+        b: &Bucket<'_>,
+        stk: &mut [u64; 1024],
+        locs: &mut [u64; MAX_SAMPLE_LOCATIONS],
+    ) -> Result<(), Error> {
+        let n = b.stack.len().min(stk.len());
+        for (dst, pc) in stk.iter_mut().zip(b.stack.iter()) {
+            *dst = pc;
+        }
+        let words = stk.get(..n).unwrap_or_default();
+        let mut nlocs = 0;
+        for hide in [true, false] {
+            let mut s = words;
+            if hide {
+                for (i, &pc) in words.iter().enumerate() {
+                    match self.sym.name_at(pc)? {
+                        Some(name) if self.hidden(name) => continue,
+                        _ => {}
+                    }
+                    s = words.get(i..).unwrap_or_default();
+                    break;
+                }
+            }
+            nlocs = self.locations_for(s, locs)?;
+            if nlocs > 0 {
+                break;
+            }
+        }
+        let c = counts(&b.record, self.profile.policy);
+        let v = self.profile.scale.values(c, b.size).to_array();
+        let start = self.out.len;
+        self.out
+            .varints(tag::SAMPLE_VALUE, v.iter().map(|&x| x as u64), v.len());
+        let ids = locs.get(..nlocs).unwrap_or_default();
+        self.out
+            .varints(tag::SAMPLE_LOCATION, ids.iter().copied(), ids.len());
+        if let Some(num) = self.profile.scale.bytes_label(c, b.size) {
+            let ls = self.out.len;
+            let key = self.strings.index("bytes")?;
+            self.out.int64_opt(tag::LABEL_KEY, key);
+            self.out.int64_opt(tag::LABEL_NUM, num);
+            self.out.end_message(tag::SAMPLE_LABEL, ls);
+        }
+        self.out.end_message(tag::PROFILE_SAMPLE, start);
+        Ok(())
+    }
+}
+
+/// Encodes a heap profile of `buckets` into `out`; returns the number of bytes written.
+///
+/// Samples come in bucket order (runtime order is newest first), one per bucket, zero
+/// values included, as runtime/pprof does.
+///
+/// Returns [`Error::BufferTooSmall`] with the exact size needed if `out` is too small,
+/// [`Error::TableFull`] if a table in `tables` is, and symbolization errors from
+/// malformed tables.
+pub fn encode<'a, 'b>(
+    out: &mut [u8],
+    tables: Tables<'_, 'a>,
+    sym: &Symbolizer<'a>,
+    profile: &Profile<'a, '_>,
+    buckets: impl IntoIterator<Item = &'b Bucket<'b>>,
+) -> Result<usize, Error> {
+    if profile.mappings.len() > MAX_MAPPINGS {
+        return Err(Error::TableFull {
+            table: "mappings",
+            capacity: MAX_MAPPINGS,
+        });
+    }
+    for s in tables.strings.iter_mut() {
+        *s = StringSlot::default();
+    }
+    for l in tables.locations.iter_mut() {
+        *l = LocationSlot::default();
+    }
+    let mut e = Encoder {
+        out: Out { buf: out, len: 0 },
+        strings: Strings {
+            slots: tables.strings,
+            count: 0,
+            funcs: 0,
+        },
+        locs: Locations {
+            slots: tables.locations,
+            count: 0,
+        },
+        sym,
+        profile,
+        mem_flags: [0; MAX_MAPPINGS],
+        deck: Deck {
+            pcs: [0; MAX_DECK],
+            frames: [Frame::unknown(0); MAX_DECK],
+            n: 0,
+            result: 0,
+        },
+    };
+    e.strings.index("")?;
+    e.value_type(tag::PROFILE_PERIOD_TYPE, "space", "bytes")?;
+    e.out.int64_opt(tag::PROFILE_PERIOD, profile.scale.rate);
+    e.value_type(tag::PROFILE_SAMPLE_TYPE, "alloc_objects", "count")?;
+    e.value_type(tag::PROFILE_SAMPLE_TYPE, "alloc_space", "bytes")?;
+    e.value_type(tag::PROFILE_SAMPLE_TYPE, "inuse_objects", "count")?;
+    e.value_type(tag::PROFILE_SAMPLE_TYPE, "inuse_space", "bytes")?;
+    if let Some(d) = profile.default_sample_type {
+        let i = e.strings.index(d)?;
+        e.out.int64_opt(tag::PROFILE_DEFAULT_SAMPLE_TYPE, i);
+    }
+    let mut stk = [0u64; 1024];
+    let mut locs = [0u64; MAX_SAMPLE_LOCATIONS];
+    for b in buckets {
+        e.sample(b, &mut stk, &mut locs)?;
+    }
+    e.out.int64_opt(tag::PROFILE_TIME_NANOS, profile.time_nanos);
+    let fake = [Mapping::default()];
+    let maps = if profile.mappings.is_empty() {
+        &fake[..]
+    } else {
+        profile.mappings
+    };
+    for (i, m) in maps.iter().enumerate() {
+        let start = e.out.len;
+        e.out.uint64_opt(tag::MAPPING_ID, i as u64 + 1);
+        e.out.uint64_opt(tag::MAPPING_START, m.start);
+        e.out.uint64_opt(tag::MAPPING_LIMIT, m.limit);
+        e.out.uint64_opt(tag::MAPPING_OFFSET, m.offset);
+        let f = e.strings.index(m.filename)?;
+        e.out.int64_opt(tag::MAPPING_FILENAME, f);
+        let b = e.strings.index(m.build_id)?;
+        e.out.int64_opt(tag::MAPPING_BUILD_ID, b);
+        if e.mem_flags.get(i).copied() == Some(LOOKUP_TRIED) {
+            e.out.uint64(tag::MAPPING_HAS_FUNCTIONS, 1);
+        }
+        e.out.end_message(tag::PROFILE_MAPPING, start);
+    }
+    let mut ncomments = 0usize;
+    let mut comment_ids = [0u64; 16];
+    for &c in profile.comments.iter() {
+        let i = e.strings.index(c)?;
+        *comment_ids.get_mut(ncomments).ok_or(Error::TableFull {
+            table: "comments",
+            capacity: 16,
+        })? = i as u64;
+        ncomments += 1;
+    }
+    let ids = comment_ids.get(..ncomments).unwrap_or_default();
+    e.out
+        .varints(tag::PROFILE_COMMENT, ids.iter().copied(), ids.len());
+    for k in 0..e.strings.count {
+        let s = e.strings.nth(k);
+        e.out.string(tag::PROFILE_STRING_TABLE, s);
+    }
+    if e.out.overflowed() {
+        return Err(Error::BufferTooSmall { needed: e.out.len });
+    }
+    Ok(e.out.len)
+}

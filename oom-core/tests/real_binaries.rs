@@ -1,0 +1,473 @@
+//! oom-core against real Go binaries of the whole matrix (test bed: `oom-tests`).
+//!
+//! - symbolization equals `runtime.CallersFrames` inside the process, 100 %;
+//! - the stripped-binary finder gives the `.symtab` addresses;
+//! - our encoder's profile of a quiescent `holder` equals holder's own heap profile
+//!   under `go tool pprof -raw`.
+
+mod common;
+
+use common::{load_bias, mappings, GoBinary};
+use oom_core::bucket::{GoBucket, GoBucketHeader, GO_BUCKET_HEADER};
+use oom_core::pclntab::print_name_pieces;
+use oom_core::pprof::{self, LocationSlot, Mapping, Profile, StringSlot, Tables};
+use oom_core::stripped::{self, Arch};
+use oom_core::values::{self, Exp, Policy, Scale};
+use oom_tests::fixtures::{self, Variant};
+use oom_tests::gomatrix::{self, Toolchain};
+use oom_tests::pprof_raw::RawProfile;
+use oom_tests::process::Running;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const SIGUSR2: i32 = 12;
+
+struct Holder {
+    proc: Running,
+    profile: PathBuf,
+    rate: i64,
+    _dir: TempDir,
+}
+
+struct TempDir(PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempdir(tag: &str) -> TempDir {
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("oom-core-{tag}-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    TempDir(d)
+}
+
+/// Starts holder, lets it profile itself, and returns it still running (quiescent).
+fn holder(bin: &Path, rate: &str) -> Holder {
+    let dir = tempdir("holder");
+    let profile = dir.0.join("heap.pb.gz");
+    let mut cmd = Command::new(bin);
+    cmd.args(["-large", "8", "-small", "3000"])
+        .env("FIXTURE_PROFILE", &profile)
+        .env("FIXTURE_MEMPROFILERATE", rate);
+    let mut proc = Running::spawn(&mut cmd).unwrap();
+    let ready = proc.wait_line("ready", Duration::from_secs(60)).unwrap();
+    let rate = ready
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("rate="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    proc.signal(SIGUSR2).unwrap();
+    proc.wait_line("profiled", Duration::from_secs(60)).unwrap();
+    Holder {
+        proc,
+        profile,
+        rate,
+        _dir: dir,
+    }
+}
+
+struct Record {
+    pcs: Vec<u64>,
+    frames: Vec<(u64, u64, String, String, i64)>,
+}
+
+fn parse_frames(text: &str) -> Vec<Record> {
+    let mut out = Vec::new();
+    let mut cur: Option<Record> = None;
+    for l in text.lines() {
+        let f: Vec<&str> = l.split('\t').collect();
+        match f[0] {
+            "record" => {
+                cur = Some(Record {
+                    pcs: Vec::new(),
+                    frames: Vec::new(),
+                })
+            }
+            "pcs" => {
+                cur.as_mut().unwrap().pcs = f[1..]
+                    .iter()
+                    .map(|x| u64::from_str_radix(x, 16).unwrap())
+                    .collect()
+            }
+            "frame" => cur.as_mut().unwrap().frames.push((
+                u64::from_str_radix(f[1], 16).unwrap(),
+                u64::from_str_radix(f[2], 16).unwrap(),
+                f[3].to_string(),
+                f[4].to_string(),
+                f[5].parse().unwrap(),
+            )),
+            "end" => out.push(cur.take().unwrap()),
+            _ => panic!("bad frames line {l:?}"),
+        }
+    }
+    out
+}
+
+fn print_name(layout: &oom_core::Layout, raw: &str) -> String {
+    if layout.elides_shapes_for_print {
+        print_name_pieces(raw).concat()
+    } else {
+        raw.to_string()
+    }
+}
+
+fn matrix_or_skip(test: &str) -> Option<Vec<Toolchain>> {
+    let m = gomatrix::matrix(test)?;
+    Some(m)
+}
+
+#[test]
+fn symbolization_equals_callers_frames() {
+    let Some(matrix) = matrix_or_skip("symbolization_equals_callers_frames") else {
+        return;
+    };
+    let mut total = 0usize;
+    for tc in &matrix {
+        for variant in Variant::ALL {
+            let path = fixtures::build("holder", tc, variant).unwrap();
+            let bin = GoBinary::load(&path);
+            let h = holder(&path, "1");
+            let bias = load_bias(h.proc.pid(), &bin);
+            let sym = bin.symbolizer(bias);
+            let text = std::fs::read_to_string(format!("{}.frames", h.profile.display())).unwrap();
+            let recs = parse_frames(&text);
+            assert!(
+                recs.len() > 5,
+                "go{} {:?}: only {} records",
+                tc.version,
+                variant,
+                recs.len()
+            );
+            for r in &recs {
+                let ours: Vec<_> = r
+                    .pcs
+                    .iter()
+                    .map(|&pc| {
+                        let f = sym.frame(pc).unwrap();
+                        (
+                            f.pc,
+                            f.entry,
+                            print_name(&bin.layout, f.function),
+                            f.file.to_string(),
+                            f.line,
+                        )
+                    })
+                    .filter(|f| f.0 != 0 || !f.2.is_empty())
+                    .collect();
+                assert_eq!(
+                    ours, r.frames,
+                    "go{} {:?}: pcs {:x?}",
+                    tc.version, variant, r.pcs
+                );
+                total += r.frames.len();
+            }
+            eprintln!(
+                "go{} {:?}: {} records match",
+                tc.version,
+                variant,
+                recs.len()
+            );
+        }
+    }
+    eprintln!("{total} frames matched");
+}
+
+#[test]
+fn stripped_finder_equals_symtab() {
+    let Some(matrix) = matrix_or_skip("stripped_finder_equals_symtab") else {
+        return;
+    };
+    for tc in &matrix {
+        for variant in [Variant::Default, Variant::Pie, Variant::Cgo] {
+            let bin = GoBinary::load(&fixtures::build("holder", tc, variant).unwrap());
+            check_finder(&bin, &format!("go{} {:?}", tc.version, variant));
+        }
+        // arm64, statically: cross-compiled.
+        let dir = tempdir("arm64");
+        let out = dir.0.join("holder");
+        let st = tc
+            .command()
+            .current_dir(fixtures::source_dir())
+            .env("GOARCH", "arm64")
+            .env("CGO_ENABLED", "0")
+            .args(["build", "-o"])
+            .arg(&out)
+            .arg("./holder")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let bin = GoBinary::load(&out);
+        assert_eq!(bin.arch, Arch::Arm64);
+        check_finder(&bin, &format!("go{} arm64", tc.version));
+    }
+}
+
+fn check_finder(bin: &GoBinary, what: &str) {
+    let tab = bin.pclntab();
+    let mb = stripped::find_mbuckets(
+        &tab,
+        bin.moduledata.text,
+        bin.code(),
+        bin.arch,
+        bin.data_range.clone(),
+    )
+    .unwrap();
+    assert_eq!(Some(mb), bin.symbol("runtime.mbuckets"), "{what}: mbuckets");
+    let rate = stripped::find_mem_profile_rate(
+        &tab,
+        bin.moduledata.text,
+        bin.code(),
+        bin.arch,
+        bin.data_range.clone(),
+    );
+    assert_eq!(
+        rate.ok(),
+        bin.symbol("runtime.MemProfileRate"),
+        "{what}: MemProfileRate"
+    );
+}
+
+/// Reads `len` bytes of `pid`'s memory at `addr`.
+fn read_mem(mem: &std::fs::File, addr: u64, len: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; len];
+    mem.read_exact_at(&mut buf, addr).unwrap();
+    buf
+}
+
+fn u64_at(mem: &std::fs::File, addr: u64) -> u64 {
+    u64::from_le_bytes(read_mem(mem, addr, 8).try_into().unwrap())
+}
+
+/// Walks `mbuckets` of a live process; returns each raw bucket's bytes.
+fn walk(mem: &std::fs::File, head: u64, layout: &oom_core::Layout) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut at = u64_at(mem, head);
+    while at != 0 {
+        let h = read_mem(mem, at, GO_BUCKET_HEADER);
+        let hdr = GoBucketHeader::parse(&h, layout).unwrap();
+        out.push(read_mem(mem, at, hdr.total_len(layout)));
+        at = hdr.allnext;
+        assert!(out.len() < 1_000_000);
+    }
+    out
+}
+
+#[test]
+fn stripped_addresses_hold_live_values() {
+    if !oom_tests::privileged::root("stripped_addresses_hold_live_values") {
+        return;
+    }
+    let Some(matrix) = matrix_or_skip("stripped_addresses_hold_live_values") else {
+        return;
+    };
+    for tc in &matrix {
+        let path = fixtures::build("holder", tc, Variant::Stripped).unwrap();
+        let bin = GoBinary::load(&path);
+        assert!(bin.symbol("runtime.mbuckets").is_none());
+        let tab = bin.pclntab();
+        let mb = stripped::find_mbuckets(
+            &tab,
+            bin.moduledata.text,
+            bin.code(),
+            bin.arch,
+            bin.data_range.clone(),
+        )
+        .unwrap();
+        let rate_addr = stripped::find_mem_profile_rate(
+            &tab,
+            bin.moduledata.text,
+            bin.code(),
+            bin.arch,
+            bin.data_range.clone(),
+        )
+        .unwrap();
+        let h = holder(&path, "4096");
+        let mem = std::fs::File::open(format!("/proc/{}/mem", h.proc.pid())).unwrap();
+        assert_eq!(u64_at(&mem, rate_addr) as i64, h.rate, "go{}", tc.version);
+        let buckets = walk(&mem, mb, &bin.layout);
+        assert!(
+            buckets.len() > 3,
+            "go{}: {} buckets",
+            tc.version,
+            buckets.len()
+        );
+    }
+}
+
+#[test]
+fn encoder_output_equals_go_heap_profile() {
+    if !oom_tests::privileged::root("encoder_output_equals_go_heap_profile") {
+        return;
+    }
+    let Some(matrix) = matrix_or_skip("encoder_output_equals_go_heap_profile") else {
+        return;
+    };
+    for tc in &matrix {
+        for variant in [Variant::Default, Variant::Pie] {
+            compare_with_go(tc, variant);
+        }
+    }
+}
+
+fn compare_with_go(tc: &Toolchain, variant: Variant) {
+    let what = format!("go{} {:?}", tc.version, variant);
+    let path = fixtures::build("holder", tc, variant).unwrap();
+    let bin = GoBinary::load(&path);
+    let h = holder(&path, "4096");
+    let pid = h.proc.pid();
+    let bias = load_bias(pid, &bin);
+    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    let raw = walk(
+        &mem,
+        bin.symbol("runtime.mbuckets").unwrap() + bias,
+        &bin.layout,
+    );
+    let cycle = (u64_at(&mem, bin.symbol("runtime.mProfCycle").unwrap() + bias) as u32) >> 1;
+    let buckets: Vec<_> = raw
+        .iter()
+        .map(|b| GoBucket::parse(b, &bin.layout).unwrap().bucket)
+        .collect();
+    let fallback = values::needs_fallback(buckets.iter().map(|b| &b.record), Some(cycle));
+    let sym = bin.symbolizer(bias);
+    let maps = mappings(pid);
+    let build_id = bin.gnu_build_id.clone().unwrap_or_default();
+    let mappings: Vec<Mapping> = maps
+        .iter()
+        .map(|(s, l, o, f)| Mapping {
+            start: *s,
+            limit: *l,
+            offset: *o,
+            filename: f,
+            build_id: if Path::new(f) == std::fs::read_link(format!("/proc/{pid}/exe")).unwrap() {
+                &build_id
+            } else {
+                ""
+            },
+        })
+        .collect();
+    let fma = std::is_x86_feature_detected!("avx") && std::is_x86_feature_detected!("fma");
+    let profile = Profile {
+        scale: Scale::new(h.rate, Exp::Amd64 { fma }, bin.layout).unwrap(),
+        policy: Policy::GoPublished {
+            cycle: Some(cycle),
+            fallback,
+        },
+        mappings: &mappings,
+        time_nanos: 1,
+        default_sample_type: None,
+        comments: &["oomprof test"],
+    };
+    let words: usize = buckets.iter().map(|b| b.stack.len()).sum();
+    let mut strings = vec![StringSlot::default(); 4 * words + 64];
+    let mut locs = vec![LocationSlot::default(); 4 * words + 64];
+    let mut out = vec![0u8; 16];
+    let n = match pprof::encode(
+        &mut out,
+        Tables {
+            strings: &mut strings,
+            locations: &mut locs,
+        },
+        &sym,
+        &profile,
+        &buckets,
+    ) {
+        Err(oom_core::Error::BufferTooSmall { needed }) => {
+            out = vec![0u8; needed];
+            pprof::encode(
+                &mut out,
+                Tables {
+                    strings: &mut strings,
+                    locations: &mut locs,
+                },
+                &sym,
+                &profile,
+                &buckets,
+            )
+            .unwrap()
+        }
+        r => r.unwrap(),
+    };
+    assert_eq!(n, out.len(), "{what}: needed size is exact");
+    let ours_path = h._dir.0.join("ours.pb");
+    std::fs::write(&ours_path, &out).unwrap();
+    check_decodes(&out);
+    let ours = RawProfile::parse(&tc.pprof_raw(&path, &ours_path).unwrap()).unwrap();
+    let go = RawProfile::parse(&tc.pprof_raw(&path, &h.profile).unwrap()).unwrap();
+    assert_eq!(
+        (ours.period, &ours.sample_types),
+        (go.period, &go.sample_types),
+        "{what}"
+    );
+    let key = |p: &RawProfile, s: &oom_tests::pprof_raw::Sample| {
+        let stack: Vec<_> = s
+            .locations
+            .iter()
+            .map(|id| {
+                let l = &p.locations[id];
+                (
+                    l.address,
+                    l.lines
+                        .iter()
+                        .map(|x| (x.function.clone(), x.position.clone()))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        (stack, s.values.clone(), s.labels.clone())
+    };
+    let mut a: Vec<_> = ours.samples.iter().map(|s| key(&ours, s)).collect();
+    let mut b: Vec<_> = go.samples.iter().map(|s| key(&go, s)).collect();
+    a.sort();
+    b.sort();
+    // Buckets created after holder wrote its profile (by the frames dump) appear in our
+    // read with zero published values; everything else must be identical.
+    let extra: Vec<_> = a.iter().filter(|x| !b.contains(x)).collect();
+    assert!(
+        b.iter().all(|x| a.contains(x)),
+        "{what}: go samples missing from ours: {:#?}",
+        b.iter().filter(|x| !a.contains(x)).collect::<Vec<_>>()
+    );
+    assert!(
+        extra.iter().all(|x| x.1.iter().all(|&v| v == 0)),
+        "{what}: extra non-zero samples: {extra:#?}"
+    );
+    eprintln!(
+        "{what}: {} samples identical ({} extra zero samples)",
+        b.len(),
+        extra.len()
+    );
+}
+
+/// Decodes with quick-protobuf's reader, independently of our encoder.
+fn check_decodes(buf: &[u8]) {
+    use quick_protobuf::BytesReader;
+    let mut r = BytesReader::from_bytes(buf);
+    let mut strings = 0;
+    let mut samples = 0;
+    while !r.is_eof() {
+        let tag = r.next_tag(buf).unwrap();
+        match (tag >> 3, tag & 7) {
+            (6, 2) => {
+                r.read_string(buf).unwrap();
+                strings += 1;
+            }
+            (2, 2) => {
+                let msg = r.read_bytes(buf).unwrap();
+                let mut m = BytesReader::from_bytes(msg);
+                while !m.is_eof() {
+                    let t = m.next_tag(msg).unwrap();
+                    m.read_unknown(msg, t).unwrap();
+                }
+                samples += 1;
+            }
+            (_, _) => r.read_unknown(buf, tag).unwrap(),
+        }
+    }
+    assert!(strings > 7 && samples > 0);
+}

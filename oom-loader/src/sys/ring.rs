@@ -1,0 +1,126 @@
+//! The two memory mappings of a BPF ring buffer and the atomic accesses to them.
+//!
+//! Layout (kernel/bpf/ringbuf.c, `ringbuf_map_mmap`): page 0 holds `consumer_pos`
+//! and is the only page user space may map writable; page 1 holds `producer_pos`;
+//! the data area follows and is mapped twice back to back, so a record that wraps
+//! around the end is still contiguous in our view.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use memmap2::{MmapOptions, MmapRaw};
+
+use super::MapFd;
+
+/// The mappings of one ring-buffer map.
+#[derive(Debug)]
+pub struct RingMaps {
+    consumer: MmapRaw,
+    producer: MmapRaw,
+    page: usize,
+    size: usize,
+}
+
+impl RingMaps {
+    /// Maps the ring of `map`, whose data area is `size` bytes (a power of two).
+    pub fn new(map: &MapFd, size: usize) -> io::Result<Self> {
+        if !size.is_power_of_two() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "ring size must be a power of two",
+            ));
+        }
+        let page = page_size();
+        let consumer = MmapOptions::new().len(page).map_raw(map.as_raw_fd())?;
+        let producer = MmapOptions::new()
+            .offset(page as u64)
+            .len(page + 2 * size)
+            .map_raw_read_only(map.as_raw_fd())?;
+        Ok(Self {
+            consumer,
+            producer,
+            page,
+            size,
+        })
+    }
+
+    /// Data area size in bytes.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    fn consumer_pos_ref(&self) -> &AtomicU64 {
+        // SAFETY: the consumer page is a live, page-aligned shared mapping of at
+        // least 8 bytes for as long as `self` lives; the kernel only reads
+        // consumer_pos, and all our accesses go through this atomic.
+        unsafe { &*(self.consumer.as_mut_ptr() as *const AtomicU64) }
+    }
+
+    /// `consumer_pos`, loaded with Acquire (pairs with nothing the kernel
+    /// publishes, but keeps the read ordered before our data reads).
+    pub fn consumer_pos(&self) -> u64 {
+        self.consumer_pos_ref().load(Ordering::Acquire)
+    }
+
+    /// Stores `consumer_pos` with Release: every read of the record data we are
+    /// giving back happens before the kernel can see the space as free and
+    /// overwrite it (the kernel reads it with smp_load_acquire in
+    /// `ringbuf_avail_data_sz` / `__bpf_ringbuf_reserve`).
+    pub fn set_consumer_pos(&self, pos: u64) {
+        self.consumer_pos_ref().store(pos, Ordering::Release)
+    }
+
+    /// `producer_pos`, loaded with Acquire: pairs with the kernel's
+    /// smp_store_release in `__bpf_ringbuf_reserve`, so every record header up to
+    /// it has been written (possibly still BUSY).
+    pub fn producer_pos(&self) -> u64 {
+        // SAFETY: the producer page is a live, page-aligned shared mapping for as
+        // long as `self` lives; the kernel writes producer_pos atomically.
+        let p = unsafe { &*(self.producer.as_ptr() as *const AtomicU64) };
+        p.load(Ordering::Acquire)
+    }
+
+    fn data_ptr(&self, pos: u64) -> *const u8 {
+        let off = (pos as usize) & (self.size - 1);
+        // SAFETY: off < size and the mapping spans page + 2 * size bytes.
+        unsafe { self.producer.as_ptr().add(self.page + off) }
+    }
+
+    /// The 32-bit length word of the record header at `pos`, loaded with Acquire:
+    /// pairs with the kernel's smp_store_release in `bpf_ringbuf_commit` that
+    /// clears the BUSY bit after the record data was written.
+    pub fn header_len(&self, pos: u64) -> u32 {
+        // SAFETY: `pos` is 8-aligned (every record is rounded up to 8), so the
+        // header is 4-aligned and within the mapping; the kernel updates it
+        // atomically.
+        let h = unsafe { &*(self.data_ptr(pos) as *const AtomicU32) };
+        h.load(Ordering::Acquire)
+    }
+
+    /// The `len` bytes of record payload after the 8-byte header at `pos`.
+    ///
+    /// Returns `None` if `len` exceeds the ring.
+    pub fn payload(&self, pos: u64, len: usize) -> Option<&[u8]> {
+        if len > self.size.saturating_sub(8) {
+            return None;
+        }
+        // SAFETY: the data area is mapped twice, so `size` bytes are readable from
+        // any offset below `size`; header (8) + len ≤ size. The bytes were
+        // published by the kernel's release store of the header (read with
+        // Acquire by the caller) and are not rewritten until we advance
+        // consumer_pos past them, which needs `&self` (the borrow ends first).
+        Some(unsafe { std::slice::from_raw_parts(self.data_ptr(pos).add(8), len) })
+    }
+}
+
+/// The system page size.
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no memory effects.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 {
+        p as usize
+    } else {
+        4096
+    }
+}

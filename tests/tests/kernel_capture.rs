@@ -1,0 +1,230 @@
+//! Issue 4, acceptance 2, 3, 6 and 7: real OOM kills of Go fixtures in memory
+//! cgroups, captured in the kernel at SIGKILL delivery.
+
+mod kernel_common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use kernel_common::*;
+use oom_loader::{Event, KernelConfig, KillReason};
+use oom_tests::cgroup::MemCgroup;
+use oom_tests::fixtures::{self, Variant};
+use oom_tests::gomatrix::{self, Toolchain};
+use oom_tests::privileged;
+use oom_tests::process::Running;
+
+const LIMIT: u64 = 64 << 20;
+
+fn oomer(tc: &Toolchain) -> (std::path::PathBuf, Symbols) {
+    let bin = fixtures::build("oomer", tc, Variant::Default).expect("build oomer");
+    let syms = Symbols::read(&bin);
+    (bin, syms)
+}
+
+/// Starts `oomer -wait` in `cg`, registers it, releases it, returns it.
+fn start_oomer(
+    k: &oom_loader::Kernel,
+    cg: &MemCgroup,
+    bin: &std::path::Path,
+    syms: &Symbols,
+    tc: &Toolchain,
+) -> Running {
+    let child = cg
+        .spawn(
+            Command::new(bin)
+                .arg("-wait")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped()),
+        )
+        .expect("spawn oomer");
+    let mut p = Running::adopt(child);
+    p.wait_line("ready", Duration::from_secs(20))
+        .expect("oomer ready");
+    k.watch(p.pid() as u32, &syms.watch_info(tc))
+        .expect("watch");
+    p
+}
+
+/// Checks a capture of oomer: complete, and the top in-use bucket allocates in
+/// main.allocChunk.
+fn check_oomer_capture(c: &oom_loader::Capture, syms: &Symbols) {
+    assert!(c.is_complete(), "incomplete capture: {:?}", c.end);
+    let es = entries(c);
+    assert_eq!(es.len() as u32, c.end.buckets_emitted);
+    let top = es
+        .iter()
+        .max_by_key(|e| inuse_bytes(e))
+        .expect("some bucket");
+    let funcs: Vec<_> = top
+        .pcs()
+        .map(|pc| syms.func_of(pc).unwrap_or("?"))
+        .collect();
+    assert!(
+        funcs.contains(&"main.allocChunk"),
+        "top in-use bucket ({} B) is not main.allocChunk: {funcs:?}",
+        inuse_bytes(top)
+    );
+}
+
+#[test]
+fn kernel_oom_20_consecutive_kills() {
+    if !privileged::root("kernel_oom_20_consecutive_kills") {
+        return;
+    }
+    let Some(tc) = gomatrix::newest("kernel_oom_20_consecutive_kills") else {
+        return;
+    };
+    let _g = serial();
+    let (bin, syms) = oomer(&tc);
+    let mut k = load(&KernelConfig::default());
+    let mut walk = Vec::new();
+    for i in 0..20 {
+        let cg = MemCgroup::create(LIMIT).expect("cgroup");
+        let mut p = start_oomer(&k, &cg, &bin, &syms, &tc);
+        let pid = p.pid() as u32;
+        p.send_line("go").expect("release oomer");
+        let mut seen = Vec::new();
+        let c = wait_capture(&mut k, pid, Duration::from_secs(30), &mut seen)
+            .unwrap_or_else(|| panic!("kill {i}: no capture of pid {pid}; events {seen:?}"));
+        let _ = p.wait_exit(Duration::from_secs(10));
+        assert_eq!(c.reason, KillReason::Oom, "kill {i}");
+        assert!(c.victim.is_some());
+        assert!(cg.oom_kills().unwrap_or(1) >= 1);
+        check_oomer_capture(&c, &syms);
+        walk.push((c.end.buckets_seen, c.end.elapsed_ns));
+    }
+    let (b, ns) = walk[0];
+    eprintln!(
+        "20/20 OOM captures complete (Go {}); e.g. {b} buckets walked in {:.3} ms",
+        tc.version,
+        ns as f64 / 1e6
+    );
+    assert_eq!(k.counters().unwrap().lost_ends, 0);
+}
+
+#[test]
+fn kernel_oom_8_simultaneous_victims() {
+    if !privileged::root("kernel_oom_8_simultaneous_victims") {
+        return;
+    }
+    let Some(tc) = gomatrix::newest("kernel_oom_8_simultaneous_victims") else {
+        return;
+    };
+    let _g = serial();
+    let (bin, syms) = oomer(&tc);
+    let mut k = load(&KernelConfig::default());
+    let cgs: Vec<MemCgroup> = (0..8)
+        .map(|_| MemCgroup::create(LIMIT).expect("cgroup"))
+        .collect();
+    let mut procs: Vec<Running> = cgs
+        .iter()
+        .map(|cg| start_oomer(&k, cg, &bin, &syms, &tc))
+        .collect();
+    // Release all at once.
+    for p in &mut procs {
+        p.send_line("go").expect("release");
+    }
+    let mut want: Vec<u32> = procs.iter().map(|p| p.pid() as u32).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !want.is_empty() && Instant::now() < deadline {
+        for ev in k.poll(Some(Duration::from_millis(500))).expect("poll") {
+            if let Event::Capture(c) = ev {
+                if let Some(i) = want.iter().position(|&p| p == c.pid) {
+                    assert_eq!(c.reason, KillReason::Oom);
+                    check_oomer_capture(&c, &syms);
+                    want.swap_remove(i);
+                }
+            }
+        }
+    }
+    assert!(want.is_empty(), "no capture for {want:?}");
+    for p in &mut procs {
+        let _ = p.wait_exit(Duration::from_secs(10));
+    }
+    eprintln!("8/8 simultaneous OOM captures complete");
+}
+
+#[test]
+fn kernel_kill9_is_killed_and_kept_only_when_asked() {
+    if !privileged::root("kernel_kill9_is_killed_and_kept_only_when_asked") {
+        return;
+    }
+    let Some(tc) = gomatrix::newest("kernel_kill9_is_killed_and_kept_only_when_asked") else {
+        return;
+    };
+    let _g = serial();
+    let (bin, syms) = oomer(&tc);
+    for keep in [false, true] {
+        let cfg = KernelConfig {
+            keep_killed: keep,
+            classify_window: Duration::from_millis(200),
+            ..KernelConfig::default()
+        };
+        let mut k = load(&cfg);
+        let cg = MemCgroup::create(1 << 30).expect("cgroup");
+        let mut p = start_oomer(&k, &cg, &bin, &syms, &tc);
+        let pid = p.pid() as u32;
+        p.signal(libc::SIGKILL).expect("kill -9");
+        let _ = p.wait_exit(Duration::from_secs(10));
+        let mut seen = Vec::new();
+        let c = wait_capture(&mut k, pid, Duration::from_secs(3), &mut seen);
+        if keep {
+            let c = c.expect("kill -9 capture kept with keep_killed");
+            assert_eq!(c.reason, KillReason::Killed);
+            assert!(c.is_complete(), "{:?}", c.end);
+        } else {
+            assert!(c.is_none(), "kill -9 capture yielded without keep_killed");
+        }
+        assert!(
+            seen.iter()
+                .any(|e| matches!(e, Event::Exit(x) if x.pid == pid)),
+            "exit event of the watched pid: {seen:?}"
+        );
+        assert!(
+            !seen.iter().any(|e| matches!(e, Event::Victim(_))),
+            "{seen:?}"
+        );
+        assert!(!k.is_watched(pid).unwrap(), "watch entry removed at exit");
+    }
+}
+
+#[test]
+fn kernel_non_go_oom_is_silent() {
+    if !privileged::root("kernel_non_go_oom_is_silent") {
+        return;
+    }
+    let _g = serial();
+    let mut k = load(&KernelConfig::default());
+    let cg = MemCgroup::create(32 << 20).expect("cgroup");
+    // A non-Go memory hog: python grows a bytearray until killed.
+    let child = cg
+        .spawn(Command::new("python3").args(["-c", "b=[]\nwhile True: b.append(bytearray(1<<20))"]))
+        .expect("spawn python3");
+    let mut p = Running::adopt(child);
+    let pid = p.pid() as u32;
+    let _ = p.wait_exit(Duration::from_secs(30));
+    let mut events = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        events.extend(
+            k.poll(Some(Duration::from_millis(200)))
+                .expect("poll without errors"),
+        );
+    }
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Victim(v) if v.pid == pid)),
+        "mark_victim for the python pid {pid}: {events:?}"
+    );
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Capture(_))),
+        "{events:?}"
+    );
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Exit(_))),
+        "unwatched exits are not reported"
+    );
+    assert_eq!(k.counters().unwrap().captures, 0);
+}

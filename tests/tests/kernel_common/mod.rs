@@ -1,0 +1,144 @@
+//! Shared helpers of the `kernel_*` end-to-end tests: symbol lookup in fixture
+//! binaries (`.symtab`; the stripped-binary finder comes from oom-core later), watch
+//! registration, event waiting, and the in-use ranking of captured buckets.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use object::{Object, ObjectSection, ObjectSymbol};
+use oom_loader::{Capture, CycleLayout, Event, Kernel, KernelConfig, WatchInfo};
+use oom_tests::gomatrix::Toolchain;
+
+/// Serialises the tests of one binary: OOM kills and walk timings are measured on a
+/// 2-CPU machine, and parallel victims would disturb each other's figures.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Addresses a watch needs, from a non-PIE binary's `.symtab`, and function ranges
+/// to check PCs against.
+pub struct Symbols {
+    pub mbuckets: u64,
+    pub mem_profile_rate: u64,
+    pub mprof_cycle: u64,
+    pub text_start: u64,
+    funcs: Vec<(String, u64, u64)>,
+}
+
+impl Symbols {
+    pub fn read(path: &Path) -> Symbols {
+        let data = std::fs::read(path).expect("read binary");
+        let elf = object::File::parse(&*data).expect("parse ELF");
+        let mut s = Symbols {
+            mbuckets: 0,
+            mem_profile_rate: 0,
+            mprof_cycle: 0,
+            text_start: elf
+                .section_by_name(".text")
+                .map(|t| t.address())
+                .expect(".text"),
+            funcs: Vec::new(),
+        };
+        for sym in elf.symbols() {
+            let Ok(name) = sym.name() else { continue };
+            match name {
+                "runtime.mbuckets" => s.mbuckets = sym.address(),
+                "runtime.MemProfileRate" => s.mem_profile_rate = sym.address(),
+                "runtime.mProfCycle" => s.mprof_cycle = sym.address(),
+                _ => {}
+            }
+            if sym.kind() == object::SymbolKind::Text && sym.size() > 0 {
+                s.funcs
+                    .push((name.to_string(), sym.address(), sym.address() + sym.size()));
+            }
+        }
+        assert_ne!(s.mbuckets, 0, "runtime.mbuckets in {}", path.display());
+        s
+    }
+
+    /// The function containing `pc - 1` (return PCs point after the call).
+    pub fn func_of(&self, pc: u64) -> Option<&str> {
+        let pc = pc.checked_sub(1)?;
+        self.funcs
+            .iter()
+            .find(|(_, lo, hi)| (*lo..*hi).contains(&pc))
+            .map(|(n, _, _)| n.as_str())
+    }
+
+    pub fn watch_info(&self, tc: &Toolchain) -> WatchInfo {
+        WatchInfo {
+            mbuckets: self.mbuckets,
+            mem_profile_rate: self.mem_profile_rate,
+            mprof_cycle: self.mprof_cycle,
+            pc_base: self.text_start,
+            cycle_layout: if tc.minor() >= 27 {
+                CycleLayout::Words2
+            } else {
+                CycleLayout::Words4
+            },
+            max_nstk: if tc.minor() <= 22 { 32 } else { 1024 },
+        }
+    }
+}
+
+pub fn load(config: &KernelConfig) -> Kernel {
+    match Kernel::load(config) {
+        Ok(k) => k,
+        Err(e) => panic!("Kernel::load: {e}"),
+    }
+}
+
+/// Polls until a capture of `pid` arrives, collecting every event seen.
+pub fn wait_capture(
+    k: &mut Kernel,
+    pid: u32,
+    timeout: Duration,
+    seen: &mut Vec<Event>,
+) -> Option<Capture> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        for ev in k.poll(Some(left)).expect("poll") {
+            if let Event::Capture(c) = &ev {
+                if c.pid == pid {
+                    return Some(c.clone());
+                }
+            }
+            seen.push(ev);
+        }
+    }
+    None
+}
+
+/// In-use bytes of an entry under the Latest policy: active plus every future cycle.
+pub fn inuse_bytes(e: &oom_core::abi::Entry<'_>) -> u64 {
+    let r = &e.record;
+    let allocs = r.active.allocs + r.future.iter().map(|c| c.allocs).sum::<u64>();
+    let frees = r.active.frees + r.future.iter().map(|c| c.frees).sum::<u64>();
+    allocs.saturating_sub(frees) * e.size
+}
+
+/// Entries of a capture, panicking on a malformed one.
+pub fn entries(c: &Capture) -> Vec<oom_core::abi::Entry<'_>> {
+    c.entries().map(|e| e.expect("entry parses")).collect()
+}
+
+/// Names of our BPF programs and maps still in the kernel, per bpftool.
+pub fn leftover_bpf_objects() -> Vec<String> {
+    let mut out = Vec::new();
+    for what in ["prog", "map"] {
+        let o = std::process::Command::new("bpftool")
+            .args([what, "show"])
+            .output()
+            .expect("bpftool");
+        for line in String::from_utf8_lossy(&o.stdout).lines() {
+            if line.contains("oomprof_") {
+                out.push(line.to_string());
+            }
+        }
+    }
+    out
+}
