@@ -371,6 +371,9 @@ impl ModuleData {
             etext: r.u64(t + 8, "etext")?,
             gofunc: r.u64(layout.moduledata_gofunc, "gofunc")?,
         };
+        if m.text == 0 {
+            return Err(r.invalid("text", t, 0));
+        }
         if m.minpc != m.text {
             return Err(r.invalid("minpc", t - 16, m.minpc));
         }
@@ -719,4 +722,359 @@ pub fn print_name_pieces(name: &str) -> [&str; 5] {
         }
     }
     whole
+}
+
+/// A hand-built Go 1.20+ gopclntab for unit tests (also used by `pprof`'s tests).
+///
+/// Text base 0x1000, PC quantum 1, one file `/src/main.go`:
+/// - `main.outer` [0x1000, 0x1040), start line 3: line 10 below 0x1010, else 20; the
+///   range [0x1010, 0x1020) is `main.inner` (start line 5) inlined, parentPc 0x30.
+/// - `runtime.malg` [0x1040, 0x1080), start line 25: line 30.
+#[cfg(test)]
+pub(crate) mod testdata {
+    use std::vec::Vec;
+
+    fn u32s(v: &mut Vec<u8>, xs: &[u32]) {
+        for x in xs {
+            v.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+
+    /// (pclntab bytes, gofunc bytes)
+    pub(crate) fn tables() -> (Vec<u8>, Vec<u8>) {
+        let names: &[u8] = b"main.outer\0main.inner\0runtime.malg\0"; // nameOffs 0, 11, 22
+        let files: &[u8] = b"/src/main.go\0";
+        // pc-value tables, each pair (zigzag value delta, pc delta), 0-terminated.
+        let mut pctab = std::vec![0u8]; // offset 0 means "no table"
+        let pcfile = pctab.len() as u32;
+        pctab.extend_from_slice(&[0x02, 0x40, 0x00]); // file 0 over 0x40
+        let pcln0 = pctab.len() as u32;
+        pctab.extend_from_slice(&[0x16, 0x10, 0x14, 0x30, 0x00]); // 10 over 0x10, 20 over 0x30
+        let inl0 = pctab.len() as u32;
+        pctab.extend_from_slice(&[0x00, 0x10, 0x02, 0x10, 0x01, 0x20, 0x00]); // -1, 0, -1
+        let pcln1 = pctab.len() as u32;
+        pctab.extend_from_slice(&[0x3e, 0x40, 0x00]); // 30 over 0x40
+
+        let mut t = std::vec![0u8; 72];
+        let funcname = t.len();
+        t.extend_from_slice(names);
+        while !t.len().is_multiple_of(4) {
+            t.push(0);
+        }
+        let cu = t.len();
+        u32s(&mut t, &[0]); // cutab[0] = file offset 0
+        let filetab = t.len();
+        t.extend_from_slice(files);
+        let pct = t.len();
+        t.extend_from_slice(&pctab);
+        while !t.len().is_multiple_of(8) {
+            t.push(0);
+        }
+        let pcln = t.len();
+        // functab: {entryoff, funcoff} × 2, then the end of text.
+        u32s(&mut t, &[0, 24, 0x40, 96, 0x80, 0]);
+        // _func main.outer: entryOff, nameOff, args, deferreturn, pcsp, pcfile, pcln,
+        // npcdata, cuOffset, startLine; funcID, flag, pad, nfuncdata.
+        u32s(&mut t, &[0, 0, 0, 0, 0, pcfile, pcln0, 3, 0, 3]);
+        t.extend_from_slice(&[0, 0, 0, 4]);
+        u32s(&mut t, &[0, 0, inl0]); // pcdata: unsafe point, stack map, inline tree index
+        u32s(&mut t, &[u32::MAX, u32::MAX, u32::MAX, 0]); // funcdata[3]: inline tree at gofunc+0
+        assert_eq!(t.len(), pcln + 96);
+        // _func runtime.malg.
+        u32s(&mut t, &[0x40, 22, 0, 0, 0, pcfile, pcln1, 0, 0, 25]);
+        t.extend_from_slice(&[0, 0, 0, 0]);
+        // pcHeader.
+        let mut h = Vec::new();
+        u32s(&mut h, &[0xffff_fff1]);
+        h.extend_from_slice(&[0, 0, 1, 8]); // pad, minLC 1, ptrSize 8
+        for w in [
+            2u64,
+            1,
+            0x1000,
+            funcname as u64,
+            cu as u64,
+            filetab as u64,
+            pct as u64,
+            pcln as u64,
+        ] {
+            h.extend_from_slice(&w.to_le_bytes()); // nfunc, nfiles, textStart, offsets
+        }
+        t[..72].copy_from_slice(&h);
+        // gofunc: inlinedCall {funcID 0, pad, nameOff 11 (main.inner), parentPc 0x30, startLine 5}.
+        let mut g = std::vec![0u8, 0, 0, 0];
+        u32s(&mut g, &[11, 0x30, 5]);
+        (t, g)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::GoVersion;
+
+    fn layout(minor: u16) -> Layout {
+        Layout::for_version(GoVersion { minor, patch: 0 }).unwrap()
+    }
+
+    #[test]
+    fn parses_header_and_functions() {
+        let (t, _) = testdata::tables();
+        let p = Pclntab::parse(&t).unwrap();
+        assert_eq!(
+            (p.magic(), p.quantum(), p.text_start(), p.func_count()),
+            (MAGIC_120, 1, 0x1000, 2)
+        );
+        assert_eq!(p.text_len(), Ok(0x80));
+        let f = p.func(1).unwrap();
+        assert_eq!(
+            (f.name(), f.entry_off, f.end_off, f.start_line),
+            (Ok("runtime.malg"), 0x40, 0x80, 25)
+        );
+        assert!(matches!(p.func(2), Err(Error::NotFound { .. })));
+        assert_eq!(p.find(0x3f).unwrap().map(|f| f.entry_off), Some(0));
+        assert_eq!(p.find(0x40).unwrap().map(|f| f.entry_off), Some(0x40));
+        assert!(p.find(0x80).unwrap().is_none());
+        assert_eq!(
+            p.func_by_name("runtime.malg").unwrap().map(|f| f.entry_off),
+            Some(0x40)
+        );
+        assert!(p.func_by_name("main.nope").unwrap().is_none());
+    }
+
+    #[test]
+    fn frames_like_callers_frames() {
+        let (t, g) = testdata::tables();
+        let s = Symbolizer::new(Pclntab::parse(&t).unwrap(), 0x1000, &g, 0, layout(27));
+        let f = s.frame(0x1015).unwrap();
+        assert_eq!(
+            f,
+            Frame {
+                pc: 0x1014,
+                entry: 0x1000,
+                function: "main.inner",
+                file: "/src/main.go",
+                line: 20,
+                start_line: 5,
+                inlined: true,
+                func_id: 0
+            }
+        );
+        let f = s.frame(0x1031).unwrap();
+        assert_eq!(
+            (f.function, f.line, f.start_line, f.inlined),
+            ("main.outer", 20, 3, false)
+        );
+        assert_eq!(s.frame(0x1008).unwrap().line, 10);
+        assert_eq!(s.frame(0x1000).unwrap().pc, 0x1000); // at the entry: no − 1
+        assert_eq!(s.frame(0x2000).unwrap(), Frame::unknown(0x2000));
+        assert_eq!(s.name_at(0x1010).unwrap(), Some("main.inner"));
+        assert_eq!(s.name_at(0x1050).unwrap(), Some("runtime.malg"));
+        assert_eq!(s.name_at(0xfff).unwrap(), None);
+        let mut levels = std::vec::Vec::new();
+        s.inline_levels(0x1014, |l| levels.push(l)).unwrap();
+        assert_eq!(
+            levels,
+            [
+                InlineLevel {
+                    pc: 0x1014,
+                    func_id: 0
+                },
+                InlineLevel {
+                    pc: 0x1030,
+                    func_id: 0
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn load_bias_is_subtracted() {
+        let (t, g) = testdata::tables();
+        let s = Symbolizer::new(
+            Pclntab::parse(&t).unwrap(),
+            0x1000,
+            &g,
+            0x5550_0000,
+            layout(27),
+        );
+        let f = s.frame(0x5550_1015).unwrap();
+        assert_eq!(
+            (f.pc, f.entry, f.function),
+            (0x5550_1014, 0x5550_1000, "main.inner")
+        );
+        assert_eq!(s.bias(), 0x5550_0000);
+    }
+
+    #[test]
+    fn header_errors() {
+        let (t, _) = testdata::tables();
+        let mut bad = t.clone();
+        bad[0] = 0xfb; // Go 1.2–1.15 magic
+        assert!(matches!(
+            Pclntab::parse(&bad),
+            Err(Error::Unsupported { field: "magic", .. })
+        ));
+        let mut bad = t.clone();
+        bad[6] = 3;
+        assert!(matches!(
+            Pclntab::parse(&bad),
+            Err(Error::Invalid {
+                field: "minLC",
+                offset: 6,
+                ..
+            })
+        ));
+        let mut bad = t.clone();
+        bad[7] = 4;
+        assert!(matches!(
+            Pclntab::parse(&bad),
+            Err(Error::Unsupported {
+                field: "ptrSize",
+                ..
+            })
+        ));
+        let mut bad = t.clone();
+        bad[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(matches!(
+            Pclntab::parse(&bad),
+            Err(Error::Invalid {
+                field: "funcnameOffset",
+                offset: 32,
+                ..
+            })
+        ));
+        let mut bad = t.clone();
+        bad[8..16].copy_from_slice(&1_000_000u64.to_le_bytes());
+        assert!(matches!(
+            Pclntab::parse(&bad),
+            Err(Error::Invalid { field: "nfunc", .. })
+        ));
+        assert!(matches!(
+            Pclntab::parse(&t[..30]),
+            Err(Error::Truncated {
+                field: "textStart",
+                offset: 24,
+                ..
+            })
+        ));
+        let pcln = u64::from_le_bytes(t[64..72].try_into().unwrap()) as usize;
+        assert!(matches!(
+            Pclntab::parse(&t[..pcln + 8]),
+            Err(Error::Truncated {
+                field: "functab",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn table_errors() {
+        let (t, g) = testdata::tables();
+        let pcln = u64::from_le_bytes(t[64..72].try_into().unwrap()) as usize;
+        // A funcoff pointing past the end.
+        let mut bad = t.clone();
+        bad[pcln + 4..pcln + 8].copy_from_slice(&0x10_0000u32.to_le_bytes());
+        let p = Pclntab::parse(&bad).unwrap();
+        assert!(matches!(
+            p.func(0),
+            Err(Error::Truncated { field: "_func", .. })
+        ));
+        // A pc-value table that never ends.
+        let mut bad = t.clone();
+        let at = pcln + 24 + 24; // _func main.outer .pcln
+        bad[at..at + 4].copy_from_slice(&0x10_0000u32.to_le_bytes());
+        let p = Pclntab::parse(&bad).unwrap();
+        let s = Symbolizer::new(p, 0x1000, &g, 0, layout(27));
+        assert!(matches!(
+            s.frame(0x1008),
+            Err(Error::Truncated {
+                field: "pc-value delta",
+                ..
+            })
+        ));
+        // An inline tree outside gofunc.
+        let s = Symbolizer::new(Pclntab::parse(&t).unwrap(), 0x1000, &g[..4], 0, layout(27));
+        assert!(matches!(
+            s.frame(0x1015),
+            Err(Error::Truncated {
+                structure: "inlinedCall",
+                ..
+            })
+        ));
+        // Names that are not UTF-8.
+        let mut bad = t.clone();
+        let fname = u64::from_le_bytes(t[32..40].try_into().unwrap()) as usize;
+        bad[fname] = 0xff;
+        assert!(matches!(
+            Pclntab::parse(&bad).unwrap().func(0).unwrap().name(),
+            Err(Error::Invalid {
+                field: "function name",
+                ..
+            })
+        ));
+    }
+
+    fn moduledata(text: u64, minpc: u64, layout: &Layout) -> std::vec::Vec<u8> {
+        let mut m = std::vec![0u8; layout.moduledata_gofunc + 8];
+        m[..8].copy_from_slice(&0x40_0000u64.to_le_bytes()); // pcHeader
+        let t = layout.moduledata_text;
+        m[t - 16..t - 8].copy_from_slice(&minpc.to_le_bytes()); // minpc
+        m[t - 8..t].copy_from_slice(&(text + 0x100).to_le_bytes()); // maxpc
+        m[t..t + 8].copy_from_slice(&text.to_le_bytes()); // text
+        m[t + 8..t + 16].copy_from_slice(&(text + 0x100).to_le_bytes()); // etext
+        let g = layout.moduledata_gofunc;
+        m[g..g + 8].copy_from_slice(&0x50_0000u64.to_le_bytes()); // gofunc
+        m
+    }
+
+    #[test]
+    fn moduledata_parse_and_find() {
+        for minor in [19, 21, 27] {
+            let l = layout(minor);
+            let m = moduledata(0x40_1000, 0x40_1000, &l);
+            let md = ModuleData::parse(&m, &l).unwrap();
+            assert_eq!(
+                (md.text, md.gofunc, md.pc_header),
+                (0x40_1000, 0x50_0000, 0x40_0000)
+            );
+            let mut hay = std::vec![0u8; 64];
+            hay[8..16].copy_from_slice(&0x40_0000u64.to_le_bytes()); // decoy word, bad moduledata
+            hay.extend_from_slice(&m);
+            assert_eq!(ModuleData::find(&hay, 0x40_0000, &l).unwrap().0, 64);
+        }
+        let l = layout(27);
+        let bad = moduledata(0x40_1000, 0x40_2000, &l);
+        assert!(matches!(
+            ModuleData::parse(&bad, &l),
+            Err(Error::Invalid { field: "minpc", .. })
+        ));
+        assert!(matches!(
+            ModuleData::parse(&bad[..100], &l),
+            Err(Error::Truncated { .. })
+        ));
+        assert_eq!(
+            ModuleData::find(&bad, 0x40_0000, &l),
+            Err(Error::NotFound {
+                what: "runtime.firstmoduledata"
+            })
+        );
+    }
+
+    #[test]
+    fn print_names() {
+        assert_eq!(print_name_pieces("main.f").concat(), "main.f");
+        assert_eq!(
+            print_name_pieces("main.newBox[go.shape.int]").concat(),
+            "main.newBox[...]"
+        );
+        assert_eq!(
+            print_name_pieces("main.(*T[go.shape.int]).M[go.shape.string]").concat(),
+            "main.(*T[...]).M[...]"
+        );
+        assert_eq!(
+            print_name_pieces("type:.eq.[2]interface {}").concat(),
+            "type:.eq.[...]interface {}"
+        );
+        assert_eq!(print_name_pieces("a]b[").concat(), "a]b[");
+    }
 }

@@ -807,3 +807,426 @@ pub fn encode<'a, 'b>(
     }
     Ok(e.out.len)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bucket::{Cycle, MemRecord, Stack};
+    use crate::layout::{GoVersion, Layout};
+    use crate::pclntab::{testdata, Pclntab};
+    use crate::values::Exp;
+    use quick_protobuf::BytesReader;
+    use std::vec::Vec;
+
+    fn layout(minor: u16) -> Layout {
+        Layout::for_version(GoVersion { minor, patch: 0 }).unwrap()
+    }
+
+    fn words(pcs: &[u64]) -> Vec<u8> {
+        pcs.iter().flat_map(|p| p.to_le_bytes()).collect()
+    }
+
+    fn bucket(stack: &[u8], size: u64, allocs: u64, frees: u64) -> Bucket<'_> {
+        let active = Cycle { allocs, frees };
+        Bucket {
+            size,
+            stack: Stack::new(stack).unwrap(),
+            record: MemRecord {
+                active,
+                future: [Cycle::default(); 3],
+            },
+        }
+    }
+
+    /// Top-level fields: (field number, varint value or nested bytes).
+    #[derive(Debug)]
+    enum V<'a> {
+        Int(u64),
+        Bytes(&'a [u8]),
+    }
+
+    fn fields(buf: &[u8]) -> Vec<(u32, V<'_>)> {
+        let mut r = BytesReader::from_bytes(buf);
+        let mut out = Vec::new();
+        while !r.is_eof() {
+            let tag = r.next_tag(buf).unwrap();
+            let v = match tag & 7 {
+                0 => V::Int(r.read_uint64(buf).unwrap()),
+                2 => V::Bytes(r.read_bytes(buf).unwrap()),
+                w => panic!("wire type {w}"),
+            };
+            out.push((tag >> 3, v));
+        }
+        out
+    }
+
+    fn strings_of(buf: &[u8]) -> Vec<&str> {
+        fields(buf)
+            .into_iter()
+            .filter_map(|(f, v)| match (f, v) {
+                (6, V::Bytes(b)) => Some(core::str::from_utf8(b).unwrap()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn encode_with(
+        minor: u16,
+        buckets: &[Bucket<'_>],
+        maps: &[Mapping<'_>],
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
+        let (t, g) = testdata::tables();
+        let sym = Symbolizer::new(Pclntab::parse(&t).unwrap(), 0x1000, &g, 0, layout(minor));
+        let profile = Profile {
+            scale: Scale::new(4096, Exp::Portable, layout(minor)).unwrap(),
+            policy: Policy::Latest,
+            mappings: maps,
+            time_nanos: 0,
+            default_sample_type: None,
+            comments: &[],
+        };
+        let mut strings = [StringSlot::default(); 64];
+        let mut locs = [LocationSlot::default(); 64];
+        encode(
+            out,
+            Tables {
+                strings: &mut strings,
+                locations: &mut locs,
+            },
+            &sym,
+            &profile,
+            buckets,
+        )
+    }
+
+    #[test]
+    fn empty_profile_bytes() {
+        let mut out = [0u8; 256];
+        let n = encode_with(27, &[], &[], &mut out).unwrap();
+        #[rustfmt::skip]
+        let want: &[u8] = &[
+            0x5a, 0x04, 0x08, 0x01, 0x10, 0x02,       // period_type {type: 1 "space", unit: 2 "bytes"}
+            0x60, 0x80, 0x20,                         // period 4096
+            0x0a, 0x04, 0x08, 0x03, 0x10, 0x04,       // sample_type {3 "alloc_objects", 4 "count"}
+            0x0a, 0x04, 0x08, 0x05, 0x10, 0x02,       // sample_type {5 "alloc_space", 2 "bytes"}
+            0x0a, 0x04, 0x08, 0x06, 0x10, 0x04,       // sample_type {6 "inuse_objects", 4 "count"}
+            0x0a, 0x04, 0x08, 0x07, 0x10, 0x02,       // sample_type {7 "inuse_space", 2 "bytes"}
+            0x1a, 0x02, 0x08, 0x01,                   // mapping {id 1} (Go's fake mapping)
+            0x32, 0x00,                               // string_table[0] ""
+        ];
+        assert_eq!(&out[..want.len()], want);
+        assert_eq!(
+            strings_of(&out[..n]),
+            [
+                "",
+                "space",
+                "bytes",
+                "alloc_objects",
+                "count",
+                "alloc_space",
+                "inuse_objects",
+                "inuse_space"
+            ]
+        );
+    }
+
+    #[test]
+    fn inline_decks_hidden_runtime_and_final_expansion() {
+        let (s1, s2, s3, s4) = (
+            words(&[0x1015, 0x1031]),
+            words(&[0x1050, 0x1008]),
+            words(&[0x1050]),
+            words(&[0x1008, 0x1015]),
+        );
+        let buckets = [
+            bucket(&s1, 48, 2, 1),
+            bucket(&s2, 16, 1, 0),
+            bucket(&s3, 32, 0, 0),
+            bucket(&s4, 48, 1, 1),
+        ];
+        let maps = [Mapping {
+            start: 0x1000,
+            limit: 0x2000,
+            offset: 0,
+            filename: "/bin/x",
+            build_id: "abcd",
+        }];
+        let mut out = [0u8; 1024];
+        let n = encode_with(27, &buckets, &maps, &mut out).unwrap();
+        let f = fields(&out[..n]);
+        let locs: Vec<&[u8]> = f
+            .iter()
+            .filter_map(|(k, v)| matches!(k, 4).then_some(v))
+            .map(|v| if let V::Bytes(b) = v { *b } else { &[] })
+            .collect();
+        // 0x1015+0x1031 (one deck), 0x1008, 0x1050: three locations.
+        assert_eq!(locs.len(), 3);
+        let l1 = fields(locs[0]);
+        assert!(matches!(l1[0], (1, V::Int(1))) && matches!(l1[1], (3, V::Int(0x1014))));
+        assert_eq!(
+            l1.iter().filter(|(k, _)| *k == 4).count(),
+            2,
+            "two lines: main.inner, main.outer"
+        );
+        assert!(
+            matches!(l1.last(), Some((2, V::Int(1)))),
+            "mapping_id comes last"
+        );
+        let samples: Vec<Vec<u64>> = f
+            .iter()
+            .filter_map(|(k, v)| match (k, v) {
+                (2, V::Bytes(b)) => Some(b),
+                _ => None,
+            })
+            .map(|b| {
+                fields(b)
+                    .into_iter()
+                    .filter_map(|(k, v)| match (k, v) {
+                        (1, V::Int(id)) => Some(id),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            samples,
+            [std::vec![1], std::vec![2], std::vec![3], std::vec![2, 1]]
+        );
+        assert_eq!(
+            strings_of(&out[..n]),
+            [
+                "",
+                "space",
+                "bytes",
+                "alloc_objects",
+                "count",
+                "alloc_space",
+                "inuse_objects",
+                "inuse_space",
+                "main.inner",
+                "/src/main.go",
+                "main.outer",
+                "runtime.malg",
+                "/bin/x",
+                "abcd"
+            ]
+        );
+        // has_functions: every location symbolized.
+        let m = f
+            .iter()
+            .find_map(|(k, v)| {
+                if let (3, V::Bytes(b)) = (k, v) {
+                    Some(*b)
+                } else {
+                    None
+                }
+            })
+            .unwrap();
+        assert!(fields(m)
+            .iter()
+            .any(|(k, v)| matches!((k, v), (7, V::Int(1)))));
+    }
+
+    #[test]
+    fn go119_omits_start_line_and_zero_bytes_label() {
+        let s = words(&[0x1008]);
+        let buckets = [bucket(&s, 48, 0, 0)];
+        let mut out = [0u8; 512];
+        let n = encode_with(19, &buckets, &[], &mut out).unwrap();
+        let f = fields(&out[..n]);
+        let func = f
+            .iter()
+            .find_map(|(k, v)| {
+                if let (5, V::Bytes(b)) = (k, v) {
+                    Some(*b)
+                } else {
+                    None
+                }
+            })
+            .unwrap();
+        assert!(
+            fields(func).iter().all(|(k, _)| *k != 5),
+            "no start_line in 1.19"
+        );
+        assert!(
+            !strings_of(&out[..n])[8..].contains(&"bytes"),
+            "no label without allocations"
+        );
+        let n27 = encode_with(27, &buckets, &[], &mut out).unwrap();
+        assert!(
+            strings_of(&out[..n27])
+                .iter()
+                .filter(|s| **s == "bytes")
+                .count()
+                == 1
+        );
+    }
+
+    #[test]
+    fn too_small_reports_exact_size() {
+        let s = words(&[0x1015, 0x1031, 0x2000]);
+        let buckets = [bucket(&s, 48, 3, 1)];
+        let mut big = [0u8; 1024];
+        let n = encode_with(27, &buckets, &[], &mut big).unwrap();
+        for len in [0, 1, n / 2, n - 1] {
+            let mut small = std::vec![0u8; len];
+            assert_eq!(
+                encode_with(27, &buckets, &[], &mut small),
+                Err(Error::BufferTooSmall { needed: n })
+            );
+        }
+        let mut exact = std::vec![0u8; n];
+        assert_eq!(encode_with(27, &buckets, &[], &mut exact), Ok(n));
+        assert_eq!(&exact[..], &big[..n]);
+    }
+
+    #[test]
+    fn full_tables_are_errors() {
+        let (t, g) = testdata::tables();
+        let sym = Symbolizer::new(Pclntab::parse(&t).unwrap(), 0x1000, &g, 0, layout(27));
+        let s = words(&[0x1008]);
+        let buckets = [bucket(&s, 48, 3, 1)];
+        let profile = Profile {
+            scale: Scale::new(4096, Exp::Portable, layout(27)).unwrap(),
+            policy: Policy::Latest,
+            mappings: &[],
+            time_nanos: 0,
+            default_sample_type: Some("alloc_space"),
+            comments: &["reason=oom"],
+        };
+        let mut out = [0u8; 1024];
+        let mut strings = [StringSlot::default(); 5];
+        let mut locs = [LocationSlot::default(); 8];
+        let r = encode(
+            &mut out,
+            Tables {
+                strings: &mut strings,
+                locations: &mut locs,
+            },
+            &sym,
+            &profile,
+            &buckets,
+        );
+        assert_eq!(
+            r,
+            Err(Error::TableFull {
+                table: "strings",
+                capacity: 5
+            })
+        );
+        let mut strings = [StringSlot::default(); 32];
+        let r = encode(
+            &mut out,
+            Tables {
+                strings: &mut strings,
+                locations: &mut [],
+            },
+            &sym,
+            &profile,
+            &buckets,
+        );
+        assert_eq!(
+            r,
+            Err(Error::TableFull {
+                table: "locations",
+                capacity: 0
+            })
+        );
+        let maps = [Mapping::default(); MAX_MAPPINGS + 1];
+        let p2 = Profile {
+            mappings: &maps,
+            ..profile
+        };
+        let r = encode(
+            &mut out,
+            Tables {
+                strings: &mut strings,
+                locations: &mut locs,
+            },
+            &sym,
+            &p2,
+            &buckets,
+        );
+        assert_eq!(
+            r,
+            Err(Error::TableFull {
+                table: "mappings",
+                capacity: MAX_MAPPINGS
+            })
+        );
+        let many = ["c"; 17];
+        let p3 = Profile {
+            comments: &many,
+            ..profile
+        };
+        let r = encode(
+            &mut out,
+            Tables {
+                strings: &mut strings,
+                locations: &mut locs,
+            },
+            &sym,
+            &p3,
+            &buckets,
+        );
+        assert_eq!(
+            r,
+            Err(Error::TableFull {
+                table: "comments",
+                capacity: 16
+            })
+        );
+        let n = encode(
+            &mut out,
+            Tables {
+                strings: &mut strings,
+                locations: &mut locs,
+            },
+            &sym,
+            &profile,
+            &buckets,
+        )
+        .unwrap();
+        let all = strings_of(&out[..n]);
+        assert!(all.contains(&"alloc_space") && all.last() == Some(&"reason=oom"));
+    }
+
+    #[test]
+    fn unknown_pcs_get_an_empty_function_and_no_has_functions() {
+        let s = words(&[0x9000]);
+        let buckets = [bucket(&s, 16, 1, 0)];
+        let maps = [Mapping {
+            start: 0x1000,
+            limit: 0x10000,
+            offset: 0,
+            filename: "/bin/x",
+            build_id: "",
+        }];
+        let mut out = [0u8; 512];
+        let n = encode_with(27, &buckets, &maps, &mut out).unwrap();
+        let f = fields(&out[..n]);
+        let m = f
+            .iter()
+            .find_map(|(k, v)| {
+                if let (3, V::Bytes(b)) = (k, v) {
+                    Some(*b)
+                } else {
+                    None
+                }
+            })
+            .unwrap();
+        assert!(fields(m).iter().all(|(k, _)| *k != 7));
+        let loc = f
+            .iter()
+            .find_map(|(k, v)| {
+                if let (4, V::Bytes(b)) = (k, v) {
+                    Some(*b)
+                } else {
+                    None
+                }
+            })
+            .unwrap();
+        assert!(matches!(fields(loc)[1], (3, V::Int(0x8fff))));
+    }
+}

@@ -184,3 +184,144 @@ fn arm64_global(adrp: u32, next: Option<u32>, third: Option<u32>, pc: u64) -> Op
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pclntab::testdata;
+
+    #[test]
+    fn amd64_rip_relative_mov() {
+        // 48 8b 0d 10 00 00 00   MOVQ 0x10(RIP), CX   at 0x1000 → 0x1007 + 0x10
+        assert_eq!(
+            amd64_rip_mov(&[0x48, 0x8b, 0x0d, 0x10, 0, 0, 0], 0x1000),
+            Some(0x1017)
+        );
+        // 4c 8b 05 f0 ff ff ff   MOVQ -0x10(RIP), R8
+        assert_eq!(
+            amd64_rip_mov(&[0x4c, 0x8b, 0x05, 0xf0, 0xff, 0xff, 0xff], 0x1000),
+            Some(0xff7)
+        );
+        // 48 8b 4e 10            MOVQ 0x10(SI), CX: not RIP-relative
+        assert_eq!(
+            amd64_rip_mov(&[0x48, 0x8b, 0x4e, 0x10, 0, 0, 0], 0x1000),
+            None
+        );
+        assert_eq!(amd64_rip_mov(&[0x48, 0x8b, 0x0d, 0x10], 0x1000), None); // truncated
+    }
+
+    #[test]
+    fn nth_load_skips_out_of_range_targets() {
+        #[rustfmt::skip]
+        let code = [
+            0x49, 0x3b, 0x66, 0x10,                   // CMPQ SP, 16(R14)
+            0x48, 0x8b, 0x05, 0x00, 0x10, 0x00, 0x00, // MOVQ 0x1000(RIP), AX → 0x200b (outside)
+            0x48, 0x8b, 0x15, 0x00, 0x20, 0x00, 0x00, // MOVQ 0x2000(RIP), DX → 0x3012
+            0x48, 0x8b, 0x1d, 0x00, 0x30, 0x00, 0x00, // MOVQ 0x3000(RIP), BX → 0x4019
+        ];
+        let valid = 0x3000..0x5000;
+        assert_eq!(
+            nth_global_load((0x1000, &code), Arch::Amd64, 0, &valid),
+            Some(0x3012)
+        );
+        assert_eq!(
+            nth_global_load((0x1000, &code), Arch::Amd64, 1, &valid),
+            Some(0x4019)
+        );
+        assert_eq!(
+            nth_global_load((0x1000, &code), Arch::Amd64, 2, &valid),
+            None
+        );
+    }
+
+    fn w(words: &[u32]) -> std::vec::Vec<u8> {
+        words.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn arm64_adrp_add_ldar_and_ldr() {
+        // Go 1.27 mProf_FlushLocked: ADRP R1, +0x1d8000 page; ADD $0x2a0, R1; LDAR (R1), R2.
+        // ADRP: op 1, immlo 01, 10010000, immhi, Rd=1. Page delta 0x1d8 pages = imm 0x1d8.
+        let imm: u32 = 0x1d8;
+        let adrp = 0x9000_0000 | ((imm & 3) << 29) | ((imm >> 2) << 5) | 1;
+        let add = 0x9100_0000 | (0x2a0 << 10) | (1 << 5) | 1; // ADD X1, X1, #0x2a0
+        let ldar = 0xc8df_fc00 | (1 << 5) | 2; // LDAR X2, [X1]
+        let code = w(&[0xd503_201f, adrp, add, ldar]); // NOP first
+        let want = (0x10004 & !0xfff) + (0x1d8 << 12) + 0x2a0;
+        assert_eq!(
+            nth_global_load((0x10000, &code), Arch::Arm64, 0, &(0..u64::MAX)),
+            Some(want)
+        );
+        // Go 1.19 MOVD: ADRP; ADD; LDR X3, [X27, #0].
+        let adrp27 = (adrp & !0x1f) | 27;
+        let add27 = 0x9100_0000 | (0xf80 << 10) | (27 << 5) | 27;
+        let ldr = 0xf940_0000 | (27 << 5) | 3;
+        let code = w(&[adrp27, add27, ldr]);
+        assert_eq!(
+            nth_global_load((0x10000, &code), Arch::Arm64, 0, &(0..u64::MAX)),
+            Some(0x10000 + (0x1d8 << 12) + 0xf80)
+        );
+        // Go 1.27 MOVD: ADRP; LDR X3, [X27, #896] (imm12 = 112).
+        let ldr = 0xf940_0000 | (112 << 10) | (27 << 5) | 3;
+        let code = w(&[adrp27, ldr]);
+        assert_eq!(
+            nth_global_load((0x10000, &code), Arch::Arm64, 0, &(0..u64::MAX)),
+            Some(0x10000 + (0x1d8 << 12) + 896)
+        );
+        // A negative page offset (immhi sign bit) and an ADRP without a matching load.
+        let neg = 0x9000_0000 | (0x7_ffff << 5) | (3 << 29) | 1; // imm = -1 page
+        assert_eq!(
+            arm64_global(neg, Some(add), Some(ldar), 0x10000),
+            Some(0xf000 + 0x2a0)
+        );
+        assert_eq!(arm64_global(adrp, Some(0xd503_201f), None, 0x10000), None);
+        assert_eq!(
+            arm64_global(adrp, Some(add), Some(0xd503_201f), 0x10000),
+            None
+        );
+        assert_eq!(
+            arm64_global(0xd503_201f, Some(add), Some(ldar), 0x10000),
+            None
+        );
+    }
+
+    #[test]
+    fn missing_function_and_code_range() {
+        let (t, _) = testdata::tables();
+        let tab = Pclntab::parse(&t).unwrap();
+        let code = Code {
+            addr: 0x1000,
+            bytes: &[0u8; 0x80],
+        };
+        assert_eq!(
+            find_mbuckets(&tab, 0x1000, code, Arch::Amd64, 0..u64::MAX),
+            Err(Error::NotFound {
+                what: "runtime.mProf_FlushLocked"
+            })
+        );
+        assert_eq!(
+            find_mem_profile_rate(&tab, 0x1000, code, Arch::Amd64, 0..u64::MAX),
+            Err(Error::NotFound {
+                what: "runtime.profilealloc"
+            })
+        );
+        // runtime.malg exists: its code [0x1040, 0x1080) must lie inside `code`.
+        assert!(function_code(&tab, 0x1000, code, "runtime.malg").is_ok());
+        let short = Code {
+            addr: 0x1000,
+            bytes: &[0u8; 0x50],
+        };
+        assert!(matches!(
+            function_code(&tab, 0x1000, short, "runtime.malg"),
+            Err(Error::Invalid {
+                field: "function range",
+                ..
+            })
+        ));
+        let before = Code {
+            addr: 0x2000,
+            bytes: &[0u8; 0x80],
+        };
+        assert!(function_code(&tab, 0x1000, before, "runtime.malg").is_err());
+    }
+}

@@ -107,7 +107,7 @@ fn cgroup_is_removed_even_when_the_test_panics() {
     let r = std::panic::catch_unwind(|| {
         let cg = MemCgroup::create(64 * MIB).unwrap();
         *path.lock().unwrap() = Some(cg.path().to_path_buf());
-        let _child = cg.spawn(Command::new("sleep").arg("600")).unwrap();
+        let _child = Running::adopt(cg.spawn(Command::new("sleep").arg("600")).unwrap());
         assert_eq!(cg.pids().len(), 1);
         panic!("deliberate");
     });

@@ -1,0 +1,53 @@
+//! Encoder round trip: arbitrary tables and buckets → encode → the output decodes
+//! with quick-protobuf, and a too-small buffer reports exactly the size needed.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use oom_core::bucket::{Bucket, Cycle, MemRecord, Stack};
+use oom_core::layout::{GoVersion, Layout};
+use oom_core::pclntab::{Pclntab, Symbolizer};
+use oom_core::pprof::{self, LocationSlot, Mapping, Profile, StringSlot, Tables};
+use oom_core::values::{Exp, Policy, Scale};
+use quick_protobuf::BytesReader;
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() < 8 {
+        return;
+    }
+    let split = usize::from(u16::from_le_bytes([data[0], data[1]])).min(data.len());
+    let (tab, stacks) = data.split_at(split);
+    let Ok(t) = Pclntab::parse(tab) else { return };
+    let layout = Layout::for_version(GoVersion { minor: 19 + u16::from(data[2] % 9), patch: 0 }).unwrap();
+    let sym = Symbolizer::new(t, 0x1000, tab, 0, layout);
+    // Each bucket: up to 8 stack words from the input.
+    let mut buckets = Vec::new();
+    for (i, chunk) in stacks.chunks(64).enumerate() {
+        let words = &chunk[..chunk.len() / 8 * 8];
+        let c = Cycle { allocs: i as u64 + 1, frees: i as u64 / 2 };
+        buckets.push(Bucket { size: 16 << (i % 8), stack: Stack::new(words).unwrap(), record: MemRecord { active: c, future: [c; 3] } });
+    }
+    let maps = [Mapping { start: 0x1000, limit: 0x10_0000, offset: 0, filename: "/bin/x", build_id: "ab" }];
+    let profile = Profile {
+        scale: Scale::new(4096, Exp::Portable, layout).unwrap(),
+        policy: Policy::Latest,
+        mappings: if data[3] & 1 == 0 { &maps } else { &[] },
+        time_nanos: 5,
+        default_sample_type: None,
+        comments: &["fuzz"],
+    };
+    let mut strings = vec![StringSlot::default(); 4 * stacks.len() / 8 + 64];
+    let mut locs = vec![LocationSlot::default(); 4 * stacks.len() / 8 + 64];
+    let mut small = [0u8; 32];
+    let needed = match pprof::encode(&mut small, Tables { strings: &mut strings, locations: &mut locs }, &sym, &profile, &buckets) {
+        Ok(n) => n,
+        Err(oom_core::Error::BufferTooSmall { needed }) => needed,
+        Err(_) => return,
+    };
+    let mut out = vec![0u8; needed];
+    let n = pprof::encode(&mut out, Tables { strings: &mut strings, locations: &mut locs }, &sym, &profile, &buckets).unwrap();
+    assert_eq!(n, needed);
+    let mut r = BytesReader::from_bytes(&out);
+    while !r.is_eof() {
+        let tag = r.next_tag(&out).expect("tag");
+        r.read_unknown(&out, tag).expect("field");
+    }
+});
