@@ -157,7 +157,9 @@ pub struct BinaryInfo {
     pub gofunc: Range<usize>,
 }
 
-fn section_file_range(s: &object::read::elf::ElfSection64<'_, '_, LittleEndian>) -> Option<Range<usize>> {
+fn section_file_range(
+    s: &object::read::elf::ElfSection64<'_, '_, LittleEndian>,
+) -> Option<Range<usize>> {
     let (off, size) = s.file_range()?;
     let start = usize::try_from(off).ok()?;
     Some(start..start.checked_add(usize::try_from(size).ok()?)?)
@@ -186,7 +188,13 @@ impl GoBinary {
         let pcln = self.map.get(self.info.pclntab.clone()).unwrap_or_default();
         let tab = Pclntab::parse(pcln)?;
         let gofunc = self.map.get(self.info.gofunc.clone()).unwrap_or_default();
-        Ok(Symbolizer::new(tab, self.info.text, gofunc, bias, self.info.layout))
+        Ok(Symbolizer::new(
+            tab,
+            self.info.text,
+            gofunc,
+            bias,
+            self.info.layout,
+        ))
     }
 
     /// Length of the file mapping (address space; the kernel pages in only what the
@@ -229,7 +237,10 @@ impl BinaryInfo {
             .collect();
 
         // Identity: buildinfo (section, else a scan), notes.
-        let bi = match elf.section_by_name(".go.buildinfo").and_then(|s| s.data().ok()) {
+        let bi = match elf
+            .section_by_name(".go.buildinfo")
+            .and_then(|s| s.data().ok())
+        {
             Some(d) => BuildInfo::parse(d),
             None => BuildInfo::find(data),
         }
@@ -266,20 +277,31 @@ impl BinaryInfo {
             .section_by_name(".gopclntab")
             .or_else(|| elf.section_by_name(".data.rel.ro.gopclntab"))
         {
-            (s.address(), section_file_range(&s).ok_or_else(|| missing("gopclntab has no file data"))?)
-        } else if let (Some(start), Some(end)) = (symbol("runtime.pclntab"), symbol("runtime.epclntab")) {
+            (
+                s.address(),
+                section_file_range(&s).ok_or_else(|| missing("gopclntab has no file data"))?,
+            )
+        } else if let (Some(start), Some(end)) =
+            (symbol("runtime.pclntab"), symbol("runtime.epclntab"))
+        {
             let a = file_off(start).ok_or_else(|| missing("runtime.pclntab outside the file"))?;
             let len = usize::try_from(end.saturating_sub(start)).unwrap_or(0);
             (start, a..a + len)
         } else {
             find_pclntab(&elf, data).ok_or_else(|| missing("no gopclntab"))?
         };
-        let pcln_bytes = data.get(pcln_range.clone()).ok_or_else(|| missing("gopclntab outside the file"))?;
+        let pcln_bytes = data
+            .get(pcln_range.clone())
+            .ok_or_else(|| missing("gopclntab outside the file"))?;
         let tab = Pclntab::parse(pcln_bytes).map_err(|e| unsupported("gopclntab", e))?;
 
         // moduledata: by symbol, else by its first word (the pcHeader address).
-        let md = match symbol("runtime.firstmoduledata").and_then(file_off).and_then(|o| data.get(o..)) {
-            Some(d) => ModuleData::parse(d, &layout).map_err(|e| unsupported("runtime.firstmoduledata", e))?,
+        let md = match symbol("runtime.firstmoduledata")
+            .and_then(file_off)
+            .and_then(|o| data.get(o..))
+        {
+            Some(d) => ModuleData::parse(d, &layout)
+                .map_err(|e| unsupported("runtime.firstmoduledata", e))?,
             None => [".go.module", ".noptrdata", ".data", ".data.rel.ro"]
                 .iter()
                 .filter_map(|n| elf.section_by_name(n))
@@ -287,7 +309,8 @@ impl BinaryInfo {
                 .find_map(|d| ModuleData::find(d, pcln_addr, &layout).ok().map(|(_, m)| m))
                 .ok_or_else(|| missing("runtime.firstmoduledata not found"))?,
         };
-        let gofunc_start = file_off(md.gofunc).ok_or_else(|| missing("moduledata.gofunc outside the file"))?;
+        let gofunc_start =
+            file_off(md.gofunc).ok_or_else(|| missing("moduledata.gofunc outside the file"))?;
         let gofunc_end = segments
             .iter()
             .find_map(|s| {
@@ -308,16 +331,20 @@ impl BinaryInfo {
                 VarSource::Symtab,
             ),
             None => {
-                let text_sec = elf.section_by_name(".text").ok_or_else(|| missing("no .text section"))?;
+                let text_sec = elf
+                    .section_by_name(".text")
+                    .ok_or_else(|| missing("no .text section"))?;
                 let code = Code {
                     addr: text_sec.address(),
                     bytes: text_sec.data().map_err(|_| missing(".text has no data"))?,
                 };
                 // The variables live in the writable part of the image.
-                let writable = writable_range(&elf).ok_or_else(|| missing("no writable segment"))?;
+                let writable =
+                    writable_range(&elf).ok_or_else(|| missing("no writable segment"))?;
                 let mbuckets = stripped::find_mbuckets(&tab, md.text, code, arch, writable.clone())
                     .map_err(|e| unsupported("runtime.mbuckets", e))?;
-                let rate = stripped::find_mem_profile_rate(&tab, md.text, code, arch, writable).ok();
+                let rate =
+                    stripped::find_mem_profile_rate(&tab, md.text, code, arch, writable).ok();
                 (
                     RuntimeVars {
                         mbuckets,
@@ -350,7 +377,10 @@ impl BinaryInfo {
         };
         let main = field("mod\t");
         let mut main_parts = main.as_deref().unwrap_or("").split('\t');
-        let main_path = main_parts.next().filter(|s| !s.is_empty()).map(str::to_string);
+        let main_path = main_parts
+            .next()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
         let main_version = main_parts.next().map(str::to_string);
 
         Ok(BinaryInfo {
@@ -373,7 +403,6 @@ impl BinaryInfo {
             gofunc: gofunc_start..gofunc_end,
         })
     }
-
 }
 
 /// The link-time range covering every writable PT_LOAD (data and bss).
@@ -395,13 +424,22 @@ fn writable_range(elf: &ElfFile64<'_, LittleEndian>) -> Option<Range<u64>> {
 /// it into `.data.rel.ro`): magic, two zero bytes, quantum 1/2/4, pointer size 8.
 fn find_pclntab(elf: &ElfFile64<'_, LittleEndian>, data: &[u8]) -> Option<(u64, Range<usize>)> {
     for s in elf.sections() {
-        if !matches!(s.kind(), SectionKind::ReadOnlyData | SectionKind::ReadOnlyDataWithRel | SectionKind::Data) {
+        if !matches!(
+            s.kind(),
+            SectionKind::ReadOnlyData | SectionKind::ReadOnlyDataWithRel | SectionKind::Data
+        ) {
             continue;
         }
-        let Some(range) = section_file_range(&s) else { continue };
-        let Some(bytes) = data.get(range.clone()) else { continue };
+        let Some(range) = section_file_range(&s) else {
+            continue;
+        };
+        let Some(bytes) = data.get(range.clone()) else {
+            continue;
+        };
         for off in (0..bytes.len().saturating_sub(16)).step_by(8) {
-            let Some(h) = bytes.get(off..off + 8) else { break };
+            let Some(h) = bytes.get(off..off + 8) else {
+                break;
+            };
             let magic_ok = h[..4] == [0xf1, 0xff, 0xff, 0xff] || h[..4] == [0xf0, 0xff, 0xff, 0xff];
             if magic_ok && h[4] == 0 && h[5] == 0 && matches!(h[6], 1 | 2 | 4) && h[7] == 8 {
                 let tail = bytes.get(off..).unwrap_or_default();

@@ -104,12 +104,19 @@ impl BinaryCache {
 
     /// How many analyses ran (cache misses) since creation.
     pub fn analyses(&self) -> u64 {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).analyses
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .analyses
     }
 
     /// Number of cached entries.
     pub fn len(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).map.len()
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .len()
     }
 
     /// True when nothing is cached.

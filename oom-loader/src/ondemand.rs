@@ -160,9 +160,9 @@ pub fn open_binary(
     };
     let bin = match cache {
         Some(c) => c.get(&file, &exe).map_err(not_go)?,
-        None => Arc::new(
-            GoBinary::analyze(&file, &exe).map_err(|e| not_go(Arc::from(e.to_string())))?,
-        ),
+        None => {
+            Arc::new(GoBinary::analyze(&file, &exe).map_err(|e| not_go(Arc::from(e.to_string())))?)
+        }
     };
     Ok((bin, exe))
 }
@@ -181,14 +181,19 @@ pub fn profile_pid(
     let (bin, exe) = open_binary(root, pid, cache)?;
     let comm = comm(root, pid);
     let maps = procmaps::read(root, pid).map_err(|e| io_err(pid, "/proc/PID/maps", e))?;
-    let bias = procmaps::load_bias(&maps, dev_pair(bin.key.dev), bin.key.ino, &bin.info.segments)
-        .or_else(|| {
-            // Overlay filesystems can show another device in maps: match the inode alone.
-            maps.iter()
-                .find(|m| m.inode == bin.key.ino)
-                .and_then(|m| procmaps::load_bias(&maps, m.dev, m.inode, &bin.info.segments))
-        })
-        .unwrap_or(0);
+    let bias = procmaps::load_bias(
+        &maps,
+        dev_pair(bin.key.dev),
+        bin.key.ino,
+        &bin.info.segments,
+    )
+    .or_else(|| {
+        // Overlay filesystems can show another device in maps: match the inode alone.
+        maps.iter()
+            .find(|m| m.inode == bin.key.ino)
+            .and_then(|m| procmaps::load_bias(&maps, m.dev, m.inode, &bin.info.segments))
+    })
+    .unwrap_or(0);
     let mem = ProcMem::open(root, pid).map_err(|e| io_err(pid, "/proc/PID/mem", e))?;
     let vars = bin.info.vars;
     let read_u64 = |what, link: u64| {
@@ -222,10 +227,7 @@ pub fn profile_pid(
         return Err(OnDemandError::ProfilingDisabled { pid, comm, detail });
     }
     let cycle = match vars.mprof_cycle {
-        Some(a) => mem
-            .u32(a.wrapping_add(bias))
-            .ok()
-            .map(|v| v >> 1),
+        Some(a) => mem.u32(a.wrapping_add(bias)).ok().map(|v| v >> 1),
         None => None,
     };
     let head = read_u64("runtime.mbuckets", vars.mbuckets)?;
@@ -300,7 +302,9 @@ mod tests {
     fn a_non_go_process_is_not_go() {
         let opts = OnDemandOptions::default();
         match profile_pid(std::process::id() as i32, &opts, None) {
-            Err(OnDemandError::NotGo { reason, .. }) => assert!(reason.contains("not a Go program"), "{reason}"),
+            Err(OnDemandError::NotGo { reason, .. }) => {
+                assert!(reason.contains("not a Go program"), "{reason}")
+            }
             other => panic!("{other:?}"),
         }
     }

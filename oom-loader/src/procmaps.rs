@@ -110,10 +110,7 @@ pub fn load_bias(
         m.offset >= page && m.offset < s.offset.saturating_add(s.filesz.max(1))
     })?;
     // runtime(start) corresponds to link address vaddr - (offset_in_seg)
-    let link = seg
-        .vaddr
-        .wrapping_sub(seg.offset)
-        .wrapping_add(m.offset);
+    let link = seg.vaddr.wrapping_sub(seg.offset).wrapping_add(m.offset);
     Some(m.start.wrapping_sub(link))
 }
 
@@ -165,8 +162,16 @@ c000000000-c004000000 rw-p 00000000 00:00 0
     fn bias_is_zero_for_a_fixed_address_executable() {
         let m = parse(MAPS);
         let segs = [
-            Segment { vaddr: 0x400000, offset: 0, filesz: 0x1000 },
-            Segment { vaddr: 0x401000, offset: 0x1000, filesz: 0xeb000 },
+            Segment {
+                vaddr: 0x400000,
+                offset: 0,
+                filesz: 0x1000,
+            },
+            Segment {
+                vaddr: 0x401000,
+                offset: 0x1000,
+                filesz: 0xeb000,
+            },
         ];
         assert_eq!(load_bias(&m, (0xfe, 1), 1234, &segs), Some(0));
     }
@@ -177,7 +182,11 @@ c000000000-c004000000 rw-p 00000000 00:00 0
         let maps = "555555554000-555555555000 r--p 00000000 fe:01 7 /srv/pie\n\
                     555555555000-555555600000 r-xp 00001000 fe:01 7 /srv/pie\n";
         let m = parse(maps);
-        let segs = [Segment { vaddr: 0x400000, offset: 0, filesz: 0x100000 }];
+        let segs = [Segment {
+            vaddr: 0x400000,
+            offset: 0,
+            filesz: 0x100000,
+        }];
         assert_eq!(
             load_bias(&m, (0xfe, 1), 7, &segs),
             Some(0x555555554000 - 0x400000)

@@ -113,7 +113,11 @@ impl ProfileMeta {
         c.push(format!(
             "build-id: go={} gnu={}",
             self.go_build_id.as_deref().unwrap_or("-"),
-            if self.gnu_build_id.is_empty() { "-" } else { &self.gnu_build_id }
+            if self.gnu_build_id.is_empty() {
+                "-"
+            } else {
+                &self.gnu_build_id
+            }
         ));
         if let Some((pid, comm)) = &self.trigger {
             c.push(format!("trigger: pid={pid} comm={comm}"));
@@ -202,8 +206,12 @@ pub fn assemble(
     policy: Policy,
     meta: ProfileMeta,
 ) -> Result<Profile, AssembleError> {
-    let scale = Scale::new(meta.mem_profile_rate, target_exp(bin.info.arch), bin.info.layout)
-        .map_err(|_| AssembleError::ProfilingDisabled)?;
+    let scale = Scale::new(
+        meta.mem_profile_rate,
+        target_exp(bin.info.arch),
+        bin.info.layout,
+    )
+    .map_err(|_| AssembleError::ProfilingDisabled)?;
     let sym = bin.symbolizer(bias).map_err(AssembleError::Encode)?;
 
     // Mappings as runtime/pprof lists them; the executable carries the GNU build ID.
@@ -266,7 +274,10 @@ pub fn assemble(
     out.truncate(len);
 
     let summary = summarize(&sym, &scale, policy, buckets);
-    let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(len / 3 + 64), flate2::Compression::fast());
+    let mut gz = flate2::write::GzEncoder::new(
+        Vec::with_capacity(len / 3 + 64),
+        flate2::Compression::fast(),
+    );
     gz.write_all(&out).map_err(AssembleError::Gzip)?;
     let pprof_gz = gz.finish().map_err(AssembleError::Gzip)?;
     Ok(Profile {

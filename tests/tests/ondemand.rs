@@ -39,7 +39,8 @@ fn samples(p: &RawProfile, nonzero: bool) -> BTreeMap<Key, usize> {
                 )
             })
             .collect();
-        *m.entry((s.values.clone(), s.labels.clone(), locs)).or_default() += 1;
+        *m.entry((s.values.clone(), s.labels.clone(), locs))
+            .or_default() += 1;
     }
     m
 }
@@ -79,7 +80,11 @@ fn compare(tc: &Toolchain, v: Variant, rate: Option<u32>, cache: &BinaryCache) -
     let prof = profile_pid(p.pid(), &OnDemandOptions::default(), Some(cache))
         .unwrap_or_else(|e| panic!("{what}: {e}"));
     let took = t.elapsed();
-    assert!(prof.meta.incomplete.is_none(), "{what}: {:?}", prof.meta.incomplete);
+    assert!(
+        prof.meta.incomplete.is_none(),
+        "{what}: {:?}",
+        prof.meta.incomplete
+    );
     std::fs::write(&ours_path, &prof.pprof_gz).unwrap();
     let ours = RawProfile::parse(&tc.pprof_raw(&bin, &ours_path).unwrap()).unwrap();
     let theirs = RawProfile::parse(&tc.pprof_raw(&bin, &theirs_path).unwrap()).unwrap();
@@ -97,7 +102,10 @@ fn compare(tc: &Toolchain, v: Variant, rate: Option<u32>, cache: &BinaryCache) -
     // itself after it read the list), never fewer.
     let (za, zb) = (samples(&ours, false), samples(&theirs, false));
     for (k, n) in &zb {
-        assert!(za.get(k).copied().unwrap_or(0) >= *n, "{what}: zero sample missing: {k:?}");
+        assert!(
+            za.get(k).copied().unwrap_or(0) >= *n,
+            "{what}: zero sample missing: {k:?}"
+        );
     }
     Compared {
         ours: ours.samples.len(),
@@ -137,7 +145,11 @@ fn on_demand_profile_equals_holders_own_profile_across_the_matrix() {
         }
     }
     times.sort();
-    eprintln!("on-demand wall time: median {:.2?}, max {:.2?}", times[times.len() / 2], times[times.len() - 1]);
+    eprintln!(
+        "on-demand wall time: median {:.2?}, max {:.2?}",
+        times[times.len() / 2],
+        times[times.len() - 1]
+    );
 }
 
 #[test]

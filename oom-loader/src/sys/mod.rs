@@ -7,6 +7,7 @@
 
 pub(crate) mod attr;
 pub(crate) mod fd;
+pub(crate) mod mmap;
 pub(crate) mod ring;
 
 use std::ffi::CStr;
