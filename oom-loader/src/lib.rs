@@ -27,6 +27,7 @@ pub mod capture;
 pub mod error;
 pub mod kernel;
 pub mod maps;
+pub mod monitor;
 pub mod ondemand;
 pub mod probe;
 pub mod procmaps;

@@ -1,0 +1,691 @@
+//! The Monitor: discovery of Go processes, kernel captures at their SIGKILL, and
+//! finished profiles, as typed events.
+//!
+//! ```text
+//! start: /proc scan ──┐
+//! kernel exec events ─┴▶ /proc/PID/exe → BinaryCache (one analysis per binary)
+//!                        → /proc/PID/maps (bias, mappings recorded now: after the
+//!                          kill the process is gone) → Kernel::watch
+//! kernel exit events ──▶ forget (kept briefly for a capture still being classified)
+//! kernel captures ─────▶ entries → Buckets → profile::assemble → MonitorEvent::Profile
+//! ```
+//!
+//! Nothing here is global: each Monitor owns its kernel program, maps and caches, and
+//! dropping it detaches everything.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use oom_loader::monitor::{Monitor, MonitorEvent};
+//!
+//! let mut monitor = Monitor::builder().keep_killed(false).build()?;
+//! loop {
+//!     for event in monitor.poll(Some(Duration::from_secs(1)))? {
+//!         if let MonitorEvent::Profile(p) = event {
+//!             std::fs::write(format!("{}-{}.pb.gz", p.meta.comm, p.meta.pid), &p.pprof_gz)?;
+//!         }
+//!     }
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use oom_core::values::{needs_fallback, Policy};
+use oom_core::Bucket;
+
+use crate::binary::{BinaryKey, GoBinary};
+use crate::cache::BinaryCache;
+use crate::capture::{Capture, KillReason};
+use crate::kernel::{CycleLayout, Event, Kernel, KernelConfig, WatchInfo};
+use crate::ondemand;
+use crate::procmaps::{self, MapEntry};
+use crate::profile::{assemble, Profile, ProfileMeta, Reason, Rss};
+
+/// Which counters a kill's profile shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ValuePolicy {
+    /// Everything recorded, including cycles the runtime has not published yet: at OOM
+    /// time the newest allocations are the point.
+    #[default]
+    Latest,
+    /// What the program's own runtime/pprof would have written at that moment.
+    GoPublished,
+}
+
+/// A process being watched.
+#[derive(Clone, Debug)]
+struct Watched {
+    bin: Arc<GoBinary>,
+    bias: u64,
+    maps: Vec<MapEntry>,
+    exe: PathBuf,
+    comm: String,
+    cgroup: Option<String>,
+}
+
+/// What the Monitor reports.
+#[derive(Debug)]
+pub enum MonitorEvent {
+    /// A Go process is now captured at its SIGKILL.
+    Watched {
+        /// Process id.
+        pid: u32,
+        /// Command name.
+        comm: String,
+        /// Executable.
+        exe: PathBuf,
+        /// Go version.
+        go_version: String,
+        /// Time from its exec to the watch (for processes found by exec events).
+        latency: Option<Duration>,
+    },
+    /// A process is no longer watched.
+    Unwatched {
+        /// Process id.
+        pid: u32,
+        /// Why: "exit" or "exec".
+        why: &'static str,
+    },
+    /// A process is not watched, and why (not Go, unreadable, unsupported).
+    Skipped {
+        /// Process id.
+        pid: u32,
+        /// Command name.
+        comm: String,
+        /// Why.
+        reason: String,
+    },
+    /// A Go program whose memory profiling is disabled (said once per binary).
+    ProfilingDisabled {
+        /// Process id.
+        pid: u32,
+        /// Command name.
+        comm: String,
+        /// Executable.
+        exe: PathBuf,
+    },
+    /// A finished profile.
+    Profile(Box<Profile>),
+    /// A capture that produced no profile, and why.
+    Dropped {
+        /// Process id.
+        pid: u32,
+        /// Command name.
+        comm: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Monitor settings; build with [`Monitor::builder`].
+#[derive(Clone, Debug)]
+pub struct MonitorConfig {
+    /// Kernel-side settings: ring size, bucket limit, which kills to keep.
+    pub kernel: KernelConfig,
+    /// Watch Go processes already running at start.
+    pub scan_existing: bool,
+    /// Value policy for kills.
+    pub policy: ValuePolicy,
+    /// The procfs to read.
+    pub proc_root: PathBuf,
+    /// Most binaries kept analysed.
+    pub max_cached_binaries: usize,
+    /// Most bytes of executables kept mapped.
+    pub max_mapped_bytes: usize,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        Self {
+            kernel: KernelConfig::default(),
+            scan_existing: true,
+            policy: ValuePolicy::Latest,
+            proc_root: PathBuf::from("/proc"),
+            max_cached_binaries: crate::cache::DEFAULT_MAX_ENTRIES,
+            max_mapped_bytes: crate::cache::DEFAULT_MAX_MAPPED,
+        }
+    }
+}
+
+/// Builds a [`Monitor`].
+#[derive(Clone, Debug, Default)]
+pub struct MonitorBuilder {
+    config: MonitorConfig,
+}
+
+impl MonitorBuilder {
+    /// Ring-buffer size in bytes (a power of two, at least a page).
+    pub fn ring_size(mut self, bytes: usize) -> Self {
+        self.config.kernel.ring_size = bytes;
+        self
+    }
+
+    /// Most buckets captured per kill.
+    pub fn max_buckets(mut self, n: u32) -> Self {
+        self.config.kernel.max_buckets = n;
+        self
+    }
+
+    /// Also profile processes killed by something other than the OOM killer.
+    pub fn keep_killed(mut self, keep: bool) -> Self {
+        self.config.kernel.keep_killed = keep;
+        self
+    }
+
+    /// Watch Go processes already running at start (default on).
+    pub fn scan_existing(mut self, scan: bool) -> Self {
+        self.config.scan_existing = scan;
+        self
+    }
+
+    /// Value policy for kills (default [`ValuePolicy::Latest`]).
+    pub fn policy(mut self, policy: ValuePolicy) -> Self {
+        self.config.policy = policy;
+        self
+    }
+
+    /// The whole configuration at once.
+    pub fn config(mut self, config: MonitorConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Loads the kernel program and scans running processes if asked.
+    ///
+    /// Returns an error if the kernel program cannot be loaded or attached.
+    pub fn build(self) -> crate::Result<Monitor> {
+        Monitor::new(self.config)
+    }
+
+    /// Builds and runs the Monitor on its own thread; events arrive on the returned
+    /// handle's channel (bounded: a consumer that stops reading slows discovery, it
+    /// never grows memory without bound).
+    ///
+    /// Returns an error if the kernel program cannot be loaded or attached.
+    pub fn spawn(self) -> crate::Result<MonitorHandle> {
+        let mut m = Monitor::new(self.config)?;
+        let (tx, rx) = sync_channel(1024);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("oomprof-monitor".into())
+            .spawn(move || {
+                let mut initial = std::mem::take(&mut m.pending);
+                for e in initial.drain(..) {
+                    if tx.send(e).is_err() {
+                        return;
+                    }
+                }
+                while !stop2.load(Ordering::Relaxed) {
+                    match m.poll(Some(Duration::from_millis(100))) {
+                        Ok(events) => {
+                            for e in events {
+                                if tx.send(e).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        Err(e) => log::error!("monitor: {e}"),
+                    }
+                }
+            })
+            .map_err(|e| crate::Error::sys("spawning the monitor thread", e))?;
+        Ok(MonitorHandle {
+            events: rx,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// A Monitor running on its own thread. Dropping it stops the thread and detaches.
+#[derive(Debug)]
+pub struct MonitorHandle {
+    events: Receiver<MonitorEvent>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl MonitorHandle {
+    /// The event channel.
+    pub fn events(&self) -> &Receiver<MonitorEvent> {
+        &self.events
+    }
+}
+
+impl Drop for MonitorHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Unblock a sender waiting on a full channel by draining it.
+        while self.events.try_recv().is_ok() {}
+        if let Some(t) = self.thread.take() {
+            while !t.is_finished() {
+                while self.events.try_recv().is_ok() {}
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let _ = t.join();
+        }
+    }
+}
+
+/// How long a process's data is kept after its exit, for a capture still being
+/// classified (the kernel classifies within its window, 250 ms by default).
+const AFTER_EXIT: Duration = Duration::from_secs(10);
+
+/// Watches Go processes and turns their kills into profiles. See the module docs.
+#[derive(Debug)]
+pub struct Monitor {
+    kernel: Kernel,
+    cache: BinaryCache,
+    config: MonitorConfig,
+    watched: HashMap<u32, Watched>,
+    exited: HashMap<u32, (Watched, Instant)>,
+    disabled_said: HashSet<BinaryKey>,
+    pending: Vec<MonitorEvent>,
+}
+
+impl Monitor {
+    /// A builder with default settings.
+    pub fn builder() -> MonitorBuilder {
+        MonitorBuilder::default()
+    }
+
+    /// Loads the kernel program and, if configured, watches running Go processes.
+    ///
+    /// Returns an error if the kernel program cannot be loaded or attached.
+    pub fn new(config: MonitorConfig) -> crate::Result<Monitor> {
+        let kernel = Kernel::load(&config.kernel)?;
+        let mut m = Monitor {
+            kernel,
+            cache: BinaryCache::new(config.max_cached_binaries, config.max_mapped_bytes),
+            config,
+            watched: HashMap::new(),
+            exited: HashMap::new(),
+            disabled_said: HashSet::new(),
+            pending: Vec::new(),
+        };
+        if m.config.scan_existing {
+            m.scan();
+        }
+        Ok(m)
+    }
+
+    /// The kernel handle (features, kernel memory, counters).
+    pub fn kernel(&self) -> &Kernel {
+        &self.kernel
+    }
+
+    /// The binary analysis cache.
+    pub fn cache(&self) -> &BinaryCache {
+        &self.cache
+    }
+
+    /// Pids currently watched.
+    pub fn watched(&self) -> impl Iterator<Item = u32> + '_ {
+        self.watched.keys().copied()
+    }
+
+    fn scan(&mut self) {
+        let Ok(rd) = std::fs::read_dir(&self.config.proc_root) else {
+            return;
+        };
+        let me = std::process::id();
+        let pids: Vec<u32> = rd
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .filter(|&p| p != me)
+            .collect();
+        for pid in pids {
+            let mut out = Vec::new();
+            self.discover(pid, None, &mut out);
+            // A scan is noisy: keep what matters (watched processes, disabled profiling).
+            self.pending.extend(
+                out.into_iter()
+                    .filter(|e| !matches!(e, MonitorEvent::Skipped { .. })),
+            );
+        }
+    }
+
+    /// Waits up to `timeout` (`None`: forever) and returns the events that happened.
+    ///
+    /// Returns an error if the kernel ring cannot be read.
+    pub fn poll(&mut self, timeout: Option<Duration>) -> crate::Result<Vec<MonitorEvent>> {
+        let mut out = std::mem::take(&mut self.pending);
+        let timeout = if out.is_empty() {
+            timeout
+        } else {
+            Some(Duration::ZERO)
+        };
+        for ev in self.kernel.poll(timeout)? {
+            match ev {
+                Event::Exec(x) => {
+                    if self.watched.remove(&x.pid).is_some() {
+                        out.push(MonitorEvent::Unwatched {
+                            pid: x.pid,
+                            why: "exec",
+                        });
+                    }
+                    self.discover(x.pid, Some(x.ts_ns), &mut out);
+                }
+                Event::Exit(x) => {
+                    if let Some(w) = self.watched.remove(&x.pid) {
+                        self.exited.insert(x.pid, (w, Instant::now()));
+                        out.push(MonitorEvent::Unwatched {
+                            pid: x.pid,
+                            why: "exit",
+                        });
+                    }
+                }
+                Event::Victim(_) => {}
+                Event::Capture(c) => out.push(self.profile(&c)),
+            }
+        }
+        let now = Instant::now();
+        self.exited
+            .retain(|_, (_, t)| now.duration_since(*t) < AFTER_EXIT);
+        Ok(out)
+    }
+
+    /// Runs until `f` returns false, handing it every event.
+    ///
+    /// Returns an error if the kernel ring cannot be read.
+    pub fn run(&mut self, mut f: impl FnMut(MonitorEvent) -> bool) -> crate::Result<()> {
+        loop {
+            for e in self.poll(Some(Duration::from_millis(500)))? {
+                if !f(e) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Looks at `pid` and watches it if it is a Go program with profiling on.
+    fn discover(&mut self, pid: u32, exec_ts: Option<u64>, out: &mut Vec<MonitorEvent>) {
+        let root = self.config.proc_root.clone();
+        let ipid = pid as i32;
+        let comm = ondemand::comm(&root, ipid);
+        let (bin, exe) = match ondemand::open_binary(&root, ipid, Some(&self.cache)) {
+            Ok(b) => b,
+            Err(e) => {
+                out.push(MonitorEvent::Skipped {
+                    pid,
+                    comm,
+                    reason: e.to_string(),
+                });
+                return;
+            }
+        };
+        if bin.info.profiling_disabled_by_linker == Some(true) {
+            if self.disabled_said.insert(bin.key) {
+                out.push(MonitorEvent::ProfilingDisabled { pid, comm, exe });
+            }
+            return;
+        }
+        let maps = match procmaps::read(&root, ipid) {
+            Ok(m) => m,
+            Err(e) => {
+                out.push(MonitorEvent::Skipped {
+                    pid,
+                    comm,
+                    reason: format!("reading /proc/{pid}/maps: {e}"),
+                });
+                return;
+            }
+        };
+        let Some(bias) = bias_of(&bin, &maps) else {
+            out.push(MonitorEvent::Skipped {
+                pid,
+                comm,
+                reason: "executable not found in /proc/PID/maps".into(),
+            });
+            return;
+        };
+        let info = watch_info(&bin, bias);
+        if let Err(e) = self.kernel.watch(pid, &info) {
+            out.push(MonitorEvent::Skipped {
+                pid,
+                comm,
+                reason: e.to_string(),
+            });
+            return;
+        }
+        // The pid may have exec'd or exited between our reads and the watch: make sure
+        // it still runs the binary we analysed (the kernel drops watches on exec/exit,
+        // but an exec that happened before the watch would be missed).
+        let still = std::fs::File::open(root.join(pid.to_string()).join("exe"))
+            .ok()
+            .and_then(|f| BinaryKey::of(&f).ok())
+            == Some(bin.key);
+        if !still {
+            let _ = self.kernel.unwatch(pid);
+            return;
+        }
+        let latency = exec_ts.and_then(|ts| {
+            let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).ok()?;
+            let now_ns = now.tv_sec() as u64 * 1_000_000_000 + now.tv_nsec() as u64;
+            Some(Duration::from_nanos(now_ns.saturating_sub(ts)))
+        });
+        out.push(MonitorEvent::Watched {
+            pid,
+            comm: comm.clone(),
+            exe: exe.clone(),
+            go_version: bin.info.go_version.clone(),
+            latency,
+        });
+        let cgroup = ondemand::cgroup(&root, ipid);
+        self.watched.insert(
+            pid,
+            Watched {
+                bin,
+                bias,
+                maps,
+                exe,
+                comm,
+                cgroup,
+            },
+        );
+    }
+
+    /// Turns a capture into a profile event (or says why not).
+    fn profile(&mut self, c: &Capture) -> MonitorEvent {
+        let pid = c.pid;
+        let w = match self
+            .watched
+            .get(&pid)
+            .or_else(|| self.exited.get(&pid).map(|(w, _)| w))
+        {
+            Some(w) => w.clone(),
+            None => {
+                return MonitorEvent::Dropped {
+                    pid,
+                    comm: String::from_utf8_lossy(c.end.comm.as_bytes()).into_owned(),
+                    reason: "capture of a process oomprof no longer knows".into(),
+                }
+            }
+        };
+        let rate = c.end.mem_profile_rate as i64;
+        if rate == 0 {
+            if self.disabled_said.insert(w.bin.key) {
+                return MonitorEvent::ProfilingDisabled {
+                    pid,
+                    comm: w.comm,
+                    exe: w.exe,
+                };
+            }
+            return MonitorEvent::Dropped {
+                pid,
+                comm: w.comm,
+                reason: "memory profiling is disabled in this program".into(),
+            };
+        }
+        // Expand the entries into buckets backed by one arena.
+        let mut sizes = Vec::new();
+        let mut entry_error = None;
+        for e in c.entries() {
+            match e {
+                Ok(e) => sizes.push(e.nstk() * 8),
+                Err(err) => {
+                    entry_error = Some(err);
+                    break;
+                }
+            }
+        }
+        let mut arena = vec![0u8; sizes.iter().sum()];
+        let mut buckets: Vec<Bucket<'_>> = Vec::with_capacity(sizes.len());
+        {
+            let mut rest: &mut [u8] = &mut arena;
+            for (e, n) in c.entries().zip(sizes.iter()) {
+                let Ok(e) = e else { break };
+                let (head, tail) = std::mem::take(&mut rest).split_at_mut(*n);
+                rest = tail;
+                if let Ok(b) = e.bucket_into(head) {
+                    buckets.push(b);
+                }
+            }
+        }
+        let end = &c.end;
+        let mut problems = Vec::new();
+        if !end.is_complete() {
+            problems.push(format!(
+                "{} of {} buckets captured (ring full: {}, read faults: {}, limit {}), status {:#x}",
+                end.buckets_emitted,
+                end.buckets_seen,
+                end.ring_full_buckets,
+                end.read_fault_buckets,
+                end.max_buckets,
+                end.status
+            ));
+        }
+        if end.truncated_stacks > 0 {
+            problems.push(format!(
+                "{} stacks cut at {} frames",
+                end.truncated_stacks, end.max_nstk
+            ));
+        }
+        if c.missing_chunks > 0 {
+            problems.push(format!("{} chunks lost", c.missing_chunks));
+        }
+        if let Some(err) = entry_error {
+            problems.push(format!("malformed entry: {err}"));
+        }
+        let policy = match self.config.policy {
+            ValuePolicy::Latest => Policy::Latest,
+            ValuePolicy::GoPublished => {
+                let cycle = (w.bin.info.vars.mprof_cycle.is_some()).then_some(end.mprof_cycle >> 1);
+                Policy::GoPublished {
+                    cycle,
+                    fallback: needs_fallback(buckets.iter().map(|b| &b.record), cycle),
+                }
+            }
+        };
+        let (reason, trigger, rss) = match c.reason {
+            KillReason::Oom => {
+                let v = c.victim;
+                (
+                    Reason::Oom,
+                    v.map(|v| {
+                        (
+                            v.trigger_pid as i32,
+                            String::from_utf8_lossy(v.trigger_comm.as_bytes()).into_owned(),
+                        )
+                    }),
+                    v.and_then(|v| v.details).map(|d| Rss {
+                        total_vm_kb: d.total_vm_kb,
+                        anon_kb: d.anon_rss_kb,
+                        file_kb: d.file_rss_kb,
+                        shmem_kb: d.shmem_rss_kb,
+                        oom_score_adj: i64::from(d.oom_score_adj),
+                    }),
+                )
+            }
+            KillReason::Killed => (Reason::Killed, None, None),
+        };
+        let info = &w.bin.info;
+        let meta = ProfileMeta {
+            pid: pid as i32,
+            comm: w.comm.clone(),
+            exe: w.exe.clone(),
+            go_version: info.go_version.clone(),
+            main_module: info.main_path.clone(),
+            main_version: info.main_version.clone(),
+            vcs_revision: info.vcs_revision.clone(),
+            go_build_id: info.go_build_id.clone(),
+            gnu_build_id: info.gnu_build_id.clone(),
+            reason,
+            trigger,
+            rss,
+            cgroup: w.cgroup.clone(),
+            mem_profile_rate: rate,
+            buckets: buckets.len(),
+            incomplete: (!problems.is_empty()).then(|| problems.join("; ")),
+            time: SystemTime::now(),
+        };
+        match assemble(&w.bin, w.bias, &buckets, &w.maps, policy, meta) {
+            Ok(p) => MonitorEvent::Profile(Box::new(p)),
+            Err(e) => MonitorEvent::Dropped {
+                pid,
+                comm: w.comm,
+                reason: e.to_string(),
+            },
+        }
+    }
+}
+
+/// The load bias of `bin` in a process with mappings `maps`.
+fn bias_of(bin: &GoBinary, maps: &[MapEntry]) -> Option<u64> {
+    if !bin.info.pie {
+        return Some(0);
+    }
+    procmaps::load_bias(
+        maps,
+        ondemand::dev_pair(bin.key.dev),
+        bin.key.ino,
+        &bin.info.segments,
+    )
+    .or_else(|| {
+        let m = maps.iter().find(|m| m.inode == bin.key.ino)?;
+        procmaps::load_bias(maps, m.dev, m.inode, &bin.info.segments)
+    })
+}
+
+/// What the kernel program needs for a process running `bin` at `bias`.
+pub fn watch_info(bin: &GoBinary, bias: u64) -> WatchInfo {
+    let v = &bin.info.vars;
+    let at = |a: Option<u64>| a.map_or(0, |a| a.wrapping_add(bias));
+    // PCs are sent as u32 offsets from the lowest address of the image when they fit.
+    let base = bin
+        .info
+        .segments
+        .iter()
+        .map(|s| s.vaddr)
+        .min()
+        .unwrap_or(0)
+        .wrapping_add(bias);
+    WatchInfo {
+        mbuckets: v.mbuckets.wrapping_add(bias),
+        mem_profile_rate: at(v.mem_profile_rate),
+        mprof_cycle: at(v.mprof_cycle),
+        pc_base: base,
+        cycle_layout: if bin.info.layout.cycle_size == 16 {
+            CycleLayout::Words2
+        } else {
+            CycleLayout::Words4
+        },
+        max_nstk: bin
+            .info
+            .layout
+            .max_nstk
+            .min(oom_core::abi::MAX_NSTK as usize) as u32,
+    }
+}
+
+/// Path of `/proc/PID/exe` under `root`.
+pub fn exe_link(root: &Path, pid: u32) -> PathBuf {
+    root.join(pid.to_string()).join("exe")
+}

@@ -1,0 +1,322 @@
+//! The Monitor end to end: discovery by exec events, real OOM kills in memory cgroups,
+//! profiles judged by `go tool pprof -raw` of the victim's Go version — over the Go
+//! matrix and the default, stripped, PIE and cgo variants.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use oom_loader::monitor::{Monitor, MonitorEvent, MonitorHandle};
+use oom_loader::profile::{Profile, Reason};
+use oom_tests::cgroup::MemCgroup;
+use oom_tests::fixtures::{self, Variant};
+use oom_tests::gomatrix::{self, Toolchain};
+use oom_tests::pprof_raw::RawProfile;
+use oom_tests::privileged;
+use oom_tests::process::Running;
+
+const LIMIT: u64 = 64 << 20;
+
+/// One Monitor at a time: each captures every kill on the host.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A Monitor on its own thread, as the daemon runs it: discovery goes on while the
+/// test waits for its processes.
+fn monitor() -> MonitorHandle {
+    Monitor::builder()
+        .scan_existing(false)
+        .spawn()
+        .expect("load the monitor (BPF)")
+}
+
+/// Waits until a profile (or drop/disabled event) for `pid` arrives; other events of
+/// interest go to `seen`.
+fn wait_for(
+    m: &MonitorHandle,
+    pid: u32,
+    timeout: Duration,
+    seen: &mut Vec<MonitorEvent>,
+) -> Option<MonitorEvent> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Ok(e) = m.events().recv_timeout(left) {
+            let hit = match &e {
+                MonitorEvent::Profile(p) => p.meta.pid as u32 == pid,
+                MonitorEvent::Dropped { pid: p, .. }
+                | MonitorEvent::ProfilingDisabled { pid: p, .. } => *p == pid,
+                _ => false,
+            };
+            if hit {
+                return Some(e);
+            }
+            let keep = match &e {
+                MonitorEvent::Skipped { pid: p, .. } | MonitorEvent::Unwatched { pid: p, .. } => {
+                    *p == pid
+                }
+                MonitorEvent::Watched { comm, .. } => {
+                    comm.starts_with("oomer") || comm.starts_with("noprof")
+                }
+                _ => true,
+            };
+            if keep {
+                seen.push(e);
+            }
+        }
+    }
+    None
+}
+
+/// Checks an OOM profile of oomer with `go tool pprof -raw` of its own Go version.
+fn check_oomer_profile(tc: &Toolchain, bin: &Path, p: &Profile, what: &str) {
+    assert_eq!(p.meta.reason, Reason::Oom, "{what}");
+    assert!(
+        p.meta.incomplete.is_none(),
+        "{what}: {:?}",
+        p.meta.incomplete
+    );
+    let dir = std::env::temp_dir().join(format!("oomprof-monitor-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{}-{}.pb.gz", p.meta.comm, p.meta.pid));
+    std::fs::write(&file, &p.pprof_gz).unwrap();
+    let raw = RawProfile::parse(&tc.pprof_raw(bin, &file).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&file);
+    let total = raw.total("inuse_space");
+    let chunk = raw.total_for("inuse_space", "main.allocChunk");
+    let ratio = total as f64 / LIMIT as f64;
+    eprintln!(
+        "{what}: in-use {:.1} MiB ({:.0}% of the limit), main.allocChunk {:.1} MiB; top per oomprof: {:?}",
+        total as f64 / 1048576.0,
+        ratio * 100.0,
+        chunk as f64 / 1048576.0,
+        p.summary.top_function
+    );
+    assert!(
+        chunk * 2 > total,
+        "{what}: main.allocChunk is not the top in-use site"
+    );
+    assert_eq!(
+        p.summary.top_function.as_deref(),
+        Some("main.allocChunk"),
+        "{what}"
+    );
+    assert!(
+        (0.85..=1.15).contains(&ratio),
+        "{what}: in-use {total} not within 15% of {LIMIT}"
+    );
+    // Symbolized: every location of the profile has a function.
+    for (id, l) in &raw.locations {
+        assert!(
+            !l.lines.is_empty(),
+            "{what}: location {id} ({:#x}) unsymbolized",
+            l.address
+        );
+    }
+    assert!(p.meta.comm.starts_with("oomer"), "{what}: {}", p.meta.comm);
+    assert_eq!(p.meta.go_version, format!("go{}", go_full(tc)), "{what}");
+}
+
+fn go_full(tc: &Toolchain) -> String {
+    let out = tc.command().arg("env").arg("GOVERSION").output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_start_matches("go")
+        .to_string()
+}
+
+#[test]
+fn monitor_oom_profile_of_oomer_in_every_cell_of_the_matrix() {
+    const T: &str = "monitor_oom_profile_of_oomer_in_every_cell_of_the_matrix";
+    if !privileged::root(T) {
+        return;
+    }
+    let Some(matrix) = gomatrix::matrix(T) else {
+        return;
+    };
+    let _g = serial();
+    let m = monitor();
+    let mut latencies = Vec::new();
+    for tc in &matrix {
+        for v in Variant::ALL {
+            let what = format!("go {} {}", tc.version, v.name());
+            let bin = fixtures::build("oomer", tc, v).unwrap();
+            let cg = MemCgroup::create(LIMIT).unwrap();
+            let mut p = Running::adopt(cg.spawn(&mut Command::new(&bin)).unwrap());
+            let pid = p.pid() as u32;
+            p.wait_exit(Duration::from_secs(60)).unwrap();
+            assert!(cg.oom_kills().unwrap() > 0, "{what}: not OOM-killed");
+            let mut seen = Vec::new();
+            let ev = wait_for(&m, pid, Duration::from_secs(10), &mut seen);
+            for e in &seen {
+                if let MonitorEvent::Watched {
+                    pid: p,
+                    latency: Some(l),
+                    ..
+                } = e
+                {
+                    if *p == pid {
+                        latencies.push(*l);
+                    }
+                }
+            }
+            match ev {
+                Some(MonitorEvent::Profile(prof)) => check_oomer_profile(tc, &bin, &prof, &what),
+                other => panic!("{what}: no profile: {other:?}; other events: {seen:?}"),
+            }
+        }
+    }
+    latencies.sort();
+    if !latencies.is_empty() {
+        eprintln!(
+            "discovery latency (exec → watched) over {}: p50 {:.2?}, p99 {:.2?}, max {:.2?}",
+            latencies.len(),
+            latencies[latencies.len() / 2],
+            latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)],
+            latencies[latencies.len() - 1]
+        );
+    }
+}
+
+#[test]
+fn monitor_captures_a_go_program_that_ooms_within_100ms_of_exec() {
+    const T: &str = "monitor_captures_a_go_program_that_ooms_within_100ms_of_exec";
+    if !privileged::root(T) {
+        return;
+    }
+    let Some(tc) = gomatrix::newest(T) else {
+        return;
+    };
+    let _g = serial();
+    let m = monitor();
+    let bin = fixtures::build("oomer", &tc, Variant::Default).unwrap();
+    // Every run must be captured; at least 3 must have died within 100 ms of the
+    // spawn (on a loaded machine some take longer; those do not test the claim).
+    let mut fast = 0;
+    for attempt in 0..20 {
+        if fast >= 3 {
+            break;
+        }
+        let cg = MemCgroup::create(24 << 20).unwrap();
+        let t = Instant::now();
+        let mut p = Running::adopt(cg.spawn(&mut Command::new(&bin)).unwrap());
+        let pid = p.pid() as u32;
+        p.wait_exit(Duration::from_secs(30)).unwrap();
+        let lived = t.elapsed();
+        assert!(cg.oom_kills().unwrap() > 0);
+        let mut seen = Vec::new();
+        match wait_for(&m, pid, Duration::from_secs(10), &mut seen) {
+            Some(MonitorEvent::Profile(prof)) => {
+                eprintln!(
+                    "attempt {attempt}: lived {lived:.2?} from spawn to OOM kill; top {:?}, {} buckets",
+                    prof.summary.top_function, prof.meta.buckets
+                );
+                assert_eq!(
+                    prof.summary.top_function.as_deref(),
+                    Some("main.allocChunk")
+                );
+                if lived < Duration::from_millis(100) {
+                    fast += 1;
+                }
+            }
+            other => panic!("no profile for an OOM {lived:?} after spawn: {other:?}; {seen:?}"),
+        }
+    }
+    assert!(fast >= 3, "only {fast} runs died within 100 ms of exec");
+}
+
+#[test]
+fn monitor_eight_simultaneous_victims_of_different_binaries() {
+    const T: &str = "monitor_eight_simultaneous_victims_of_different_binaries";
+    if !privileged::root(T) {
+        return;
+    }
+    let Some(matrix) = gomatrix::matrix(T) else {
+        return;
+    };
+    let _g = serial();
+    let m = monitor();
+    // Eight (Go, variant) cells, all different binaries.
+    let cells: Vec<(Toolchain, Variant)> = matrix
+        .iter()
+        .flat_map(|tc| [Variant::Default, Variant::Pie].map(|v| (tc.clone(), v)))
+        .take(8)
+        .collect();
+    let mut running = Vec::new();
+    for (tc, v) in &cells {
+        let bin = fixtures::build("oomer", tc, *v).unwrap();
+        let cg = MemCgroup::create(LIMIT).unwrap();
+        let mut p = Running::adopt(
+            cg.spawn(
+                Command::new(&bin)
+                    .arg("-wait")
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped()),
+            )
+            .unwrap(),
+        );
+        p.wait_line("ready", Duration::from_secs(20)).unwrap();
+        running.push((tc.clone(), *v, bin, cg, p));
+    }
+    // Let discovery settle, then release all eight at once.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut seen: Vec<MonitorEvent> = m.events().try_iter().collect();
+    for (_, _, _, _, p) in running.iter_mut() {
+        p.send_line("go").unwrap();
+    }
+    for (_, _, _, _, p) in running.iter_mut() {
+        p.wait_exit(Duration::from_secs(60)).unwrap();
+    }
+    for (tc, v, bin, cg, p) in &running {
+        let what = format!("go {} {}", tc.version, v.name());
+        assert!(cg.oom_kills().unwrap() > 0, "{what}");
+        let pid = p.pid() as u32;
+        // It may already be among the events seen while waiting for another.
+        let pos = seen
+            .iter()
+            .position(|e| matches!(e, MonitorEvent::Profile(x) if x.meta.pid as u32 == pid));
+        let ev = match pos {
+            Some(i) => Some(seen.remove(i)),
+            None => wait_for(&m, pid, Duration::from_secs(10), &mut seen),
+        };
+        match ev {
+            Some(MonitorEvent::Profile(prof)) => check_oomer_profile(tc, bin, &prof, &what),
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn monitor_noprof_is_diagnosed_and_never_profiled() {
+    const T: &str = "monitor_noprof_is_diagnosed_and_never_profiled";
+    if !privileged::root(T) {
+        return;
+    }
+    let Some(tc) = gomatrix::newest(T) else {
+        return;
+    };
+    let _g = serial();
+    let m = monitor();
+    for v in [Variant::Default, Variant::Stripped] {
+        let bin = fixtures::build("noprof", &tc, v).unwrap();
+        let cg = MemCgroup::create(LIMIT).unwrap();
+        let mut p = Running::adopt(cg.spawn(&mut Command::new(&bin)).unwrap());
+        let pid = p.pid() as u32;
+        p.wait_exit(Duration::from_secs(60)).unwrap();
+        let mut seen = Vec::new();
+        match wait_for(&m, pid, Duration::from_secs(5), &mut seen) {
+            Some(MonitorEvent::ProfilingDisabled { .. }) => {}
+            other => panic!("noprof {}: {other:?}; {seen:?}", v.name()),
+        }
+        assert!(
+            !seen
+                .iter()
+                .any(|e| matches!(e, MonitorEvent::Profile(x) if x.meta.pid as u32 == pid)),
+            "a profile was produced for noprof"
+        );
+    }
+}
