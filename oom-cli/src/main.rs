@@ -1,2 +1,86 @@
-//! The `oomprof` command.
-fn main() {}
+//! `oomprof`: heap profiles of Go processes killed by the OOM killer, and of running
+//! Go processes on demand.
+//!
+//! Thin by design: argh structs → a validated config → oom-loader → files and exit
+//! codes (0 ok, 1 runtime error, 2 usage). One file per subcommand under `cmd/`.
+
+mod cmd;
+mod logger;
+mod pprof_read;
+
+use argh::FromArgs;
+
+/// oomprof: heap profiles of OOM-killed Go processes (and of running ones, on demand).
+#[derive(FromArgs, Debug)]
+struct Cli {
+    /// verbose output: discovery details, verifier logs
+    #[argh(switch)]
+    debug: bool,
+
+    /// profile these PIDs now (comma-separated) and exit, like the Go original's -p
+    #[argh(option, short = 'p')]
+    pids: Option<String>,
+
+    /// directory for profiles (default: current directory)
+    #[argh(option)]
+    dir: Option<String>,
+
+    #[argh(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+enum Cmd {
+    Run(cmd::run::RunArgs),
+    Dump(cmd::dump::DumpArgs),
+    Top(cmd::top::TopArgs),
+    Flame(cmd::flame::FlameArgs),
+    Check(cmd::check::CheckArgs),
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let name = args.first().map(String::as_str).unwrap_or("oomprof");
+    let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    let cli = match Cli::from_args(&[name], &rest) {
+        Ok(c) => c,
+        Err(early) => {
+            // --help prints to stdout and succeeds; a usage error exits 2.
+            match early.status {
+                Ok(()) => {
+                    println!("{}", early.output);
+                    std::process::exit(0)
+                }
+                Err(()) => {
+                    eprintln!("{}", early.output.trim_end());
+                    std::process::exit(2)
+                }
+            }
+        }
+    };
+    logger::init(cli.debug);
+    let result = match cli.cmd {
+        Some(Cmd::Run(a)) => cmd::run::run(a, cli.debug),
+        Some(Cmd::Dump(a)) => cmd::dump::run(a),
+        Some(Cmd::Top(a)) => cmd::top::run(a),
+        Some(Cmd::Flame(a)) => cmd::flame::run(a),
+        Some(Cmd::Check(a)) => cmd::check::run(a),
+        None => match cli.pids {
+            Some(p) => cmd::dump::from_compat(&p, cli.dir),
+            None => cmd::run::run(cmd::run::RunArgs::with_dir(cli.dir), cli.debug),
+        },
+    };
+    if let Err(e) = result {
+        match e.downcast_ref::<cmd::UsageError>() {
+            Some(u) => {
+                eprintln!("oomprof: {u}");
+                std::process::exit(2)
+            }
+            None => {
+                eprintln!("oomprof: {e:#}");
+                std::process::exit(1)
+            }
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Reading pprof profiles (ours or anyone's) for `top` and `flame`.
