@@ -6,6 +6,7 @@
 
 mod cmd;
 mod logger;
+mod output;
 mod pprof_read;
 
 use argh::FromArgs;

@@ -1,7 +1,19 @@
 //! `oomprof run` (the default): watch every Go process and write a profile for every
 //! OOM kill.
 
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use anyhow::Context;
 use argh::FromArgs;
+use nix::sys::signal::{SigSet, Signal};
+use oom_loader::monitor::{Monitor, MonitorConfig, MonitorEvent};
+use oom_loader::profile::Profile;
+
+use crate::output;
 
 /// watch Go processes and write a heap profile for every OOM kill (the default command)
 #[derive(FromArgs, Debug, Default)]
@@ -10,18 +22,215 @@ pub struct RunArgs {
     /// directory for profiles (default: current directory)
     #[argh(option)]
     pub dir: Option<String>,
+    /// ring-buffer size, e.g. 8M (a power of two; default 8M)
+    #[argh(option)]
+    pub ring_size: Option<String>,
+    /// most buckets captured per kill (default 1000000)
+    #[argh(option)]
+    pub max_buckets: Option<u32>,
+    /// also write profiles of Go processes killed by other SIGKILLs (systemd-oomd, cgroup.kill, kill -9)
+    #[argh(switch)]
+    pub keep_all_kills: bool,
+    /// do not watch Go processes that are already running at start
+    #[argh(switch)]
+    pub no_scan: bool,
 }
 
 impl RunArgs {
     /// Defaults, with the top-level `--dir`.
     pub fn with_dir(dir: Option<String>) -> Self {
-        Self { dir }
+        Self {
+            dir,
+            ..Self::default()
+        }
     }
 }
 
-/// Runs the daemon.
-pub fn run(_args: RunArgs, _debug: bool) -> anyhow::Result<()> {
-    anyhow::bail!("run: not implemented yet")
+/// Parses `8M`, `512K`, `16777216`, `1G` (binary units).
+pub fn parse_size(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last()? {
+        (i, 'k' | 'K') => (&s[..i], 1usize << 10),
+        (i, 'm' | 'M') => (&s[..i], 1 << 20),
+        (i, 'g' | 'G') => (&s[..i], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<usize>().ok()?.checked_mul(mult)
+}
+
+/// Profiles that could not be written yet (full disk, permissions), retried each loop.
+/// Bounded: the oldest are given up on, with a log line, past these limits.
+const PENDING_MAX: usize = 16;
+const PENDING_MAX_BYTES: usize = 256 << 20;
+
+/// Runs the daemon until SIGINT or SIGTERM.
+pub fn run(args: RunArgs, _debug: bool) -> anyhow::Result<()> {
+    let dir = PathBuf::from(args.dir.as_deref().unwrap_or("."));
+    let mut config = MonitorConfig {
+        scan_existing: !args.no_scan,
+        ..MonitorConfig::default()
+    };
+    if let Some(r) = &args.ring_size {
+        let size = match parse_size(r) {
+            Some(s) if s.is_power_of_two() && s >= 4096 => s,
+            _ => {
+                return super::usage(format!(
+                    "--ring-size {r}: want a power of two of at least 4K, e.g. 8M"
+                ))
+            }
+        };
+        config.kernel.ring_size = size;
+    }
+    if let Some(n) = args.max_buckets {
+        if n == 0 {
+            return super::usage("--max-buckets must be at least 1");
+        }
+        config.kernel.max_buckets = n;
+    }
+    config.kernel.keep_killed = args.keep_all_kills;
+    output::check_dir(&dir)?;
+
+    // SIGINT/SIGTERM: blocked here, before any thread exists, and taken by a waiter
+    // thread, so shutdown is an orderly return (Drop detaches everything).
+    let mut sigs = SigSet::empty();
+    sigs.add(Signal::SIGINT);
+    sigs.add(Signal::SIGTERM);
+    sigs.thread_block().context("blocking SIGINT/SIGTERM")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                if let Ok(sig) = sigs.wait() {
+                    log::info!("{sig}: detaching");
+                }
+                stop.store(true, Ordering::Relaxed);
+            })
+            .context("starting the signal thread")?;
+    }
+
+    let t = Instant::now();
+    let mut monitor = Monitor::builder()
+        .config(config)
+        .build()
+        .context("loading the kernel program (try `oomprof check`)")?;
+    let watched = monitor.watched().count();
+    log::info!(
+        "ready in {:.0?}: watching {watched} Go processes, kernel memory {:.1} MiB, writing profiles to {}",
+        t.elapsed(),
+        monitor.kernel().kernel_memory() as f64 / 1048576.0,
+        dir.display()
+    );
+
+    let mut pending: VecDeque<(String, Vec<u8>)> = VecDeque::new();
+    while !stop.load(Ordering::Relaxed) {
+        let events = match monitor.poll(Some(Duration::from_millis(200))) {
+            Ok(e) => e,
+            Err(e) => {
+                log::error!("reading kernel events: {e}");
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+        };
+        for e in events {
+            handle(e, &dir, &mut pending);
+        }
+        retry(&dir, &mut pending);
+    }
+    drop(monitor);
+    log::info!("detached");
+    Ok(())
+}
+
+fn handle(e: MonitorEvent, dir: &Path, pending: &mut VecDeque<(String, Vec<u8>)>) {
+    match e {
+        MonitorEvent::Watched {
+            pid,
+            comm,
+            exe,
+            go_version,
+            latency,
+        } => log::debug!(
+            "watch pid {pid} ({comm}) {} {go_version}{}",
+            exe.display(),
+            latency.map(|l| format!(", {l:.2?} after exec")).unwrap_or_default()
+        ),
+        MonitorEvent::Unwatched { pid, why } => log::debug!("unwatch pid {pid} ({why})"),
+        MonitorEvent::Skipped { pid, comm, reason } => {
+            log::debug!("skip pid {pid} ({comm}): {reason}")
+        }
+        MonitorEvent::ProfilingDisabled { pid, comm, exe } => log::warn!(
+            "pid {pid} ({comm}, {}): memory profiling is disabled in this Go program, so no profile can be written; fix: make it reference runtime.MemProfile, e.g. import _ \"net/http/pprof\"",
+            exe.display()
+        ),
+        MonitorEvent::Dropped { pid, comm, reason } => {
+            log::warn!("pid {pid} ({comm}): no profile: {reason}")
+        }
+        MonitorEvent::Profile(p) => {
+            let base = name_of(&p);
+            match output::write_profile(dir, &base, &p.pprof_gz) {
+                Ok(path) => log_profile(&p, &path),
+                Err(e) => {
+                    log::error!(
+                        "pid {} ({}): writing the profile failed, will retry: {e:#}",
+                        p.meta.pid,
+                        p.meta.comm
+                    );
+                    pending.push_back((base, p.pprof_gz));
+                    let mut bytes: usize = pending.iter().map(|(_, d)| d.len()).sum();
+                    while pending.len() > PENDING_MAX || bytes > PENDING_MAX_BYTES {
+                        if let Some((b, d)) = pending.pop_front() {
+                            bytes -= d.len();
+                            log::error!("giving up on profile {b}: too many waiting to be written");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn retry(dir: &Path, pending: &mut VecDeque<(String, Vec<u8>)>) {
+    while let Some((base, data)) = pending.front() {
+        match output::write_profile(dir, base, data) {
+            Ok(path) => {
+                log::info!("wrote {} (delayed)", path.display());
+                pending.pop_front();
+            }
+            Err(_) => break,
+        }
+    }
+}
+
+fn name_of(p: &Profile) -> String {
+    let secs = p
+        .meta
+        .time
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    output::base_name(&p.meta.comm, p.meta.pid, secs)
+}
+
+/// One info line per profile: path, pid, comm, reason, in-use total, top site,
+/// completeness.
+pub fn log_profile(p: &Profile, path: &Path) {
+    let s = &p.summary;
+    log::info!(
+        "wrote {} pid={} comm={} reason={} inuse={:.1}MiB top={} ({:.1}MiB) {}",
+        path.display(),
+        p.meta.pid,
+        p.meta.comm,
+        p.meta.reason.as_str(),
+        s.inuse_bytes as f64 / 1048576.0,
+        s.top_function.as_deref().unwrap_or("-"),
+        s.top_inuse_bytes as f64 / 1048576.0,
+        match &p.meta.incomplete {
+            None => format!("complete ({} buckets)", p.meta.buckets),
+            Some(w) => format!("INCOMPLETE: {w}"),
+        }
+    );
 }
 
 /// Days since 1970-01-01 → (year, month, day), and seconds → time of day: UTC calendar
@@ -44,6 +253,15 @@ pub fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::civil;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(super::parse_size("8M"), Some(8 << 20));
+        assert_eq!(super::parse_size("512k"), Some(512 << 10));
+        assert_eq!(super::parse_size("4096"), Some(4096));
+        assert_eq!(super::parse_size("x"), None);
+        assert_eq!(super::parse_size(""), None);
+    }
 
     #[test]
     fn civil_dates() {

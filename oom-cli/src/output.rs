@@ -1,0 +1,163 @@
+//! Writing profiles safely: a temporary file created exclusively (never through a
+//! symlink) with mode 0600, written and synced, then hard-linked to its final name
+//! (which never replaces an existing file or follows a planted symlink) and unlinked.
+//! A name collision gets a numeric suffix. On any error nothing partial is left.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+/// `{comm}-{pid}-{YYYYmmddHHMMSS}`, with anything but `[A-Za-z0-9._-]` in comm made `_`.
+pub fn base_name(comm: &str, pid: i32, unix_secs: i64) -> String {
+    let comm: String = comm
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let comm = if comm.is_empty() || comm.starts_with('.') {
+        format!("_{comm}")
+    } else {
+        comm
+    };
+    let (y, mo, d, h, mi, s) = crate::cmd::run::civil(unix_secs);
+    format!("{comm}-{pid}-{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}")
+}
+
+/// Writes `data` as `dir/{base}.pb.gz` (or `dir/{base}-N.pb.gz` if taken); returns the path.
+///
+/// Returns an error (with nothing left behind) if the directory is not writable or the
+/// disk is full.
+pub fn write_profile(dir: &Path, base: &str, data: &[u8]) -> anyhow::Result<PathBuf> {
+    let tmp = dir.join(format!(".{base}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(data)
+            .and_then(|()| f.sync_all())
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        for n in 0..1000u32 {
+            let name = if n == 0 {
+                format!("{base}.pb.gz")
+            } else {
+                format!("{base}-{n}.pb.gz")
+            };
+            let path = dir.join(name);
+            match fs::hard_link(&tmp, &path) {
+                Ok(()) => return Ok(path),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e).with_context(|| format!("linking {}", path.display())),
+            }
+        }
+        anyhow::bail!("{}: 1000 profiles named {base} already", dir.display())
+    })();
+    let _ = fs::remove_file(&tmp);
+    result
+}
+
+/// Checks at start that profiles can be written to `dir`: it exists, is a directory and
+/// we can create files in it. Warns when others may write to it.
+///
+/// Returns an error naming the directory and the cause.
+pub fn check_dir(dir: &Path) -> anyhow::Result<()> {
+    let meta = fs::metadata(dir).with_context(|| format!("output directory {}", dir.display()))?;
+    anyhow::ensure!(
+        meta.is_dir(),
+        "output directory {} is not a directory",
+        dir.display()
+    );
+    let probe = dir.join(format!(".oomprof-write-test.{}", std::process::id()));
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&probe)
+        .with_context(|| format!("output directory {} is not writable", dir.display()))?;
+    let _ = fs::remove_file(&probe);
+    let mode = meta.permissions().mode();
+    if mode & 0o002 != 0 {
+        log::warn!(
+            "output directory {} is writable by every user (mode {:o}{}): others can read your profiles' names and plant files there",
+            dir.display(),
+            mode & 0o7777,
+            if mode & 0o1000 != 0 { ", sticky" } else { "" }
+        );
+    } else if mode & 0o020 != 0 && meta.gid() != 0 {
+        log::warn!(
+            "output directory {} is group-writable (gid {})",
+            dir.display(),
+            meta.gid()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("oomprof-out-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn names_are_sanitized() {
+        assert_eq!(base_name("my app/x", 12, 0), "my_app_x-12-19700101000000");
+        assert_eq!(base_name("", 1, 0), "_-1-19700101000000");
+        assert_eq!(base_name("..", 1, 0), "_..-1-19700101000000");
+    }
+
+    #[test]
+    fn writes_0600_and_suffixes_collisions() {
+        let d = tmpdir("collide");
+        let a = write_profile(&d, "p-1-2", b"one").unwrap();
+        let b = write_profile(&d, "p-1-2", b"two").unwrap();
+        assert_eq!(a.file_name().unwrap(), "p-1-2.pb.gz");
+        assert_eq!(b.file_name().unwrap(), "p-1-2-1.pb.gz");
+        assert_eq!(fs::read(&a).unwrap(), b"one");
+        assert_eq!(fs::read(&b).unwrap(), b"two");
+        assert_eq!(
+            fs::metadata(&a).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // Nothing else left behind.
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 2);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_planted_symlink_is_not_followed() {
+        let d = tmpdir("symlink");
+        let target = d.join("target");
+        fs::write(&target, b"precious").unwrap();
+        std::os::unix::fs::symlink(&target, d.join("p-1-2.pb.gz")).unwrap();
+        let p = write_profile(&d, "p-1-2", b"profile").unwrap();
+        assert_eq!(p.file_name().unwrap(), "p-1-2-1.pb.gz");
+        assert_eq!(fs::read(&target).unwrap(), b"precious");
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_missing_directory_is_a_clear_error() {
+        let e = check_dir(Path::new("/nonexistent/oomprof")).unwrap_err();
+        assert!(format!("{e:#}").contains("/nonexistent/oomprof"), "{e:#}");
+        let e = write_profile(Path::new("/nonexistent/oomprof"), "x", b"y").unwrap_err();
+        assert!(format!("{e:#}").contains("creating"), "{e:#}");
+    }
+}

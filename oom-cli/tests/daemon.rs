@@ -1,0 +1,287 @@
+//! The built `oomprof` binary end to end: the daemon writes a profile for a real OOM
+//! kill that `go tool pprof` reads; `dump` and `-p` profile a running Go program;
+//! error paths give one clear line and the documented exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oom_tests::cgroup::MemCgroup;
+use oom_tests::fixtures::{self, Variant};
+use oom_tests::gomatrix;
+use oom_tests::privileged;
+use oom_tests::process::Running;
+
+const OOMPROF: &str = env!("CARGO_BIN_EXE_oomprof");
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("oomprof-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn profiles(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "gz"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Starts the daemon and waits for its "ready" log line.
+fn start_daemon(bin: &str, dir: &Path, extra: &[&str]) -> std::process::Child {
+    let mut child = Command::new(bin)
+        .arg("--dir")
+        .arg(dir)
+        .args(extra)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            eprintln!("[oomprof] {line}");
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) if l.contains("ready in") => break,
+            Ok(_) => {}
+            Err(_) => panic!("oomprof did not get ready"),
+        }
+    }
+    std::mem::forget(rx);
+    child
+}
+
+fn stop_daemon(mut child: std::process::Child) {
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            assert!(s.success(), "oomprof exited with {s:?} after SIGTERM");
+            return;
+        }
+        assert!(Instant::now() < deadline, "oomprof did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `go tool pprof -top` of `file`: (flat bytes text, function) of the first row.
+fn pprof_top(tc: &gomatrix::Toolchain, bin: &Path, file: &Path) -> String {
+    let out = tc
+        .command()
+        .args(["tool", "pprof", "-top", "-sample_index=inuse_space"])
+        .arg(bin)
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn daemon_writes_a_profile_for_an_oom_kill(oomprof: &str) {
+    let Some(tc) = gomatrix::newest("daemon_writes_a_profile_for_an_oom_kill") else {
+        return;
+    };
+    let dir = tmpdir("daemon");
+    let daemon = start_daemon(oomprof, &dir, &[]);
+    let bin = fixtures::build("oomer", &tc, Variant::Stripped).unwrap();
+    let cg = MemCgroup::create(64 << 20).unwrap();
+    let mut p = Running::adopt(cg.spawn(&mut Command::new(&bin)).unwrap());
+    let pid = p.pid();
+    p.wait_exit(Duration::from_secs(60)).unwrap();
+    assert!(cg.oom_kills().unwrap() > 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let file = loop {
+        if let Some(f) = profiles(&dir)
+            .into_iter()
+            .find(|f| f.to_string_lossy().contains(&format!("-{pid}-")))
+        {
+            break f;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no profile file for pid {pid} in {}",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    stop_daemon(daemon);
+    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with(&format!("oomer-{pid}-")), "{name}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let top = pprof_top(&tc, &bin, &file);
+    eprintln!("{top}");
+    let first = top
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("flat"))
+        .nth(1)
+        .unwrap_or("");
+    assert!(first.ends_with("main.allocChunk"), "top row: {first:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn daemon_oom_kill_to_file() {
+    if !privileged::root("daemon_oom_kill_to_file") {
+        return;
+    }
+    daemon_writes_a_profile_for_an_oom_kill(OOMPROF);
+}
+
+#[test]
+fn dump_and_dash_p_profile_a_running_holder() {
+    const T: &str = "dump_and_dash_p_profile_a_running_holder";
+    if !privileged::root(T) {
+        return;
+    }
+    let Some(tc) = gomatrix::newest(T) else {
+        return;
+    };
+    let bin = fixtures::build("holder", &tc, Variant::Pie).unwrap();
+    let mut p = Running::spawn(&mut Command::new(&bin)).unwrap();
+    p.wait_line("ready", Duration::from_secs(20)).unwrap();
+    let dir = tmpdir("dump");
+    let pid = p.pid().to_string();
+    let a = Command::new(OOMPROF)
+        .args(["dump", "--dir"])
+        .arg(&dir)
+        .arg(&pid)
+        .output()
+        .unwrap();
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    let b = Command::new(OOMPROF)
+        .arg("-p")
+        .arg(format!("{pid},"))
+        .arg("--dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    let files = profiles(&dir);
+    assert_eq!(files.len(), 2, "{files:?}");
+    for f in &files {
+        let top = pprof_top(&tc, &bin, f);
+        assert!(top.contains("main.allocLarge"), "{top}");
+    }
+    // "-" writes the gzipped profile to stdout.
+    let c = Command::new(OOMPROF)
+        .args(["dump", "-o", "-", &pid])
+        .output()
+        .unwrap();
+    assert!(c.status.success());
+    assert_eq!(&c.stdout[..2], &[0x1f, 0x8b], "stdout is not gzip");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn run_err(args: &[&str]) -> (i32, String) {
+    let o = Command::new(OOMPROF).args(args).output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn error_paths_are_one_line_with_exit_codes() {
+    let (code, err) = run_err(&["dump", "abc"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a process id"), "{err}");
+    let (code, err) = run_err(&["--no-such-flag"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, err) = run_err(&["dump", "4194305"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no such process"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 2, "{err}");
+    // This test process is not a Go program.
+    let me = std::process::id().to_string();
+    let (code, err) = run_err(&["dump", "-o", "/dev/null", &me]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not a Go program"), "{err}");
+    let (code, _) = run_err(&["--help"]);
+    assert_eq!(code, 0);
+    for sub in ["run", "dump", "top", "flame", "check"] {
+        let o = Command::new(OOMPROF)
+            .args([sub, "--help"])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{sub} --help");
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("Usage"),
+            "{sub} --help"
+        );
+    }
+}
+
+#[test]
+fn daemon_refuses_an_unwritable_directory() {
+    let (code, err) = run_err(&["--dir", "/nonexistent/oomprof"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("/nonexistent/oomprof"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn dump_as_an_unprivileged_user_is_permission_denied() {
+    const T: &str = "dump_as_an_unprivileged_user_is_permission_denied";
+    if !privileged::root(T) {
+        return;
+    }
+    let Some(tc) = gomatrix::newest(T) else {
+        return;
+    };
+    let Ok(setpriv) = which("setpriv") else {
+        privileged::skip(T, "setpriv (util-linux) not installed");
+        return;
+    };
+    let bin = fixtures::build("holder", &tc, Variant::Default).unwrap();
+    let mut p = Running::spawn(&mut Command::new(&bin)).unwrap();
+    p.wait_line("ready", Duration::from_secs(20)).unwrap();
+    let o = Command::new(setpriv)
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(OOMPROF)
+        .args(["dump", "-o", "/dev/null"])
+        .arg(p.pid().to_string())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("permission denied"), "{err}");
+}
+
+fn which(name: &str) -> Result<PathBuf, ()> {
+    std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(name))
+                .find(|f| f.exists())
+        })
+        .ok_or(())
+}
