@@ -285,3 +285,25 @@ fn which(name: &str) -> Result<PathBuf, ()> {
         })
         .ok_or(())
 }
+
+/// The static musl binary (`OOMPROF_STATIC_BIN`, set by `.ci/run` after
+/// `cargo build --release --target x86_64-unknown-linux-musl -p oom-cli`) runs the same
+/// daemon test.
+#[test]
+fn static_musl_binary_daemon_oom_kill_to_file() {
+    const T: &str = "static_musl_binary_daemon_oom_kill_to_file";
+    if !privileged::root(T) {
+        return;
+    }
+    let Some(bin) = std::env::var_os("OOMPROF_STATIC_BIN") else {
+        privileged::skip(T, "OOMPROF_STATIC_BIN not set (build the musl binary, see README)");
+        return;
+    };
+    let bin = bin.to_string_lossy().into_owned();
+    let file = Command::new("file").arg(&bin).output();
+    if let Ok(o) = file {
+        let desc = String::from_utf8_lossy(&o.stdout);
+        assert!(desc.contains("static"), "{bin} is not statically linked: {desc}");
+    }
+    daemon_writes_a_profile_for_an_oom_kill(&bin);
+}

@@ -313,8 +313,8 @@ pub fn perf_event_open_tracepoint(id: u64) -> io::Result<PerfFd> {
 
 /// `PERF_EVENT_IOC_SET_BPF` then `PERF_EVENT_IOC_ENABLE`: the pre-5.15 attach.
 pub fn perf_attach_ioctl(perf: &PerfFd, prog: &ProgFd) -> io::Result<()> {
-    const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
-    const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
+    const PERF_EVENT_IOC_ENABLE: libc::Ioctl = 0x2400;
+    const PERF_EVENT_IOC_SET_BPF: libc::Ioctl = 0x4004_2408_u32 as libc::Ioctl;
     // SAFETY: SET_BPF takes the program fd as an integer argument.
     let r = unsafe {
         libc::ioctl(
