@@ -296,14 +296,20 @@ fn static_musl_binary_daemon_oom_kill_to_file() {
         return;
     }
     let Some(bin) = std::env::var_os("OOMPROF_STATIC_BIN") else {
-        privileged::skip(T, "OOMPROF_STATIC_BIN not set (build the musl binary, see README)");
+        privileged::skip(
+            T,
+            "OOMPROF_STATIC_BIN not set (build the musl binary, see README)",
+        );
         return;
     };
     let bin = bin.to_string_lossy().into_owned();
     let file = Command::new("file").arg(&bin).output();
     if let Ok(o) = file {
         let desc = String::from_utf8_lossy(&o.stdout);
-        assert!(desc.contains("static"), "{bin} is not statically linked: {desc}");
+        assert!(
+            desc.contains("static"),
+            "{bin} is not statically linked: {desc}"
+        );
     }
     daemon_writes_a_profile_for_an_oom_kill(&bin);
 }

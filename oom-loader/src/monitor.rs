@@ -466,11 +466,8 @@ impl Monitor {
             let _ = self.kernel.unwatch(pid);
             return;
         }
-        let latency = exec_ts.and_then(|ts| {
-            let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).ok()?;
-            let now_ns = now.tv_sec() as u64 * 1_000_000_000 + now.tv_nsec() as u64;
-            Some(Duration::from_nanos(now_ns.saturating_sub(ts)))
-        });
+        let latency =
+            exec_ts.and_then(|ts| Some(Duration::from_nanos(monotonic_ns()?.saturating_sub(ts))));
         out.push(MonitorEvent::Watched {
             pid,
             comm: comm.clone(),
@@ -624,6 +621,8 @@ impl Monitor {
             mem_profile_rate: rate,
             buckets: buckets.len(),
             incomplete: (!problems.is_empty()).then(|| problems.join("; ")),
+            kill_mono_ns: Some(end.start_ns),
+            walk_ns: Some(end.elapsed_ns),
             time: SystemTime::now(),
         };
         match assemble(&w.bin, w.bias, &buckets, &w.maps, policy, meta) {
@@ -683,6 +682,12 @@ pub fn watch_info(bin: &GoBinary, bias: u64) -> WatchInfo {
             .max_nstk
             .min(oom_core::abi::MAX_NSTK as usize) as u32,
     }
+}
+
+/// CLOCK_MONOTONIC now, in ns: the clock of the kernel program's timestamps.
+pub fn monotonic_ns() -> Option<u64> {
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).ok()?;
+    Some(now.tv_sec() as u64 * 1_000_000_000 + now.tv_nsec() as u64)
 }
 
 /// Path of `/proc/PID/exe` under `root`.

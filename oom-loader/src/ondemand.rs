@@ -255,6 +255,8 @@ pub fn profile_pid(
         mem_profile_rate: rate,
         buckets: buckets.len(),
         incomplete: (!walk.stop.is_complete()).then(|| walk.stop.to_string()),
+        kill_mono_ns: None,
+        walk_ns: None,
         time: SystemTime::now(),
     };
     assemble(&bin, bias, &buckets, &maps, policy, meta)

@@ -87,6 +87,10 @@ pub struct ProfileMeta {
     pub buckets: usize,
     /// `None` when every bucket was read; otherwise what was not, and why.
     pub incomplete: Option<String>,
+    /// For kills: CLOCK_MONOTONIC time the capture started (the SIGKILL delivery).
+    pub kill_mono_ns: Option<u64>,
+    /// For kills: how long the in-kernel walk of the bucket list took.
+    pub walk_ns: Option<u64>,
     /// When the profile was taken.
     pub time: SystemTime,
 }
@@ -132,9 +136,13 @@ impl ProfileMeta {
             c.push(format!("cgroup: {cg}"));
         }
         c.push(format!("memprofilerate: {}", self.mem_profile_rate));
+        let walk = self
+            .walk_ns
+            .map(|n| format!(", walked in {} us", n / 1000))
+            .unwrap_or_default();
         c.push(match &self.incomplete {
-            None => format!("capture: complete, {} buckets", self.buckets),
-            Some(why) => format!("capture: INCOMPLETE, {} buckets: {why}", self.buckets),
+            None => format!("capture: complete, {} buckets{walk}", self.buckets),
+            Some(why) => format!("capture: INCOMPLETE, {} buckets{walk}: {why}", self.buckets),
         });
         c
     }

@@ -217,8 +217,19 @@ fn name_of(p: &Profile) -> String {
 /// completeness.
 pub fn log_profile(p: &Profile, path: &Path) {
     let s = &p.summary;
+    let timing = match (p.meta.walk_ns, p.meta.kill_mono_ns) {
+        (Some(w), Some(k)) => {
+            let after = oom_loader::monitor::monotonic_ns().map_or(0, |n| n.saturating_sub(k));
+            format!(
+                " walk={:.3}ms written={:.3}ms-after-kill",
+                w as f64 / 1e6,
+                after as f64 / 1e6
+            )
+        }
+        _ => String::new(),
+    };
     log::info!(
-        "wrote {} pid={} comm={} reason={} inuse={:.1}MiB top={} ({:.1}MiB) {}",
+        "wrote {} pid={} comm={} reason={} inuse={:.1}MiB top={} ({:.1}MiB) {}{timing}",
         path.display(),
         p.meta.pid,
         p.meta.comm,

@@ -1,6 +1,7 @@
 // manysites keeps one live object from each of -n distinct call stacks. Site i's
 // stack is a path of stepA/stepB frames spelling the bits of i, so every site has its
-// own bucket. MemProfileRate is 1 so every allocation is recorded.
+// own bucket. MemProfileRate is 1 so every allocation is recorded. With -oom it then
+// allocates 1 MiB chunks from allocChunk until the kernel kills it.
 package main
 
 import (
@@ -29,6 +30,15 @@ func stepB(i, bit int) {
 	walk(i, bit-1)
 }
 
+//go:noinline
+func allocChunk() []byte {
+	b := make([]byte, 1<<20)
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	return b
+}
+
 func walk(i, bit int) {
 	if bit < 0 {
 		kept = append(kept, allocSite())
@@ -43,6 +53,7 @@ func walk(i, bit int) {
 
 func main() {
 	n := flag.Int("n", 10000, "distinct allocation stacks")
+	oom := flag.Bool("oom", false, "then allocate until killed")
 	flag.Parse()
 	runtime.MemProfileRate = 1
 	fixture.Start()
@@ -54,5 +65,11 @@ func main() {
 		walk(i, bits-1)
 	}
 	fixture.Ready()
+	if *oom {
+		runtime.MemProfileRate = 512 * 1024
+		for {
+			kept = append(kept, allocChunk())
+		}
+	}
 	fixture.Wait()
 }
