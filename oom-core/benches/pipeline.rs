@@ -77,7 +77,6 @@ fn main() {
     let maps = mappings(pid);
     drop(proc);
     let nb = offsets.len();
-    let words: usize;
     println!(
         "go{} manysites: {nb} buckets, {} capture bytes",
         tc.version,
@@ -90,7 +89,7 @@ fn main() {
             .map(|&o| GoBucket::parse(&capture[o..], &bin.layout).unwrap().bucket)
             .collect::<Vec<_>>()
     });
-    words = buckets.iter().map(|b| b.stack.len()).sum();
+    let words: usize = buckets.iter().map(|b| b.stack.len()).sum();
     let scale = Scale::new(1, Exp::Amd64 { fma: true }, bin.layout).unwrap();
     let scale4k = Scale::new(4096, Exp::Amd64 { fma: true }, bin.layout).unwrap();
     let (t_values, _) = time(|| {
