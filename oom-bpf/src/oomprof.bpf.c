@@ -78,6 +78,14 @@ struct scratch {
 	struct oom_chunk chunk;
 	__u8 payload[OOM_CHUNK_CAP];
 	__u8 mem[4 * OOM_MAX_CYCLE_SIZE];
+	/* Never used: puts every ring record type into the object's BTF, where
+	 * oom-loader's abi_check test compares it with the Rust mirror. */
+	union {
+		struct oom_victim victim;
+		struct oom_exec exec;
+		struct oom_exit exit;
+		struct oom_end end;
+	} btf_anchor;
 };
 
 struct {

@@ -14,6 +14,8 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(test)]
+mod abi_check;
 pub mod attach;
 pub mod capture;
 pub mod error;
