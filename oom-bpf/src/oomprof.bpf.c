@@ -13,18 +13,20 @@
  * Only classic tracepoint fields at fixed offsets are read (no BTF/CO-RE).
  * Record layouts and limits live in include/oom_abi.h.
  *
- * Why one pass and no split walk: signal_deliver runs under
- * spin_lock_irq(&sighand->siglock), so the ring's wake-up irq_work cannot run
- * until the walk ends and a sleeping consumer cannot drain meanwhile. A
- * capture therefore has to fit in the free ring space at the time of the
- * kill. The entries are compact (u32 PC offsets, only non-zero cycles, u32
- * counters when they fit, many entries per ring record) so that the default
- * ring holds well over 100k typical buckets; when the ring does run out the
- * walk keeps following `allnext` without emitting, so the end record counts
- * exactly how many buckets were dropped. Continuing in another thread's
- * delivery was measured not to help reliably: the victim's other threads
- * dequeue the group SIGKILL within microseconds, long before the woken
- * consumer runs (see oom-loader/src/capture.rs).
+ * Why one pass and no split walk (measured on the 2-CPU test VM, see
+ * tests/tests/kernel_walk.rs and oom_counters.kills_*): signal_deliver runs
+ * under spin_lock_irq(&sighand->siglock), so the ring's wake-up irq_work
+ * cannot run until the walk ends, and the consumer does not drain during it
+ * (200k buckets into an 8 MiB ring: 43k emitted, the rest ring-full). The
+ * victim's other threads (5-6 in a Go process) wait on the same siglock and
+ * all take their SIGKILL right after the walk, back to back (counted: 0
+ * during, all after), and the last thread's sched_process_exit follows
+ * 0.1-0.4 ms later (once 18 ms): no window in which a woken consumer could
+ * have drained megabytes. So a capture has to fit in the free ring space at
+ * the time of the kill. The entries are compact (u32 PC offsets, only
+ * non-zero cycles, u32 counters when they fit, many entries per ring record)
+ * and, when the ring does run out, the walk keeps following `allnext` without
+ * copying, so the end record counts exactly how many buckets were dropped.
  */
 #include <linux/bpf.h>
 #include "oom_abi.h"
@@ -436,8 +438,13 @@ int signal_deliver(struct tp_signal_deliver *ctx)
 	if (!w)
 		return 0;
 	/* First thread only: every thread of the group dequeues the SIGKILL. */
-	if (__sync_val_compare_and_swap(&w->claimed, 0, 1) != 0)
+	if (__sync_val_compare_and_swap(&w->claimed, 0, 1) != 0) {
+		if (w->walk_end_ns)
+			__sync_fetch_and_add(&oom_counters.kills_after_walk, 1);
+		else
+			__sync_fetch_and_add(&oom_counters.kills_during_walk, 1);
 		return 0;
+	}
 
 	start = bpf_ktime_get_ns();
 	__sync_fetch_and_add(&oom_counters.captures, 1);
@@ -461,6 +468,9 @@ int signal_deliver(struct tp_signal_deliver *ctx)
 		c.status |= OOM_END_WALK_LIMIT;
 	flush_chunk(&c);
 	emit_end(&c, (__u32)pid_tgid, start);
+	/* Diagnostics only: after a racing exit + reuse of the entry this may
+	 * land in another process's entry, where it only shifts the counters. */
+	w->walk_end_ns = bpf_ktime_get_ns();
 	return 0;
 }
 

@@ -150,6 +150,7 @@ fn rust_mirror_matches_the_compiled_abi() {
             ("max_nstk", offset_of!(RawWatch, max_nstk)),
             ("flags", offset_of!(RawWatch, flags)),
             ("claimed", offset_of!(RawWatch, claimed)),
+            ("walk_end_ns", offset_of!(RawWatch, walk_end_ns)),
         ],
     );
     check(
@@ -167,6 +168,14 @@ fn rust_mirror_matches_the_compiled_abi() {
             ("captures", offset_of!(RawCounters, captures)),
             ("lost_events", offset_of!(RawCounters, lost_events)),
             ("lost_ends", offset_of!(RawCounters, lost_ends)),
+            (
+                "kills_during_walk",
+                offset_of!(RawCounters, kills_during_walk),
+            ),
+            (
+                "kills_after_walk",
+                offset_of!(RawCounters, kills_after_walk),
+            ),
         ],
     );
 }

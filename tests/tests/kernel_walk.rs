@@ -38,11 +38,33 @@ fn capture_of(
         .expect("fixture ready");
     let pid = p.pid() as u32;
     k.watch(pid, &syms.watch_info(tc)).expect("watch");
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0);
     p.signal(libc::SIGKILL).expect("kill");
     let _ = p.wait_exit(Duration::from_secs(30));
     let mut seen = Vec::new();
     let c = wait_capture(&mut k, pid, Duration::from_secs(10), &mut seen)
         .unwrap_or_else(|| panic!("no capture of {name}; events {seen:?}"));
+    let n = k.counters().expect("counters");
+    // Gap between the walk's end and the process's last-thread exit event: the
+    // window a continuation at sched_process_exit would offer the consumer.
+    let walk_end = c.end.start_ns + c.end.elapsed_ns;
+    let mut more = Vec::new();
+    let _ = wait_capture(&mut k, u32::MAX, Duration::from_millis(300), &mut more);
+    if let Some(x) = seen.iter().chain(&more).find_map(|e| match e {
+        oom_loader::Event::Exit(x) if x.pid == pid => Some(x),
+        _ => None,
+    }) {
+        eprintln!(
+            "{name}: last thread exits {:.3} ms after the walk ends",
+            x.ts_ns.saturating_sub(walk_end) as f64 / 1e6
+        );
+    }
+    eprintln!(
+        "{name}: {threads} threads; other threads' SIGKILL deliveries: {} during the walk, {} after it",
+        n.kills_during_walk, n.kills_after_walk
+    );
     (c, syms)
 }
 
