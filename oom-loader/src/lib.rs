@@ -32,10 +32,10 @@
 //!     for ev in k.poll(Some(Duration::from_secs(1)))? {
 //!         match ev {
 //!             Event::Capture(c) if c.reason == KillReason::Oom => {
-//!                 for entry in c.entries() {
-//!                     let entry = entry?; // oom_core::abi::Entry: size, PCs, MemRecord
-//!                     # let _ = entry;
-//!                 }
+//!                 c.for_each_bucket(|_entry, bucket| {
+//!                     // oom_core::bucket::Bucket: size, whole stack, MemRecord
+//!                     # let _ = bucket;
+//!                 })?;
 //!             }
 //!             Event::Exec(x) => { /* a new image: analyse it, maybe watch x.pid */ }
 //!             Event::Exit(x) => { /* the kernel already dropped the watch of x.pid */ }
@@ -62,6 +62,6 @@ pub mod progs;
 pub mod ringbuf;
 pub mod sys;
 
-pub use capture::{Capture, KillReason};
+pub use capture::{Capture, KillReason, OwnedBucket};
 pub use error::{Error, Result};
 pub use kernel::{BpfIds, CycleLayout, Event, ExecEvent, Kernel, KernelConfig, WatchInfo};

@@ -57,8 +57,9 @@ fn check_oomer_capture(c: &oom_loader::Capture, syms: &Symbols) {
         .max_by_key(|e| inuse_bytes(e))
         .expect("some bucket");
     let funcs: Vec<_> = top
-        .pcs()
-        .map(|pc| syms.func_of(pc).unwrap_or("?"))
+        .stack
+        .iter()
+        .map(|&pc| syms.func_of(pc).unwrap_or("?"))
         .collect();
     assert!(
         funcs.contains(&"main.allocChunk"),

@@ -135,18 +135,20 @@ fn kernel_deep_stacks_full_depth() {
     assert_eq!(c.end.truncated_stacks, 0);
     let deepest = entries(&c)
         .into_iter()
-        .max_by_key(|e| e.nstk())
+        .max_by_key(|e| e.stack.len())
         .expect("buckets");
     let descend = deepest
-        .pcs()
+        .stack
+        .iter()
+        .copied()
         .filter(|&pc| syms.func_of(pc) == Some("main.descend"))
         .count();
     assert!(
-        deepest.nstk() > 300 && descend >= 300,
+        deepest.stack.len() > 300 && descend >= 300,
         "deepest stack has {} PCs, {descend} in main.descend",
-        deepest.nstk()
+        deepest.stack.len()
     );
-    assert!(!deepest.truncated());
+    assert!(!deepest.truncated);
 }
 
 #[test]
@@ -158,11 +160,36 @@ fn kernel_manysites_10k_complete() {
         return;
     };
     let _g = serial();
-    let (c, _) = capture_of(&tc, "manysites", &["-n", "10000"], &[], &keep());
+    let (c, syms) = capture_of(&tc, "manysites", &["-n", "10000"], &[], &keep());
     report("manysites 10k", &c);
     assert!(c.is_complete(), "{:?}", c.end);
     assert_accounted(&c);
     assert!(c.end.buckets_seen >= 10_000);
+    // Every one of the 10,000 distinct paths comes back whole: stacks are rebuilt
+    // from shared suffixes, so a decoding slip would merge or garble them.
+    let sites: std::collections::HashSet<Vec<u64>> = entries(&c)
+        .into_iter()
+        .filter(|b| {
+            b.stack
+                .iter()
+                .any(|&pc| syms.func_of(pc) == Some("main.allocSite"))
+        })
+        .inspect(|b| {
+            let outer = b.stack.iter().rev().find_map(|&pc| syms.func_of(pc));
+            assert!(
+                outer.is_some_and(|f| f.starts_with("runtime.goexit")),
+                "outermost frame {outer:?} of {:x?}",
+                b.stack
+            );
+            assert!(
+                b.stack.iter().all(|&pc| syms.func_of(pc).is_some()),
+                "{:x?}",
+                b.stack
+            );
+        })
+        .map(|b| b.stack)
+        .collect();
+    assert_eq!(sites.len(), 10_000, "distinct allocSite stacks");
 }
 
 #[test]
