@@ -25,12 +25,20 @@
  * Bucket entries (inside a chunk), variable length, byte-packed:
  *
  *   off 0  u64 size         allocation size (Go bucket.size)
- *   off 8  u16 nstk         number of PCs that follow
- *   off 10 u8  cycles       bit i set: cycle i follows (0 = active, 1..3 = future[0..2])
- *   off 11 u8  flags        OOM_BF_*
- *   off 12 nstk PCs         u32 (pc - pc_base) if OOM_BF_PC32, else u64 absolute
+ *   off 8  u16 nstk         number of PCs of the stack
+ *   off 10 u16 shared       the stack's outermost `shared` PCs are the outermost
+ *                           `shared` PCs of the previous entry of the capture
+ *                           (entries are decoded in order; chunks concatenate)
+ *   off 12 u8  cycles       bit i set: cycle i follows (0 = active, 1..3 = future[0..2])
+ *   off 13 u8  flags        OOM_BF_*
+ *   off 14 nstk - shared PCs, leaf first:
+ *                           u32 (pc - pc_base) if OOM_BF_PC32, else u64 absolute
  *   then   per set bit in `cycles`, ascending: allocs, frees
  *                           u32 each if OOM_BF_CNT32, else u64 each
+ *
+ * Sharing the outer frames with the previous bucket (Go pushes new buckets at
+ * the list head, so neighbours are usually allocations from the same code
+ * path) is what lets ~100k real buckets fit the default ring.
  *
  * Cycles that are all zero are omitted; user space reconstructs them as
  * zero. Byte counters are never sent: alloc_bytes = allocs * size.
@@ -50,7 +58,7 @@ typedef int16_t __s16;
 #endif
 
 /* Version of this ABI; bumped on any incompatible change. */
-#define OOM_ABI_VERSION 1
+#define OOM_ABI_VERSION 2
 
 /* ---- limits ---- */
 
@@ -63,7 +71,7 @@ typedef int16_t __s16;
 /* Chunk payload is flushed once it holds at least this many bytes. */
 #define OOM_CHUNK_FLUSH 8192
 /* Largest bucket entry: header + 1024 u64 PCs + 4 cycles of two u64. */
-#define OOM_ENTRY_HDR_SIZE 12
+#define OOM_ENTRY_HDR_SIZE 14
 #define OOM_MAX_ENTRY (OOM_ENTRY_HDR_SIZE + OOM_MAX_NSTK * 8 + 4 * 16)
 /* Chunk payload capacity: a flush threshold plus one maximal entry. */
 #define OOM_CHUNK_CAP (OOM_CHUNK_FLUSH + OOM_MAX_ENTRY)
@@ -187,7 +195,8 @@ struct oom_watch {
 	__u32 max_nstk;        /* <= OOM_MAX_NSTK */
 	__u32 flags;           /* OOM_WATCH_* */
 	__u32 claimed;         /* set by the kernel: a capture ran; user space writes 0 */
-	__u64 _reserved[2];
+	__u64 walk_end_ns;     /* set by the kernel when the walk ended; user space writes 0 */
+	__u64 _reserved;
 };
 
 /* Global configuration in .rodata, patched by the loader before load. 16 bytes. */
@@ -197,12 +206,17 @@ struct oom_config {
 	__u64 _reserved;
 };
 
-/* Global counters in .bss (symbol `oom_counters`), read by user space. 32 bytes. */
+/* Global counters in .bss (symbol `oom_counters`), read by user space. 48 bytes. */
 struct oom_counters {
 	__u64 captures;       /* captures started */
 	__u64 lost_events;    /* victim/exec/exit records the full ring refused */
 	__u64 lost_ends;      /* end records the full ring refused */
 	__u64 next_capture_id;/* source of capture ids */
+	/* SIGKILL deliveries to other threads of a process being captured, while
+	 * its walk ran and after it ended: measures whether a walk could be
+	 * continued in a later thread's delivery (see oomprof.bpf.c). */
+	__u64 kills_during_walk;
+	__u64 kills_after_walk;
 };
 
 #endif /* OOM_ABI_H */

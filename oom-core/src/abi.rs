@@ -16,7 +16,7 @@ use core::mem::{offset_of, size_of};
 use crate::bucket::{Bucket, Cycle, MemRecord, Stack};
 
 /// `OOM_ABI_VERSION`.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 /// `OOM_MAX_NSTK`: the longest stack a bucket can hold (Go 1.23+ `maxProfStackDepth`).
 pub const MAX_NSTK: u32 = 1024;
 /// `OOM_DEFAULT_MAX_BUCKETS`.
@@ -26,7 +26,7 @@ pub const MAX_BUCKETS_CEILING: u32 = 8_000_000;
 /// `OOM_CHUNK_FLUSH`.
 pub const CHUNK_FLUSH: u32 = 8192;
 /// `OOM_ENTRY_HDR_SIZE`.
-pub const ENTRY_HDR_SIZE: usize = 12;
+pub const ENTRY_HDR_SIZE: usize = 14;
 /// `OOM_MAX_ENTRY`.
 pub const MAX_ENTRY: u32 = ENTRY_HDR_SIZE as u32 + MAX_NSTK * 8 + 4 * 16;
 /// `OOM_CHUNK_CAP`.
@@ -197,7 +197,8 @@ pub struct RawWatch {
     pub max_nstk: u32,
     pub flags: u32,
     pub claimed: u32,
-    pub reserved: [u64; 2],
+    pub walk_end_ns: u64,
+    pub reserved: u64,
 }
 
 /// `struct oom_config`: the `.rodata` variable `oom_cfg`.
@@ -219,6 +220,8 @@ pub struct RawCounters {
     pub lost_events: u64,
     pub lost_ends: u64,
     pub next_capture_id: u64,
+    pub kills_during_walk: u64,
+    pub kills_after_walk: u64,
 }
 
 // The layout contract with oom_abi.h: sizes and every offset the C side documents.
@@ -257,7 +260,7 @@ const _: () = {
     assert!(offset_of!(RawWatch, cycle_size) == 32);
     assert!(offset_of!(RawWatch, claimed) == 44);
     assert!(size_of::<RawConfig>() == 16);
-    assert!(size_of::<RawCounters>() == 32);
+    assert!(size_of::<RawCounters>() == 48);
 };
 
 /// A malformed record. Names the structure, the field and the byte offset.
@@ -725,6 +728,10 @@ pub struct Counters {
     pub lost_events: u64,
     /// End records refused by a full ring.
     pub lost_ends: u64,
+    /// SIGKILL deliveries to other threads of a process while its walk ran.
+    pub kills_during_walk: u64,
+    /// SIGKILL deliveries to other threads of a process after its walk ended.
+    pub kills_after_walk: u64,
 }
 
 impl Counters {
@@ -737,6 +744,8 @@ impl Counters {
             captures: f.u64(offset_of!(RawCounters, captures))?,
             lost_events: f.u64(offset_of!(RawCounters, lost_events))?,
             lost_ends: f.u64(offset_of!(RawCounters, lost_ends))?,
+            kills_during_walk: f.u64(offset_of!(RawCounters, kills_during_walk))?,
+            kills_after_walk: f.u64(offset_of!(RawCounters, kills_after_walk))?,
         })
     }
 }
@@ -751,24 +760,34 @@ enum Pcs<'a> {
 }
 
 /// One bucket entry of a chunk.
+///
+/// The entry carries the stack's innermost `nstk - shared` PCs; the outermost
+/// `shared` PCs are those of the previous entry of the capture. Expand entries in
+/// order with a [`StackExpander`] to get whole stacks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Entry<'a> {
+    /// Byte offset of the entry in the payload.
+    pub offset: usize,
     /// Allocation size.
     pub size: u64,
     /// `OOM_BF_*` flags ([`entry_flags`]).
     pub flags: u8,
     /// The counters; cycles the kernel omitted are zero.
     pub record: MemRecord,
-    pcs: Pcs<'a>,
+    nstk: usize,
+    shared: usize,
+    own: Pcs<'a>,
 }
 
 impl<'a> Entry<'a> {
-    /// Number of PCs.
+    /// Number of PCs of the whole stack.
     pub fn nstk(&self) -> usize {
-        match self.pcs {
-            Pcs::Offsets { words, .. } => words.len() / 4,
-            Pcs::Absolute(words) => words.len() / 8,
-        }
+        self.nstk
+    }
+
+    /// Outermost PCs shared with the previous entry.
+    pub fn shared(&self) -> usize {
+        self.shared
     }
 
     /// True when the kernel cut the stack to `max_nstk`.
@@ -776,9 +795,9 @@ impl<'a> Entry<'a> {
         self.flags & entry_flags::TRUNC != 0
     }
 
-    /// The `i`th PC, leaf first, as a runtime address.
-    pub fn pc(&self, i: usize) -> Option<u64> {
-        match self.pcs {
+    /// The `i`th PC carried by this entry (leaf first), as a runtime address.
+    pub fn own_pc(&self, i: usize) -> Option<u64> {
+        match self.own {
             Pcs::Offsets { words, base } => {
                 let b = words.get(i.checked_mul(4)?..)?.get(..4)?;
                 let off = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
@@ -793,27 +812,85 @@ impl<'a> Entry<'a> {
         }
     }
 
-    /// The PCs, leaf first.
-    pub fn pcs(&self) -> impl Iterator<Item = u64> + '_ {
-        (0..self.nstk()).filter_map(move |i| self.pc(i))
+    /// The PCs carried by this entry, leaf first (`nstk - shared` of them).
+    pub fn own_pcs(&self) -> impl Iterator<Item = u64> + '_ {
+        (0..self.nstk - self.shared).filter_map(move |i| self.own_pc(i))
+    }
+}
+
+/// Rebuilds whole stacks from a capture's entries, which must be fed in order
+/// (each may share its outer frames with the one before). Holds the previous stack
+/// (8 KiB), no allocation.
+#[derive(Clone, Debug)]
+pub struct StackExpander {
+    prev: [u64; MAX_NSTK as usize],
+    len: usize,
+}
+
+impl Default for StackExpander {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StackExpander {
+    /// An expander at the start of a capture.
+    pub const fn new() -> Self {
+        Self {
+            prev: [0; MAX_NSTK as usize],
+            len: 0,
+        }
     }
 
-    /// Expands the entry into a [`Bucket`] whose stack is written into `buf`.
+    /// Writes the whole stack of `e` into `buf` (little-endian u64 PCs, leaf first).
     ///
-    /// Returns an error if `buf` is shorter than `8 * nstk` bytes.
-    pub fn bucket_into<'b>(&self, buf: &'b mut [u8]) -> Result<Bucket<'b>, Error> {
-        let needed = self.nstk() * 8;
+    /// Returns an error if `buf` is shorter than `8 * nstk` bytes, or `e` shares
+    /// more frames than the previous entry had.
+    pub fn expand<'b>(&mut self, e: &Entry<'_>, buf: &'b mut [u8]) -> Result<Stack<'b>, Error> {
+        let needed = e.nstk * 8;
+        if e.shared > self.len {
+            return Err(Error::BadField {
+                structure: "oom bucket entry",
+                field: "shared",
+                offset: e.offset + 10,
+                value: e.shared as u64,
+            });
+        }
         let dst = buf
             .get_mut(..needed)
             .ok_or(Error::BufferTooSmall { needed })?;
+        let own = e.nstk - e.shared;
+        let tail = self.prev.get(self.len - e.shared..self.len).unwrap_or(&[]);
         for (i, slot) in dst.chunks_exact_mut(8).enumerate() {
-            slot.copy_from_slice(&self.pc(i).unwrap_or(0).to_le_bytes());
+            let pc = if i < own {
+                e.own_pc(i).unwrap_or(0)
+            } else {
+                tail.get(i - own).copied().unwrap_or(0)
+            };
+            slot.copy_from_slice(&pc.to_le_bytes());
         }
-        let stack = Stack::new(dst).ok_or(Error::BufferTooSmall { needed })?;
+        for (p, w) in self.prev.iter_mut().zip(dst.chunks_exact(8)) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            *p = u64::from_le_bytes(b);
+        }
+        self.len = e.nstk;
+        Stack::new(dst).ok_or(Error::BufferTooSmall { needed })
+    }
+
+    /// Like [`StackExpander::expand`], as a [`Bucket`].
+    ///
+    /// Returns the errors of [`StackExpander::expand`].
+    pub fn bucket_into<'b>(
+        &mut self,
+        e: &Entry<'_>,
+        buf: &'b mut [u8],
+    ) -> Result<Bucket<'b>, Error> {
+        let stack = self.expand(e, buf)?;
         Ok(Bucket {
-            size: self.size,
+            size: e.size,
             stack,
-            record: self.record,
+            record: e.record,
         })
     }
 }
@@ -845,8 +922,9 @@ impl<'a> Entries<'a> {
         let h = Fields::new(self.data, start, ENTRY_HDR_SIZE, S)?;
         let size = h.u64(0)?;
         let nstk = h.u16(8)? as usize;
-        let cycles = h.u8(10)?;
-        let flags = h.u8(11)?;
+        let shared = h.u16(10)? as usize;
+        let cycles = h.u8(12)?;
+        let flags = h.u8(13)?;
         if nstk > MAX_NSTK as usize {
             return Err(Error::BadField {
                 structure: S,
@@ -855,11 +933,19 @@ impl<'a> Entries<'a> {
                 value: nstk as u64,
             });
         }
+        if shared > nstk {
+            return Err(Error::BadField {
+                structure: S,
+                field: "shared",
+                offset: start + 10,
+                value: shared as u64,
+            });
+        }
         if cycles > 0xf {
             return Err(Error::BadField {
                 structure: S,
                 field: "cycles",
-                offset: start + 10,
+                offset: start + 12,
                 value: cycles.into(),
             });
         }
@@ -867,7 +953,7 @@ impl<'a> Entries<'a> {
             return Err(Error::BadField {
                 structure: S,
                 field: "flags",
-                offset: start + 11,
+                offset: start + 13,
                 value: flags.into(),
             });
         }
@@ -881,7 +967,7 @@ impl<'a> Entries<'a> {
         let stk = Fields::new(
             self.data,
             stk_start,
-            nstk * pc_width,
+            (nstk - shared) * pc_width,
             "oom bucket entry stack",
         )?;
         let pcs = if pc_width == 4 {
@@ -892,7 +978,7 @@ impl<'a> Entries<'a> {
         } else {
             Pcs::Absolute(stk.data)
         };
-        let cnt_start = stk_start + nstk * pc_width;
+        let cnt_start = stk_start + (nstk - shared) * pc_width;
         let ncycles = cycles.count_ones() as usize;
         let cnt = Fields::new(
             self.data,
@@ -917,13 +1003,16 @@ impl<'a> Entries<'a> {
         }
         self.pos = cnt_start + ncycles * 2 * cnt_width;
         Ok(Entry {
+            offset: start,
             size,
             flags,
             record: MemRecord {
                 active: all[0],
                 future: [all[1], all[2], all[3]],
             },
-            pcs,
+            nstk,
+            shared,
+            own: pcs,
         })
     }
 }
@@ -951,18 +1040,28 @@ mod tests {
         *len += n;
     }
 
+    /// Writes an entry header: size, nstk, shared, cycles, flags.
+    fn hdr(b: &mut [u8], n: &mut usize, size: u64, nstk: u64, shared: u64, cycles: u64, flags: u8) {
+        put(b, n, size, 8);
+        put(b, n, nstk, 2);
+        put(b, n, shared, 2);
+        put(b, n, cycles, 1);
+        put(b, n, flags.into(), 1);
+    }
+
     #[test]
     fn entry_pc32_cnt32_two_cycles() {
         let mut b = [0u8; 64];
         let mut n = 0;
-        put(&mut b, &mut n, 1 << 20, 8); // size
-        put(&mut b, &mut n, 2, 2); // nstk
-        put(&mut b, &mut n, 0b0101, 1); // cycles: active, future[1]
-        put(
+        // size 1 MiB, 2 PCs, none shared, cycles active + future[1], u32 PCs and counts.
+        hdr(
             &mut b,
             &mut n,
-            (entry_flags::PC32 | entry_flags::CNT32).into(),
-            1,
+            1 << 20,
+            2,
+            0,
+            0b0101,
+            entry_flags::PC32 | entry_flags::CNT32,
         );
         put(&mut b, &mut n, 0x10, 4); // pc0 offset
         put(&mut b, &mut n, 0x20, 4); // pc1 offset
@@ -975,7 +1074,7 @@ mod tests {
         assert!(it.next().is_none());
         assert_eq!(e.size, 1 << 20);
         assert_eq!(
-            e.pcs().collect::<heapless_vec::V>().0,
+            e.own_pcs().collect::<heapless_vec::V>().0,
             [0x400010, 0x400020, 0, 0]
         );
         assert_eq!(
@@ -993,29 +1092,68 @@ mod tests {
                 frees: 0
             }
         );
-        let mut buf = [0u8; 16];
-        let bucket = e.bucket_into(&mut buf).unwrap();
-        assert_eq!(bucket.stack.get(1), Some(0x400020));
+        let mut x = StackExpander::new();
         let mut small = [0u8; 8];
         assert_eq!(
-            e.bucket_into(&mut small),
+            x.expand(&e, &mut small),
             Err(Error::BufferTooSmall { needed: 16 })
         );
+        let mut buf = [0u8; 16];
+        let bucket = x.bucket_into(&e, &mut buf).unwrap();
+        assert_eq!(bucket.stack.get(1), Some(0x400020));
+    }
+
+    #[test]
+    fn shared_suffix_comes_from_the_previous_entry() {
+        let mut b = [0u8; 96];
+        let mut n = 0;
+        // First: 3 PCs a, b, c (leaf first).
+        hdr(&mut b, &mut n, 16, 3, 0, 0, entry_flags::PC32);
+        for pc in [1, 2, 3] {
+            put(&mut b, &mut n, pc, 4);
+        }
+        // Second: 4 PCs, the outer 2 shared (b, c): own x, y.
+        hdr(&mut b, &mut n, 32, 4, 2, 0, entry_flags::PC32);
+        for pc in [8, 9] {
+            put(&mut b, &mut n, pc, 4);
+        }
+        // Third: shares 3 of the second's 4 (y, b, c), own z.
+        hdr(&mut b, &mut n, 48, 4, 3, 0, entry_flags::PC32);
+        put(&mut b, &mut n, 7, 4);
+        let mut x = StackExpander::new();
+        let mut buf = [0u8; 64];
+        let mut got = [[0u64; 4]; 3];
+        for (i, e) in Entries::new(&b[..n], 0x1000).enumerate() {
+            let e = e.unwrap();
+            let st = x.expand(&e, &mut buf).unwrap();
+            for (j, pc) in st.iter().enumerate() {
+                got[i][j] = pc;
+            }
+        }
+        assert_eq!(got[0], [0x1001, 0x1002, 0x1003, 0]);
+        assert_eq!(got[1], [0x1008, 0x1009, 0x1002, 0x1003]);
+        assert_eq!(got[2], [0x1007, 0x1009, 0x1002, 0x1003]);
+        // Sharing more than the previous stack had is an error naming the field.
+        let e = Entries::new(&b[26..n], 0x1000).next().unwrap().unwrap(); // the second entry alone
+        assert!(matches!(
+            StackExpander::new().expand(&e, &mut buf),
+            Err(Error::BadField {
+                field: "shared",
+                ..
+            })
+        ));
     }
 
     #[test]
     fn entry_u64_everything() {
         let mut b = [0u8; 64];
         let mut n = 0;
-        put(&mut b, &mut n, 32, 8);
-        put(&mut b, &mut n, 1, 2);
-        put(&mut b, &mut n, 0b1000, 1); // future[2] only
-        put(&mut b, &mut n, entry_flags::TRUNC.into(), 1);
+        hdr(&mut b, &mut n, 32, 1, 0, 0b1000, entry_flags::TRUNC); // future[2] only
         put(&mut b, &mut n, 0x7fff_0000_1234, 8);
         put(&mut b, &mut n, 1 << 40, 8);
         put(&mut b, &mut n, 3, 8);
         let e = Entries::new(&b[..n], 0).next().unwrap().unwrap();
-        assert_eq!(e.pc(0), Some(0x7fff_0000_1234));
+        assert_eq!(e.own_pc(0), Some(0x7fff_0000_1234));
         assert!(e.truncated());
         assert_eq!(
             e.record.future[2],
@@ -1028,11 +1166,9 @@ mod tests {
 
     #[test]
     fn entry_errors_name_field_and_offset() {
-        let mut b = [0u8; 32];
+        let mut b = [0u8; 40];
         let mut n = 0;
-        put(&mut b, &mut n, 16, 8);
-        put(&mut b, &mut n, 2000, 2);
-        put(&mut b, &mut n, 0, 2);
+        hdr(&mut b, &mut n, 16, 2000, 0, 0, 0);
         let mut it = Entries::new(&b[..n], 0);
         assert_eq!(
             it.next(),
@@ -1044,35 +1180,32 @@ mod tests {
             }))
         );
         assert_eq!(it.next(), None);
-        // Truncated stack.
+        // Truncated stack: 3 u64 PCs announced, 1 present.
         let mut n = 0;
-        put(&mut b, &mut n, 16, 8);
-        put(&mut b, &mut n, 3, 2);
-        put(&mut b, &mut n, 0, 2);
+        hdr(&mut b, &mut n, 16, 3, 0, 0, 0);
         put(&mut b, &mut n, 0, 8);
         assert_eq!(
             Entries::new(&b[..n], 0).next(),
             Some(Err(Error::Truncated {
                 structure: "oom bucket entry stack",
-                offset: 12,
+                offset: 14,
                 needed: 24
             }))
         );
-        // Bad cycles and flags.
-        for (cyc, fl, field, off) in [(0x10u64, 0u64, "cycles", 10), (0, 0x80, "flags", 11)] {
+        // Bad shared, cycles and flags.
+        for (sh, cyc, fl, field, off) in [
+            (3u64, 0u64, 0u8, "shared", 10),
+            (0, 0x10, 0, "cycles", 12),
+            (0, 0, 0x80, "flags", 13),
+        ] {
             let mut n = 0;
-            put(&mut b, &mut n, 16, 8);
-            put(&mut b, &mut n, 0, 2);
-            put(&mut b, &mut n, cyc, 1);
-            put(&mut b, &mut n, fl, 1);
+            hdr(&mut b, &mut n, 16, 2, sh, cyc, fl);
             match Entries::new(&b[..n], 0).next() {
                 Some(Err(Error::BadField {
                     field: f,
                     offset: o,
                     ..
-                })) => {
-                    assert_eq!((f, o), (field, off))
-                }
+                })) => assert_eq!((f, o), (field, off)),
                 other => panic!("{other:?}"),
             }
         }
@@ -1085,10 +1218,7 @@ mod tests {
             }))
         ));
         let mut n = 0;
-        put(&mut b, &mut n, 16, 8);
-        put(&mut b, &mut n, 0, 2);
-        put(&mut b, &mut n, 1, 1);
-        put(&mut b, &mut n, 0, 1);
+        hdr(&mut b, &mut n, 16, 0, 0, 1, 0);
         put(&mut b, &mut n, 1, 8);
         assert!(matches!(
             Entries::new(&b[..n], 0).next(),
@@ -1193,9 +1323,11 @@ mod tests {
         assert_eq!(&w[32..36], &16u32.to_le_bytes());
         assert_eq!(&w[44..64], &[0u8; 20]);
         let c = encode_config(5);
-        assert_eq!(&c[..8], &[5, 0, 0, 0, 1, 0, 0, 0]);
-        let mut cnt = [0u8; 32];
+        assert_eq!(&c[..8], &[5, 0, 0, 0, 2, 0, 0, 0]);
+        let mut cnt = [0u8; 48];
         cnt[8] = 2;
+        cnt[40] = 3;
+        assert_eq!(Counters::parse(&cnt).unwrap().kills_after_walk, 3);
         assert_eq!(Counters::parse(&cnt).unwrap().lost_events, 2);
         assert!(Counters::parse(&cnt[..8]).is_err());
     }

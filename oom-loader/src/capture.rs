@@ -11,17 +11,15 @@
 //! pid already has a mark_victim is "oom" at once; otherwise it waits up to the
 //! classification window for one, and is "killed" after that.
 //!
-//! Measured on the 2-CPU test VM (see tests/tests/kernel_capture.rs): the walk runs
-//! with IRQs off, the ring's wake-up is deferred until it ends, and the victim's
-//! other threads dequeue the group SIGKILL within microseconds of each other, so no
-//! consumer can drain the ring in the middle of one process's deliveries. That is why
-//! the kernel side does one walk per capture into free ring space and counts exactly
-//! what did not fit, instead of splitting a walk across threads.
+//! Captures are not split across ring records of several program runs: the walk
+//! runs once, in the first thread's SIGKILL delivery, into the free ring space; why
+//! (with measurements) is explained at the top of `oom-bpf/src/oomprof.bpf.c`.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use oom_core::abi::{Chunk, End, Entries, Victim};
+use oom_core::abi::{Chunk, End, Entries, Entry, StackExpander, Victim};
+use oom_core::bucket::{Bucket, MemRecord};
 
 /// Why the captured process died.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,8 +50,43 @@ pub struct Capture {
 
 impl Capture {
     /// The bucket entries, in list order (newest bucket first, like Go's list).
+    /// Their stacks may share outer frames with the entry before: see
+    /// [`Capture::for_each_bucket`] and [`Capture::buckets`] for whole stacks.
     pub fn entries(&self) -> Entries<'_> {
         Entries::new(&self.payload, self.end.pc_base)
+    }
+
+    /// Calls `f` with every bucket, whole stack expanded, in list order.
+    ///
+    /// Returns the first malformed entry's error.
+    pub fn for_each_bucket(
+        &self,
+        mut f: impl FnMut(&Entry<'_>, Bucket<'_>),
+    ) -> Result<(), oom_core::abi::Error> {
+        let mut x = Box::new(StackExpander::new());
+        let mut buf = vec![0u8; oom_core::abi::MAX_NSTK as usize * 8];
+        for e in self.entries() {
+            let e = e?;
+            let b = x.bucket_into(&e, &mut buf)?;
+            f(&e, b);
+        }
+        Ok(())
+    }
+
+    /// Every bucket with its whole stack, owned.
+    ///
+    /// Returns the first malformed entry's error.
+    pub fn buckets(&self) -> Result<Vec<OwnedBucket>, oom_core::abi::Error> {
+        let mut out = Vec::with_capacity(self.end.buckets_emitted as usize);
+        self.for_each_bucket(|e, b| {
+            out.push(OwnedBucket {
+                size: b.size,
+                stack: b.stack.iter().collect(),
+                record: b.record,
+                truncated: e.truncated(),
+            })
+        })?;
+        Ok(out)
     }
 
     /// The concatenated chunk payloads.
@@ -65,6 +98,19 @@ impl Capture {
     pub fn is_complete(&self) -> bool {
         self.end.is_complete() && self.missing_chunks == 0
     }
+}
+
+/// A captured bucket with its whole stack.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnedBucket {
+    /// Allocation size.
+    pub size: u64,
+    /// Return PCs, leaf first (runtime addresses of the victim).
+    pub stack: Vec<u64>,
+    /// Counters (cycles the kernel omitted are zero).
+    pub record: MemRecord,
+    /// The kernel cut the stack to `max_nstk`.
+    pub truncated: bool,
 }
 
 #[derive(Default)]

@@ -27,9 +27,11 @@ use crate::progs;
 use crate::ringbuf::RingBuf;
 use crate::sys::{self, consts, MapFd, ProgBtf, ProgSpec};
 
-/// Default ring size: 8 MiB holds about 150,000 buckets of a typical Go program
-/// (measured ~50 bytes per bucket with u32 PCs; see tests/tests/kernel_capture.rs),
-/// and keeps all our maps together under 9 MiB of kernel memory.
+/// Default ring size: 8 MiB, the largest power of two that keeps all our maps under
+/// the 16 MiB kernel-memory budget (8.6 MiB in total at the defaults). Measured on
+/// `manysites` (44-frame stacks, 200k buckets): 54 bytes per bucket with u32 PCs
+/// and shared outer frames, so 154,000 buckets fit; 300-frame `deep` stacks take
+/// 123 bytes per bucket (tests/tests/kernel_walk.rs).
 pub const DEFAULT_RING_SIZE: usize = 8 << 20;
 /// Default number of processes that can be watched at once.
 pub const DEFAULT_MAX_WATCHED: u32 = 4096;
@@ -117,6 +119,15 @@ pub enum Event {
     Exit(Exit),
     /// A capture finished and was classified.
     Capture(Capture),
+}
+
+/// Kernel object ids of a loaded [`Kernel`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BpfIds {
+    /// Program ids.
+    pub programs: Vec<u32>,
+    /// Map ids.
+    pub maps: Vec<u32>,
 }
 
 /// Which program variant each tracepoint gets, chosen from its record layout.
@@ -213,6 +224,7 @@ pub struct Kernel {
     features: Features,
     memlock: u64,
     programs: Vec<(&'static str, &'static str)>,
+    ids: BpfIds,
     assembler: AssemblerBox,
 }
 
@@ -320,6 +332,7 @@ impl Kernel {
         let elf = object::File::parse(bytes).map_err(|e| object_err("ELF", e))?;
         let mut attachments = Vec::new();
         let mut programs = Vec::new();
+        let mut prog_ids = Vec::new();
         for choice in &choices {
             let prog = obj.programs.get(choice.program).ok_or_else(|| {
                 Error::Object(format!(
@@ -358,6 +371,7 @@ impl Kernel {
                 }),
             };
             let prog_fd = progs::load(&spec)?;
+            prog_ids.push(maps::fdinfo_field(&prog_fd, "prog_id")? as u32);
             let tp = &tps[choice.tracepoint];
             attachments.push(attach::attach_tracepoint(&prog_fd, tp, features.perf_link)?);
             programs.push((choice.program, choice.tracepoint));
@@ -369,8 +383,10 @@ impl Kernel {
         let mut watched = None;
         let mut bss = None;
         let mut other_maps = Vec::new();
+        let mut map_ids = Vec::new();
         for (name, fd) in created {
             memlock += maps::memlock_bytes(&fd)?;
+            map_ids.push(maps::fdinfo_field(&fd, "map_id")? as u32);
             match name.as_str() {
                 oom_bpf::maps::EVENTS => ring = Some(fd),
                 oom_bpf::maps::WATCHED => watched = Some(fd),
@@ -392,6 +408,10 @@ impl Kernel {
             features,
             memlock,
             programs,
+            ids: BpfIds {
+                programs: prog_ids,
+                maps: map_ids,
+            },
             assembler: AssemblerBox(Assembler::new(config.classify_window, config.keep_killed)),
         })
     }
@@ -551,6 +571,11 @@ impl Kernel {
     /// (program, tracepoint) pairs attached.
     pub fn programs(&self) -> &[(&'static str, &'static str)] {
         &self.programs
+    }
+
+    /// Kernel ids of our programs and maps (as `bpftool prog/map show id N` takes).
+    pub fn bpf_ids(&self) -> &BpfIds {
+        &self.ids
     }
 
     /// Ring-buffer data size.

@@ -521,31 +521,27 @@ impl Monitor {
                 reason: "memory profiling is disabled in this program".into(),
             };
         }
-        // Expand the entries into buckets backed by one arena.
-        let mut sizes = Vec::new();
-        let mut entry_error = None;
-        for e in c.entries() {
-            match e {
-                Ok(e) => sizes.push(e.nstk() * 8),
-                Err(err) => {
-                    entry_error = Some(err);
-                    break;
-                }
-            }
-        }
-        let mut arena = vec![0u8; sizes.iter().sum()];
-        let mut buckets: Vec<Bucket<'_>> = Vec::with_capacity(sizes.len());
-        {
-            let mut rest: &mut [u8] = &mut arena;
-            for (e, n) in c.entries().zip(sizes.iter()) {
-                let Ok(e) = e else { break };
-                let (head, tail) = std::mem::take(&mut rest).split_at_mut(*n);
-                rest = tail;
-                if let Ok(b) = e.bucket_into(head) {
-                    buckets.push(b);
-                }
-            }
-        }
+        // Expand the entries (whose stacks share outer frames with the entry before)
+        // into whole-stack buckets backed by one arena.
+        let mut arena: Vec<u8> = Vec::new();
+        let mut parts: Vec<(u64, std::ops::Range<usize>, oom_core::bucket::MemRecord)> = Vec::new();
+        let entry_error = c
+            .for_each_bucket(|_, b| {
+                let start = arena.len();
+                arena.extend_from_slice(b.stack.as_bytes());
+                parts.push((b.size, start..arena.len(), b.record));
+            })
+            .err();
+        let buckets: Vec<Bucket<'_>> = parts
+            .iter()
+            .filter_map(|(size, r, record)| {
+                Some(Bucket {
+                    size: *size,
+                    stack: oom_core::bucket::Stack::new(arena.get(r.clone())?)?,
+                    record: *record,
+                })
+            })
+            .collect();
         let end = &c.end;
         let mut problems = Vec::new();
         if !end.is_complete() {

@@ -113,30 +113,37 @@ pub fn wait_capture(
     None
 }
 
-/// In-use bytes of an entry under the Latest policy: active plus every future cycle.
-pub fn inuse_bytes(e: &oom_core::abi::Entry<'_>) -> u64 {
-    let r = &e.record;
+/// In-use bytes of a bucket under the Latest policy: active plus every future cycle.
+pub fn inuse_bytes(b: &oom_loader::OwnedBucket) -> u64 {
+    let r = &b.record;
     let allocs = r.active.allocs + r.future.iter().map(|c| c.allocs).sum::<u64>();
     let frees = r.active.frees + r.future.iter().map(|c| c.frees).sum::<u64>();
-    allocs.saturating_sub(frees) * e.size
+    allocs.saturating_sub(frees) * b.size
 }
 
-/// Entries of a capture, panicking on a malformed one.
-pub fn entries(c: &Capture) -> Vec<oom_core::abi::Entry<'_>> {
-    c.entries().map(|e| e.expect("entry parses")).collect()
+/// Buckets of a capture with whole stacks, panicking on a malformed entry.
+pub fn entries(c: &Capture) -> Vec<oom_loader::OwnedBucket> {
+    c.buckets().expect("entries parse")
 }
 
-/// Names of our BPF programs and maps still in the kernel, per bpftool.
-pub fn leftover_bpf_objects() -> Vec<String> {
+/// Which of `ids` bpftool still lists. Ids, not names: other tests running at the
+/// same time load programs of the same name.
+pub fn leftover_bpf_objects(ids: &oom_loader::BpfIds) -> Vec<String> {
     let mut out = Vec::new();
-    for what in ["prog", "map"] {
-        let o = std::process::Command::new("bpftool")
-            .args([what, "show"])
-            .output()
-            .expect("bpftool");
-        for line in String::from_utf8_lossy(&o.stdout).lines() {
-            if line.contains("oomprof_") {
-                out.push(line.to_string());
+    for (what, list) in [("prog", &ids.programs), ("map", &ids.maps)] {
+        for id in list {
+            let o = std::process::Command::new("bpftool")
+                .args([what, "show", "id", &id.to_string()])
+                .output()
+                .expect("bpftool");
+            if o.status.success() {
+                out.push(
+                    String::from_utf8_lossy(&o.stdout)
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_string(),
+                );
             }
         }
     }
