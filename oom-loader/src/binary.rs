@@ -261,12 +261,33 @@ impl BinaryInfo {
             }
         }
 
-        // gopclntab: its own section where the linker made one, else runtime.pclntab.
+        // The symbols we use, found in one pass over .symtab (absent when stripped).
+        const WANTED: [&str; 7] = [
+            "runtime.pclntab",
+            "runtime.epclntab",
+            "runtime.firstmoduledata",
+            "runtime.mbuckets",
+            "runtime.MemProfileRate",
+            "runtime.mProfCycle",
+            "runtime.disableMemoryProfiling",
+        ];
+        let mut found = [None::<u64>; WANTED.len()];
+        for sym in elf.symbols() {
+            let Ok(name) = sym.name() else { continue };
+            if !name.starts_with("runtime.") {
+                continue;
+            }
+            if let Some(i) = WANTED.iter().position(|w| *w == name) {
+                found[i].get_or_insert(sym.address());
+            }
+        }
         let symbol = |name: &str| {
-            elf.symbols()
-                .find(|s| s.name() == Ok(name))
-                .map(|s| s.address())
+            WANTED
+                .iter()
+                .position(|w| *w == name)
+                .and_then(|i| found[i])
         };
+        // gopclntab: its own section where the linker made one, else runtime.pclntab.
         let file_off = |addr: u64| -> Option<usize> {
             segments.iter().find_map(|s| {
                 let rel = addr.checked_sub(s.vaddr)?;
