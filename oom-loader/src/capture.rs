@@ -121,13 +121,29 @@ struct Partial {
 }
 
 /// Collects chunks into captures and classifies them.
+///
+/// Pids are reused, so a mark_victim and a capture of the same pid belong together only
+/// if they are of the same process. The OOM killer sends SIGKILL, then fires
+/// mark_victim; the victim captures at delivery and exits after. So a mark_victim
+/// that fires after the exit of the process that made a capture is some later
+/// process's (a new process at that pid needs far longer than [`SAME_PROCESS_SLACK`]
+/// to start and run out of memory), and a remembered mark_victim that precedes the
+/// last exit of its pid is stale.
 pub(crate) struct Assembler {
     partial: HashMap<(u32, u32), Partial>,
     victims: HashMap<u32, (Victim, Instant)>,
-    waiting: Vec<(Capture, Instant)>,
+    /// Captures waiting for a mark_victim: the capture, its deadline, and the exit
+    /// time (CLOCK_MONOTONIC ns) of its process once known.
+    waiting: Vec<(Capture, Instant, Option<u64>)>,
+    /// Last exit time (CLOCK_MONOTONIC ns) of each recently exited watched pid.
+    exits: HashMap<u32, (u64, Instant)>,
     window: Duration,
     keep_killed: bool,
 }
+
+/// How far a mark_victim may trail its victim's exit and still be its own (the killer
+/// fires it right after sending SIGKILL; a tiny victim can exit in between).
+const SAME_PROCESS_SLACK_NS: u64 = 5_000_000;
 
 /// How long a mark_victim is remembered for a capture that ends later.
 const VICTIM_MEMORY: Duration = Duration::from_secs(30);
@@ -138,6 +154,7 @@ impl Assembler {
             partial: HashMap::new(),
             victims: HashMap::new(),
             waiting: Vec::new(),
+            exits: HashMap::new(),
             window,
             keep_killed,
         }
@@ -169,24 +186,50 @@ impl Assembler {
             payload: p.payload,
         };
         if let Some((v, _)) = self.victims.remove(&end.pid) {
-            cap.reason = KillReason::Oom;
-            cap.victim = Some(v);
-            return Some(cap);
+            // Stale if the pid's last exit came after it: a previous process's.
+            let stale = self
+                .exits
+                .get(&end.pid)
+                .is_some_and(|(exit_ns, _)| v.ts_ns < *exit_ns);
+            if !stale {
+                cap.reason = KillReason::Oom;
+                cap.victim = Some(v);
+                return Some(cap);
+            }
         }
-        self.waiting.push((cap, now + self.window));
+        self.waiting.push((cap, now + self.window, None));
         None
     }
 
     /// A mark_victim arrived; returns a capture it classifies.
     pub(crate) fn victim(&mut self, v: Victim, now: Instant) -> Option<Capture> {
-        if let Some(i) = self.waiting.iter().position(|(c, _)| c.pid == v.pid) {
-            let (mut cap, _) = self.waiting.swap_remove(i);
+        let same_process = |exit: &Option<u64>| {
+            exit.is_none_or(|e| v.ts_ns <= e.saturating_add(SAME_PROCESS_SLACK_NS))
+        };
+        if let Some(i) = self
+            .waiting
+            .iter()
+            .position(|(c, _, exit)| c.pid == v.pid && same_process(exit))
+        {
+            let (mut cap, _, _) = self.waiting.swap_remove(i);
             cap.reason = KillReason::Oom;
             cap.victim = Some(v);
             return Some(cap);
         }
         self.victims.insert(v.pid, (v, now));
         None
+    }
+
+    /// A watched process exited at `ts_ns` (CLOCK_MONOTONIC): captures still waiting
+    /// for their mark_victim learn their process's exit time.
+    pub(crate) fn exited(&mut self, pid: u32, ts_ns: u64, now: Instant) {
+        for (c, _, exit) in self.waiting.iter_mut() {
+            if c.pid == pid && exit.is_none() {
+                *exit = Some(ts_ns);
+            }
+        }
+        self.exits.insert(pid, (ts_ns, now));
+        self.exit(pid);
     }
 
     /// A watched process exited: a capture without an end record is lost.
@@ -204,7 +247,7 @@ impl Assembler {
         let mut i = 0;
         while i < self.waiting.len() {
             if self.waiting[i].1 <= now {
-                let (cap, _) = self.waiting.swap_remove(i);
+                let (cap, _, _) = self.waiting.swap_remove(i);
                 if self.keep_killed {
                     out.push(cap);
                 } else {
@@ -219,11 +262,13 @@ impl Assembler {
         }
         self.victims
             .retain(|_, (_, t)| now.duration_since(*t) < VICTIM_MEMORY);
+        self.exits
+            .retain(|_, (_, t)| now.duration_since(*t) < VICTIM_MEMORY);
     }
 
     /// The next moment [`Assembler::expire`] has work.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.waiting.iter().map(|(_, t)| *t).min()
+        self.waiting.iter().map(|(_, t, _)| *t).min()
     }
 }
 
@@ -245,9 +290,14 @@ mod tests {
     }
 
     fn victim(pid: u32) -> Victim {
+        victim_at(pid, 0)
+    }
+
+    fn victim_at(pid: u32, ts_ns: u64) -> Victim {
         let mut b = [0u8; 112];
         b[0] = 1;
         b[4..8].copy_from_slice(&pid.to_le_bytes());
+        b[8..16].copy_from_slice(&ts_ns.to_le_bytes());
         match Record::parse(&b).unwrap() {
             Record::Victim(v) => v,
             _ => unreachable!(),
@@ -271,6 +321,46 @@ mod tests {
         assert!(a.end(end(7, 1, 0), t).is_none());
         assert_eq!(a.next_deadline(), Some(t + Duration::from_millis(100)));
         let c = a.victim(victim(7), t).unwrap();
+        assert_eq!(c.reason, KillReason::Oom);
+    }
+
+    #[test]
+    fn a_later_process_on_the_same_pid_does_not_classify_an_earlier_capture() {
+        let t = Instant::now();
+        let mut a = Assembler::new(Duration::from_millis(250), true);
+        // The old process at pid 7 is killed with kill -9 and exits at 1 s.
+        assert!(a.end(end(7, 1, 0), t).is_none());
+        a.exited(7, 1_000_000_000, t);
+        // A new process at pid 7 is OOM-killed at 1.1 s, inside the window.
+        assert!(a.victim(victim_at(7, 1_100_000_000), t).is_none());
+        let mut out = Vec::new();
+        a.expire(t + Duration::from_millis(250), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].reason, KillReason::Killed);
+        // The new process's own capture then pairs with its mark_victim.
+        let c = a.end(end(7, 2, 0), t).unwrap();
+        assert_eq!(c.reason, KillReason::Oom);
+        assert_eq!(c.capture_id, 2);
+    }
+
+    #[test]
+    fn a_stale_victim_does_not_classify_a_later_process() {
+        let t = Instant::now();
+        let mut a = Assembler::new(Duration::from_millis(250), true);
+        // An unwatched OOM victim at pid 9 (no capture), then a watched process at pid
+        // 9 exits after it... and a newer one is killed with kill -9.
+        assert!(a.victim(victim_at(9, 1_000), t).is_none());
+        a.exited(9, 2_000, t);
+        assert!(a.end(end(9, 3, 0), t).is_none(), "stale victim matched");
+    }
+
+    #[test]
+    fn a_victim_just_after_a_tiny_victims_exit_is_still_its_own() {
+        let t = Instant::now();
+        let mut a = Assembler::new(Duration::from_millis(250), false);
+        assert!(a.end(end(5, 1, 0), t).is_none());
+        a.exited(5, 1_000_000, t);
+        let c = a.victim(victim_at(5, 1_000_000 + 1_000), t).unwrap();
         assert_eq!(c.reason, KillReason::Oom);
     }
 

@@ -529,7 +529,7 @@ impl Kernel {
                     ts_ns: x.ts_ns,
                 })),
                 Record::Exit(x) => {
-                    asm.exit(x.pid);
+                    asm.exited(x.pid, x.ts_ns, now);
                     out.push(Event::Exit(x));
                 }
                 Record::Chunk(c) => asm.chunk(&c),

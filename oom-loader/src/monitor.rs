@@ -67,6 +67,9 @@ struct Watched {
     exe: PathBuf,
     comm: String,
     cgroup: Option<String>,
+    /// CLOCK_MONOTONIC ns when the watch began: captures before it are of an earlier
+    /// process that had the same pid.
+    since_ns: u64,
 }
 
 /// What the Monitor reports.
@@ -285,7 +288,9 @@ pub struct Monitor {
     cache: BinaryCache,
     config: MonitorConfig,
     watched: HashMap<u32, Watched>,
-    exited: HashMap<u32, (Watched, Instant)>,
+    /// Exited watched processes: their data, exit time (CLOCK_MONOTONIC ns), and when
+    /// we learnt of it; kept for captures still being classified.
+    exited: HashMap<u32, (Watched, u64, Instant)>,
     disabled_said: HashSet<BinaryKey>,
     pending: Vec<MonitorEvent>,
 }
@@ -375,7 +380,7 @@ impl Monitor {
                 }
                 Event::Exit(x) => {
                     if let Some(w) = self.watched.remove(&x.pid) {
-                        self.exited.insert(x.pid, (w, Instant::now()));
+                        self.exited.insert(x.pid, (w, x.ts_ns, Instant::now()));
                         out.push(MonitorEvent::Unwatched {
                             pid: x.pid,
                             why: "exit",
@@ -388,7 +393,7 @@ impl Monitor {
         }
         let now = Instant::now();
         self.exited
-            .retain(|_, (_, t)| now.duration_since(*t) < AFTER_EXIT);
+            .retain(|_, (_, _, t)| now.duration_since(*t) < AFTER_EXIT);
         Ok(out)
     }
 
@@ -485,6 +490,7 @@ impl Monitor {
                 exe,
                 comm,
                 cgroup,
+                since_ns: exec_ts.or_else(monotonic_ns).unwrap_or(0),
             },
         );
     }
@@ -492,19 +498,21 @@ impl Monitor {
     /// Turns a capture into a profile event (or says why not).
     fn profile(&mut self, c: &Capture) -> MonitorEvent {
         let pid = c.pid;
-        let w = match self
-            .watched
-            .get(&pid)
-            .or_else(|| self.exited.get(&pid).map(|(w, _)| w))
-        {
-            Some(w) => w.clone(),
-            None => {
-                return MonitorEvent::Dropped {
-                    pid,
-                    comm: String::from_utf8_lossy(c.end.comm.as_bytes()).into_owned(),
-                    reason: "capture of a process oomprof no longer knows".into(),
-                }
-            }
+        // Which process that had this pid made the capture: the exited one if the
+        // capture started before its exit, else the one watched now if it started after
+        // that watch began.
+        let start = c.end.start_ns;
+        let w = match (self.exited.get(&pid), self.watched.get(&pid)) {
+            (Some((w, exit_ns, _)), _) if start <= *exit_ns => Some(w),
+            (_, Some(w)) if start >= w.since_ns => Some(w),
+            _ => None,
+        };
+        let Some(w) = w.cloned() else {
+            return MonitorEvent::Dropped {
+                pid,
+                comm: String::from_utf8_lossy(c.end.comm.as_bytes()).into_owned(),
+                reason: "capture of a process oomprof no longer knows".into(),
+            };
         };
         let rate = c.end.mem_profile_rate as i64;
         if rate == 0 {

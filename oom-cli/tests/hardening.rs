@@ -1,0 +1,493 @@
+//! Issue 8 against the built binary: agent faults (SIGKILL mid-capture, two instances),
+//! output faults (full disk), PID reuse, and least privilege.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+use oom_tests::cgroup::MemCgroup;
+use oom_tests::fixtures::{self, Variant};
+use oom_tests::gomatrix::{self, Toolchain};
+use oom_tests::privileged;
+use oom_tests::process::Running;
+
+const OOMPROF: &str = env!("CARGO_BIN_EXE_oomprof");
+
+/// One daemon at a time per test binary: each sees every kill on the host.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("oomprof-hard-{}-{name}", std::process::id()));
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).unwrap();
+    fs::set_permissions(&d, fs::Permissions::from_mode(0o700)).unwrap();
+    d
+}
+
+/// A daemon whose stderr lines arrive on a channel; SIGKILLed on drop if still running.
+struct Daemon {
+    child: Child,
+    lines: Receiver<String>,
+    log: Vec<String>,
+}
+
+impl Daemon {
+    fn start(cmd: &mut Command) -> Daemon {
+        let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+        let err = child.stderr.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(err).lines().map_while(Result::ok) {
+                eprintln!("[oomprof {}] {l}", std::process::id());
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut d = Daemon {
+            child,
+            lines: rx,
+            log: Vec::new(),
+        };
+        d.wait_log("ready in", Duration::from_secs(20));
+        d
+    }
+
+    fn wait_log(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    self.log.push(l.clone());
+                    if l.contains(needle) {
+                        return l;
+                    }
+                }
+                Err(_) => panic!("no daemon log line with {needle:?}; log: {:#?}", self.log),
+            }
+        }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// (prog ids, map ids) the daemon holds, from its fdinfo.
+    fn bpf_ids(&self) -> (Vec<u32>, Vec<u32>) {
+        let mut progs = Vec::new();
+        let mut maps = Vec::new();
+        let dir = format!("/proc/{}/fdinfo", self.pid());
+        for e in fs::read_dir(dir).unwrap().flatten() {
+            let Ok(t) = fs::read_to_string(e.path()) else {
+                continue;
+            };
+            for l in t.lines() {
+                if let Some(v) = l.strip_prefix("prog_id:") {
+                    progs.push(v.trim().parse().unwrap());
+                }
+                if let Some(v) = l.strip_prefix("map_id:") {
+                    maps.push(v.trim().parse().unwrap());
+                }
+            }
+        }
+        progs.sort();
+        progs.dedup();
+        maps.sort();
+        maps.dedup();
+        (progs, maps)
+    }
+
+    fn sigterm(mut self) {
+        // SAFETY: kill on our own child.
+        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+        let s = self.child.wait().unwrap();
+        assert!(s.success(), "daemon exit after SIGTERM: {s:?}");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn daemon(dir: &Path, extra: &[&str]) -> Daemon {
+    Daemon::start(
+        Command::new(OOMPROF)
+            .args(["run", "--no-scan", "--dir"])
+            .arg(dir)
+            .args(extra),
+    )
+}
+
+/// Runs `bin` (an oomer) in a 64 MiB cgroup until the OOM killer kills it; its pid.
+fn oom_once(bin: &Path) -> i32 {
+    let cg = MemCgroup::create(64 << 20).unwrap();
+    let mut p = Running::adopt(cg.spawn(&mut Command::new(bin)).unwrap());
+    p.wait_exit(Duration::from_secs(60)).unwrap();
+    assert!(cg.oom_kills().unwrap() > 0, "not OOM-killed");
+    p.pid()
+}
+
+fn profile_of(dir: &Path, pid: i32, timeout: Duration) -> Option<PathBuf> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let hit = fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                let n = p.file_name().unwrap().to_string_lossy().into_owned();
+                n.contains(&format!("-{pid}-")) && n.ends_with(".pb.gz")
+            });
+        if hit.is_some() || Instant::now() > deadline {
+            return hit;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn top_function(tc: &Toolchain, bin: &Path, file: &Path) -> String {
+    let out = tc
+        .command()
+        .args(["tool", "pprof", "-top", "-sample_index=inuse_space"])
+        .arg(bin)
+        .arg(file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .skip_while(|l| !l.trim_start().starts_with("flat"))
+        .nth(1)
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap_or("")
+        .to_string()
+}
+
+fn bpftool_has(kind: &str, id: u32) -> bool {
+    Command::new("bpftool")
+        .args([kind, "show", "id", &id.to_string()])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+#[test]
+fn sigkill_of_the_daemon_mid_capture_leaves_nothing_and_a_restart_works() {
+    const T: &str = "sigkill_of_the_daemon_mid_capture_leaves_nothing_and_a_restart_works";
+    if !privileged::root(T) {
+        return;
+    }
+    let Some(tc) = gomatrix::newest(T) else {
+        return;
+    };
+    let _g = serial();
+    let dir = tmpdir("sigkill");
+    let d = daemon(&dir, &[]);
+    let (progs, maps) = d.bpf_ids();
+    assert_eq!(progs.len(), 4, "{progs:?}");
+    assert!(progs.iter().all(|&p| bpftool_has("prog", p)));
+    // A 100k-bucket victim: its capture takes tens of milliseconds. Kill the daemon
+    // the moment the cgroup's OOM counter moves.
+    let bin = fixtures::build("manysites", &tc, Variant::Default).unwrap();
+    let cg = MemCgroup::create(512 << 20).unwrap();
+    let mut p = Running::adopt(
+        cg.spawn(
+            Command::new(&bin)
+                .args(["-n", "100000", "-oom"])
+                .stdout(Stdio::piped()),
+        )
+        .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while cg.oom_kills().unwrap() == 0 {
+        assert!(Instant::now() < deadline, "no OOM kill");
+        std::hint::spin_loop();
+    }
+    let mut d = d;
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    p.wait_exit(Duration::from_secs(30)).unwrap();
+    // The kernel frees programs and maps once the last fd is gone (RCU: allow a moment).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<String> = progs
+            .iter()
+            .filter(|&&i| bpftool_has("prog", i))
+            .map(|i| format!("prog {i}"))
+            .chain(
+                maps.iter()
+                    .filter(|&&i| bpftool_has("map", i))
+                    .map(|i| format!("map {i}")),
+            )
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "left attached after SIGKILL: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A restarted daemon works at once.
+    let d2 = daemon(&dir, &[]);
+    let oomer = fixtures::build("oomer", &tc, Variant::Default).unwrap();
+    let pid = oom_once(&oomer);
+    let f = profile_of(&dir, pid, Duration::from_secs(10)).expect("no profile after restart");
+    assert_eq!(top_function(&tc, &oomer, &f), "main.allocChunk");
+    d2.sigterm();
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn two_daemons_at_once_both_write_profiles() {
+    const T: &str = "two_daemons_at_once_both_write_profiles";
+    if !privileged::root(T) {
+        return;
+    }
+    let Some(tc) = gomatrix::newest(T) else {
+        return;
+    };
+    let _g = serial();
+    let (a, b) = (tmpdir("two-a"), tmpdir("two-b"));
+    let da = daemon(&a, &[]);
+    let db = daemon(&b, &[]);
+    let oomer = fixtures::build("oomer", &tc, Variant::Pie).unwrap();
+    let pid = oom_once(&oomer);
+    for dir in [&a, &b] {
+        let f = profile_of(dir, pid, Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("no profile in {}", dir.display()));
+        assert_eq!(top_function(&tc, &oomer, &f), "main.allocChunk");
+    }
+    da.sigterm();
+    db.sigterm();
+    let _ = fs::remove_dir_all(&a);
+    let _ = fs::remove_dir_all(&b);
+}
+
+/// A small tmpfs, unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        let ok = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "oomprof-test",
+            ])
+            .arg(dir)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount tmpfs on {}", dir.display());
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_reported_nothing_partial_is_left_and_the_profile_follows() {
+    const T: &str = "a_full_disk_is_reported_nothing_partial_is_left_and_the_profile_follows";
+    if !privileged::root(T) {
+        return;
+    }
+    let Some(tc) = gomatrix::newest(T) else {
+        return;
+    };
+    let _g = serial();
+    let dir = tmpdir("full");
+    let _fs = Tmpfs::mount(&dir, "256k");
+    // Fill it.
+    let filler = dir.join("filler");
+    {
+        use std::io::Write;
+        let mut f = fs::File::create(&filler).unwrap();
+        let block = vec![0xa5u8; 4096];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+    }
+    let mut d = daemon(&dir, &[]);
+    let oomer = fixtures::build("oomer", &tc, Variant::Default).unwrap();
+    let pid = oom_once(&oomer);
+    d.wait_log("will retry", Duration::from_secs(10));
+    let names: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["filler"], "partial files left behind");
+    assert!(d.child.try_wait().unwrap().is_none(), "the daemon died");
+    // Room again: the waiting profile is written.
+    fs::remove_file(&filler).unwrap();
+    d.wait_log("(delayed)", Duration::from_secs(10));
+    let f = profile_of(&dir, pid, Duration::from_secs(5)).expect("profile after freeing space");
+    assert_eq!(top_function(&tc, &oomer, &f), "main.allocChunk");
+    d.sigterm();
+}
+
+#[test]
+fn least_privilege_capability_set_is_enough() {
+    const T: &str = "least_privilege_capability_set_is_enough";
+    if !privileged::root(T) {
+        return;
+    }
+    let Some(tc) = gomatrix::newest(T) else {
+        return;
+    };
+    let _g = serial();
+    let dir = tmpdir("caps");
+    let st = Command::new("chown")
+        .args(["65534:65534"])
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // The set documented in README and deploy/ (CAP_SYS_RESOURCE only matters before
+    // Linux 5.11, where BPF memory counts against RLIMIT_MEMLOCK).
+    let caps = "-all,+bpf,+perfmon,+sys_admin,+sys_ptrace,+dac_read_search";
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(format!("--inh-caps={caps}"))
+        .arg(format!("--ambient-caps={caps}"))
+        .arg(OOMPROF)
+        .args(["run", "--no-scan", "--dir"])
+        .arg(&dir);
+    let d = Daemon::start(&mut cmd);
+    let oomer = fixtures::build("oomer", &tc, Variant::Stripped).unwrap();
+    let pid = oom_once(&oomer);
+    let f =
+        profile_of(&dir, pid, Duration::from_secs(10)).expect("no profile with the minimal set");
+    assert_eq!(
+        fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(top_function(&tc, &oomer, &f), "main.allocChunk");
+    d.sigterm();
+    // Without CAP_BPF it refuses to start, with one clear line.
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args([
+            "--inh-caps=-all,+perfmon,+sys_admin",
+            "--ambient-caps=-all,+perfmon,+sys_admin",
+        ])
+        .arg(OOMPROF)
+        .args(["run", "--no-scan", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("oomprof:"), "{err}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Makes the next fork in this pid namespace get `pid` (root, host pid namespace).
+fn set_next_pid(pid: i32) -> bool {
+    fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).is_ok()
+}
+
+#[test]
+fn a_reused_pid_is_profiled_with_its_new_binary() {
+    const T: &str = "a_reused_pid_is_profiled_with_its_new_binary";
+    if !privileged::root(T) {
+        return;
+    }
+    let Some(matrix) = gomatrix::matrix(T) else {
+        return;
+    };
+    let _g = serial();
+    let dir = tmpdir("reuse");
+    let d = daemon(&dir, &["--keep-all-kills"]);
+    // Old: a watched Go 1.19 holder, killed with SIGKILL. New: Go 1.27 oomer (a
+    // different binary, Go version and memRecord layout) forced onto the same pid.
+    let old_tc = &matrix[0];
+    let new_tc = matrix.last().unwrap();
+    let holder = fixtures::build("holder", old_tc, Variant::Default).unwrap();
+    let oomer = fixtures::build("oomer", new_tc, Variant::Default).unwrap();
+    let mut reused = None;
+    for _attempt in 0..20 {
+        let mut old =
+            Running::spawn(Command::new(&holder).args(["-large", "1", "-small", "10"])).unwrap();
+        old.wait_line("ready", Duration::from_secs(20)).unwrap();
+        std::thread::sleep(Duration::from_millis(100)); // discovered and watched
+        let pid = old.pid();
+        old.signal(libc::SIGKILL).unwrap();
+        old.wait_exit(Duration::from_secs(10)).unwrap();
+        drop(old);
+        let cg = MemCgroup::create(64 << 20).unwrap();
+        if !set_next_pid(pid) {
+            break;
+        }
+        let mut new = Running::adopt(cg.spawn(&mut Command::new(&oomer)).unwrap());
+        if new.pid() != pid {
+            new.wait_exit(Duration::from_secs(60)).unwrap();
+            continue; // another process took the pid first; try again
+        }
+        new.wait_exit(Duration::from_secs(60)).unwrap();
+        assert!(cg.oom_kills().unwrap() > 0);
+        reused = Some(pid);
+        break;
+    }
+    let Some(pid) = reused else {
+        privileged::skip(
+            T,
+            "could not place a new process on the old pid (busy host)",
+        );
+        return;
+    };
+    // The old process's kill gives a "killed" profile (we keep all kills); the new one an
+    // "oom" profile with the new binary's symbols and Go version.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let oom = loop {
+        let files: Vec<PathBuf> = fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.to_string_lossy().contains(&format!("oomer-{pid}-")))
+            .collect();
+        if let Some(f) = files.first() {
+            break f.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no profile for the reused pid {pid}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(top_function(new_tc, &oomer, &oom), "main.allocChunk");
+    let raw = new_tc
+        .command()
+        .args(["tool", "pprof", "-raw"])
+        .arg(&oomer)
+        .arg(&oom)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw.stdout);
+    assert!(
+        !text.contains("main.allocLarge"),
+        "old binary's symbols in the new profile"
+    );
+    d.sigterm();
+    let _ = fs::remove_dir_all(&dir);
+}
