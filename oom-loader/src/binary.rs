@@ -236,13 +236,28 @@ impl BinaryInfo {
             })
             .collect();
 
-        // Identity: buildinfo (section, else a scan), notes.
+        // Identity: buildinfo, then notes. Without the section (stripped section
+        // headers) the linker still puts the blob at the start of the first writable
+        // segment: look only there, in its first 64 KiB, so a hostile or huge file is
+        // never scanned whole.
         let bi = match elf
             .section_by_name(".go.buildinfo")
             .and_then(|s| s.data().ok())
         {
             Some(d) => BuildInfo::parse(d),
-            None => BuildInfo::find(data),
+            None => elf
+                .elf_program_headers()
+                .iter()
+                .find(|ph| ph.p_type(endian) == elf::PT_LOAD && ph.p_flags(endian) & elf::PF_W != 0)
+                .and_then(|ph| {
+                    let start = usize::try_from(ph.p_offset(endian)).ok()?;
+                    let len = usize::try_from(ph.p_filesz(endian)).ok()?.min(64 << 10);
+                    data.get(start..start.checked_add(len)?)
+                })
+                .map_or(
+                    Err(oom_core::Error::NotFound { what: "buildinfo" }),
+                    BuildInfo::find,
+                ),
         }
         .map_err(|_| AnalyzeError::NotGo(p()))?;
         let version = GoVersion::parse(bi.go_version).map_err(|e| unsupported("Go version", e))?;
