@@ -491,3 +491,128 @@ fn a_reused_pid_is_profiled_with_its_new_binary() {
     d.sigterm();
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// Pids in the daemon's `oomprof_watched` BPF map, via bpftool.
+fn watched_pids(d: &Daemon) -> Vec<u32> {
+    let (_, maps) = d.bpf_ids();
+    for id in maps {
+        let show = Command::new("bpftool")
+            .args(["map", "show", "id", &id.to_string()])
+            .output()
+            .unwrap();
+        if !String::from_utf8_lossy(&show.stdout).contains("name oomprof_watched") {
+            continue;
+        }
+        let dump = Command::new("bpftool")
+            .args(["map", "dump", "id", &id.to_string()])
+            .output()
+            .unwrap();
+        // With BTF, bpftool prints `"key": 24193,`; without, `key: 81 5e 00 00 ...`.
+        let text = String::from_utf8_lossy(&dump.stdout).into_owned();
+        let mut pids = Vec::new();
+        for l in text.lines().map(str::trim) {
+            if let Some(v) = l.strip_prefix("\"key\":") {
+                pids.push(v.trim().trim_end_matches(',').parse().unwrap());
+            } else if let Some(k) = l.strip_prefix("key:") {
+                let b: Vec<u8> = k
+                    .split_whitespace()
+                    .take(4)
+                    .map(|x| u8::from_str_radix(x, 16).unwrap())
+                    .collect();
+                pids.push(u32::from_le_bytes(b.try_into().unwrap()));
+            }
+        }
+        let found = text.lines().filter(|l| l.contains("key")).count();
+        assert_eq!(found, pids.len(), "unparsed bpftool output: {text}");
+        return pids;
+    }
+    panic!("no oomprof_watched map among the daemon's maps");
+}
+
+fn proc_figures(pid: i32) -> (u64, u64, f64) {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb = |k: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = stat.rsplit_once(')').unwrap().1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 (1-based), 11 and 12 after the comm.
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    (kb("VmRSS:"), kb("VmHWM:"), ticks as f64 / 100.0)
+}
+
+#[test]
+fn churn_of_10000_short_lived_processes_leaks_nothing() {
+    const T: &str = "churn_of_10000_short_lived_processes_leaks_nothing";
+    if !privileged::root(T) {
+        return;
+    }
+    let Some(tc) = gomatrix::newest(T) else {
+        return;
+    };
+    let _g = serial();
+    let dir = tmpdir("churn");
+    let d = daemon(&dir, &[]);
+    let holder = fixtures::build("holder", &tc, Variant::Default).unwrap();
+    let (rss0, _, cpu0) = proc_figures(d.pid());
+    // The map parser sees a watched process (so an empty map later means something).
+    let mut probe =
+        Running::spawn(Command::new(&holder).args(["-large", "0", "-small", "0"])).unwrap();
+    probe.wait_line("ready", Duration::from_secs(20)).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        watched_pids(&d).contains(&(probe.pid() as u32)),
+        "a running Go process is not watched"
+    );
+    drop(probe);
+    let t = Instant::now();
+    let n = 10_000;
+    let mut running: Vec<Child> = Vec::new();
+    for i in 0..n {
+        let mut cmd = if i % 2 == 0 {
+            let mut c = Command::new(&holder);
+            c.args(["-exit", "-large", "0", "-small", "0"]);
+            c
+        } else {
+            Command::new("/bin/true")
+        };
+        running.push(cmd.stdout(Stdio::null()).spawn().unwrap());
+        // Keep at most 8 alive at once: short-lived, like a busy host's jobs.
+        if running.len() >= 8 {
+            let mut c = running.remove(0);
+            c.wait().unwrap();
+        }
+    }
+    for mut c in running {
+        c.wait().unwrap();
+    }
+    let took = t.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    // Entries of processes that no longer exist are leaks; live ones (other Go
+    // programs on the host) are rightly watched.
+    let watched = watched_pids(&d);
+    let left: Vec<u32> = watched
+        .iter()
+        .copied()
+        .filter(|p| !Path::new(&format!("/proc/{p}")).exists())
+        .collect();
+    let (rss, hwm, cpu) = proc_figures(d.pid());
+    eprintln!(
+        "{n} processes (half Go) in {took:.1?}: {} watched, {} of them gone; daemon RSS {rss0} -> {rss} kB (peak {hwm} kB), CPU {:.2} s",
+        watched.len(),
+        left.len(),
+        cpu - cpu0
+    );
+    assert!(
+        left.is_empty(),
+        "watch-map entries leaked for exited pids {left:?}"
+    );
+    assert!(hwm < 64 * 1024, "daemon peak RSS {hwm} kB");
+    d.sigterm();
+    let _ = fs::remove_dir_all(&dir);
+}

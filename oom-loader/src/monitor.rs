@@ -279,7 +279,10 @@ impl Drop for MonitorHandle {
 
 /// How long a process's data is kept after its exit, for a capture still being
 /// classified (the kernel classifies within its window, 250 ms by default).
-const AFTER_EXIT: Duration = Duration::from_secs(10);
+const AFTER_EXIT: Duration = Duration::from_secs(3);
+/// Most exited processes remembered at once (a host with thousands of short-lived Go
+/// processes per second must not grow the daemon).
+const MAX_EXITED: usize = 1024;
 
 /// Watches Go processes and turns their kills into profiles. See the module docs.
 #[derive(Debug)]
@@ -380,6 +383,16 @@ impl Monitor {
                 }
                 Event::Exit(x) => {
                     if let Some(w) = self.watched.remove(&x.pid) {
+                        if self.exited.len() >= MAX_EXITED {
+                            let oldest = self
+                                .exited
+                                .iter()
+                                .min_by_key(|(_, (_, _, t))| *t)
+                                .map(|(p, _)| *p);
+                            if let Some(p) = oldest {
+                                self.exited.remove(&p);
+                            }
+                        }
                         self.exited.insert(x.pid, (w, x.ts_ns, Instant::now()));
                         out.push(MonitorEvent::Unwatched {
                             pid: x.pid,
@@ -451,6 +464,8 @@ impl Monitor {
             });
             return;
         };
+        // Keep only what profiles use: the executable mappings (pprof's Mapping list).
+        let maps: Vec<MapEntry> = procmaps::executable(&maps).cloned().collect();
         let info = watch_info(&bin, bias);
         if let Err(e) = self.kernel.watch(pid, &info) {
             out.push(MonitorEvent::Skipped {

@@ -1,7 +1,8 @@
 // holder builds a known live heap and keeps it: -large objects of 1 MiB from
 // allocLarge and -small objects of 1 KiB from allocSmall. It prints "ready", and on
 // SIGUSR2 writes its own heap profile (see package fixture). It is the reference the
-// fidelity tests compare oomprof's profiles against.
+// fidelity tests compare oomprof's profiles against. With -exit it exits at once
+// (the churn tests' short-lived Go process).
 package main
 
 import (
@@ -34,6 +35,7 @@ func allocSmall() []byte {
 func main() {
 	nLarge := flag.Int("large", 40, "number of 1 MiB objects")
 	nSmall := flag.Int("small", 10000, "number of 1 KiB objects")
+	exit := flag.Bool("exit", false, "exit right after printing ready (short-lived process)")
 	flag.Parse()
 	fixture.Start()
 	for i := 0; i < *nLarge; i++ {
@@ -43,5 +45,8 @@ func main() {
 		small = append(small, allocSmall())
 	}
 	fixture.Ready()
+	if *exit {
+		return
+	}
 	fixture.Wait()
 }
