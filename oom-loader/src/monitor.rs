@@ -568,14 +568,34 @@ impl Monitor {
         let end = &c.end;
         let mut problems = Vec::new();
         if !end.is_complete() {
+            use oom_core::abi::end_status as st;
+            let mut why = Vec::new();
+            if end.status & st::HEAD_FAULT != 0 {
+                why.push("runtime.mbuckets unreadable".to_string());
+            }
+            if end.status & st::WALK_FAULT != 0 {
+                why.push("bucket list unreadable past the last bucket captured".to_string());
+            }
+            if end.status & st::WALK_LIMIT != 0 {
+                why.push(format!(
+                    "walk stopped at the limit of {} buckets",
+                    end.max_buckets
+                ));
+            }
+            if end.status & st::RING_FULL != 0 || end.ring_full_buckets > 0 {
+                why.push(format!(
+                    "ring buffer full: {} buckets dropped (raise --ring-size)",
+                    end.ring_full_buckets
+                ));
+            }
+            if end.read_fault_buckets > 0 {
+                why.push(format!("{} buckets unreadable", end.read_fault_buckets));
+            }
             problems.push(format!(
-                "{} of {} buckets captured (ring full: {}, read faults: {}, limit {}), status {:#x}",
+                "{} of {} buckets captured: {}",
                 end.buckets_emitted,
                 end.buckets_seen,
-                end.ring_full_buckets,
-                end.read_fault_buckets,
-                end.max_buckets,
-                end.status
+                why.join(", ")
             ));
         }
         if end.truncated_stacks > 0 {

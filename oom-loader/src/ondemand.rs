@@ -254,7 +254,7 @@ pub fn profile_pid(
         cgroup: cgroup(root, pid),
         mem_profile_rate: rate,
         buckets: buckets.len(),
-        incomplete: (!walk.stop.is_complete()).then(|| walk.stop.to_string()),
+        incomplete: walk.problems(),
         kill_mono_ns: None,
         walk_ns: None,
         time: SystemTime::now(),

@@ -29,13 +29,6 @@ pub enum Stop {
         /// The bucket address.
         addr: u64,
     },
-    /// A bucket failed validation (wrong type, impossible depth, short record).
-    Invalid {
-        /// The bucket address.
-        addr: u64,
-        /// What the parser said.
-        error: oom_core::Error,
-    },
 }
 
 impl Stop {
@@ -52,7 +45,6 @@ impl std::fmt::Display for Stop {
             Stop::Limit(n) => write!(f, "truncated at the limit of {n} buckets"),
             Stop::Cycle { addr } => write!(f, "bucket list loops back to {addr:#x}"),
             Stop::ReadFault { addr } => write!(f, "bucket at {addr:#x} unreadable"),
-            Stop::Invalid { addr, error } => write!(f, "bad bucket at {addr:#x}: {error}"),
         }
     }
 }
@@ -65,7 +57,15 @@ pub struct Walk {
     layout: Layout,
     /// Why the walk ended.
     pub stop: Stop,
+    /// Buckets that failed validation but whose `allnext` could be followed: left out
+    /// of the profile and counted here. The first few are kept with their reason.
+    pub skipped: usize,
+    /// Address and reason of the first skipped buckets (at most [`MAX_SKIP_DETAILS`]).
+    pub skipped_details: Vec<(u64, oom_core::Error)>,
 }
+
+/// How many skipped buckets are described individually.
+pub const MAX_SKIP_DETAILS: usize = 8;
 
 impl Walk {
     /// Walks the list starting at bucket address `head` (the value of `runtime.mbuckets`).
@@ -77,6 +77,8 @@ impl Walk {
             spans: Vec::new(),
             layout,
             stop: Stop::End,
+            skipped: 0,
+            skipped_details: Vec::new(),
         };
         let mut seen = HashSet::new();
         let mut addr = head;
@@ -101,8 +103,13 @@ impl Walk {
             let header = match GoBucketHeader::parse(&buf[..got], &layout) {
                 Ok(h) => h,
                 Err(error) => {
-                    w.stop = Stop::Invalid { addr, error };
-                    break;
+                    // A corrupt header (bad type or depth): skip it, counted, and go on
+                    // through its allnext link, which the cycle and limit checks bound.
+                    w.skip(addr, error);
+                    let mut next = [0u8; 8];
+                    next.copy_from_slice(&buf[8..16]);
+                    addr = u64::from_le_bytes(next);
+                    continue;
                 }
             };
             let total = header.total_len(&layout);
@@ -115,8 +122,9 @@ impl Walk {
             }
             let bytes = &buf[..total];
             if let Err(error) = GoBucket::parse(bytes, &layout) {
-                w.stop = Stop::Invalid { addr, error };
-                break;
+                w.skip(addr, error);
+                addr = header.allnext;
+                continue;
             }
             let start = w.arena.len();
             w.arena.extend_from_slice(bytes);
@@ -124,6 +132,39 @@ impl Walk {
             addr = header.allnext;
         }
         w
+    }
+
+    fn skip(&mut self, addr: u64, error: oom_core::Error) {
+        self.skipped += 1;
+        if self.skipped_details.len() < MAX_SKIP_DETAILS {
+            self.skipped_details.push((addr, error));
+        }
+    }
+
+    /// True when every bucket of the list was read and valid.
+    pub fn is_complete(&self) -> bool {
+        self.stop.is_complete() && self.skipped == 0
+    }
+
+    /// What was not read, and why; `None` when complete.
+    pub fn problems(&self) -> Option<String> {
+        let mut p = Vec::new();
+        if !self.stop.is_complete() {
+            p.push(self.stop.to_string());
+        }
+        if self.skipped > 0 {
+            let details: Vec<String> = self
+                .skipped_details
+                .iter()
+                .map(|(a, e)| format!("{a:#x}: {e}"))
+                .collect();
+            p.push(format!(
+                "{} invalid buckets left out ({})",
+                self.skipped,
+                details.join("; ")
+            ));
+        }
+        (!p.is_empty()).then(|| p.join("; "))
     }
 
     /// Number of buckets read.

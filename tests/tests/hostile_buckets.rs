@@ -1,0 +1,120 @@
+//! Issue 8, hostile bucket lists: a Go program that corrupts its own profile buckets
+//! (a loop in allnext, nstk 2^64-1, a bogus type, allnext into unmapped memory, and two
+//! million fake buckets). On-demand reads and the kernel capture stop within their
+//! limits, say why, keep what is valid, and nothing crashes or hangs.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use oom_loader::monitor::{Monitor, MonitorEvent};
+use oom_loader::ondemand::{profile_pid, OnDemandOptions};
+use oom_tests::cgroup::MemCgroup;
+use oom_tests::fixtures::{self, Variant};
+use oom_tests::gomatrix;
+use oom_tests::privileged;
+use oom_tests::process::Running;
+
+const MODES: [&str; 5] = ["cycle", "nstk", "typ", "unmapped", "many"];
+
+fn expect_problem(mode: &str) -> &'static str {
+    match mode {
+        "cycle" => "loops back",
+        "nstk" => "invalid buckets left out",
+        "typ" => "invalid buckets left out",
+        "unmapped" => "unreadable",
+        _ => "limit",
+    }
+}
+
+#[test]
+fn on_demand_reads_of_hostile_bucket_lists_stop_and_say_why() {
+    const T: &str = "on_demand_reads_of_hostile_bucket_lists_stop_and_say_why";
+    if !privileged::root(T) {
+        return;
+    }
+    let Some(matrix) = gomatrix::matrix(T) else {
+        return;
+    };
+    for tc in [&matrix[0], matrix.last().unwrap()] {
+        let bin = fixtures::build("hostile", tc, Variant::Default).unwrap();
+        for mode in MODES {
+            let what = format!("go {} {mode}", tc.version);
+            let mut p = Running::spawn(Command::new(&bin).args(["-mode", mode])).unwrap();
+            p.wait_line("ready", Duration::from_secs(60)).unwrap();
+            let opts = OnDemandOptions {
+                max_buckets: 1_000_000,
+                ..OnDemandOptions::default()
+            };
+            let t = Instant::now();
+            let prof = profile_pid(p.pid(), &opts, None).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let took = t.elapsed();
+            let why = prof.meta.incomplete.clone().unwrap_or_default();
+            eprintln!("{what}: {} buckets in {took:.2?}: {why}", prof.meta.buckets);
+            assert!(why.contains(expect_problem(mode)), "{what}: {why:?}");
+            // What was valid is kept: the three buckets in front of the damage at least.
+            assert!(
+                prof.meta.buckets >= 3,
+                "{what}: {} buckets",
+                prof.meta.buckets
+            );
+            assert!(took < Duration::from_secs(30), "{what}: {took:?}");
+            assert!(
+                p.wait_exit(Duration::ZERO).is_err(),
+                "{what}: the target died"
+            );
+        }
+    }
+}
+
+#[test]
+fn kernel_captures_of_hostile_bucket_lists_stop_and_say_why() {
+    const T: &str = "kernel_captures_of_hostile_bucket_lists_stop_and_say_why";
+    if !privileged::root(T) {
+        return;
+    }
+    let Some(tc) = gomatrix::newest(T) else {
+        return;
+    };
+    let bin = fixtures::build("hostile", &tc, Variant::Default).unwrap();
+    let m = Monitor::builder()
+        .scan_existing(false)
+        .spawn()
+        .expect("monitor");
+    for mode in MODES {
+        let cg = MemCgroup::create(if mode == "many" { 1 << 30 } else { 128 << 20 }).unwrap();
+        let mut p = Running::adopt(
+            cg.spawn(
+                Command::new(&bin)
+                    .args(["-mode", mode, "-oom"])
+                    .stdout(std::process::Stdio::piped()),
+            )
+            .unwrap(),
+        );
+        let pid = p.pid() as u32;
+        p.wait_exit(Duration::from_secs(120)).unwrap();
+        assert!(cg.oom_kills().unwrap() > 0, "{mode}: not OOM-killed");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let ev = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match m.events().recv_timeout(left) {
+                Ok(MonitorEvent::Profile(x)) if x.meta.pid as u32 == pid => break Ok(x),
+                Ok(MonitorEvent::Dropped { pid: q, reason, .. }) if q == pid => break Err(reason),
+                Ok(_) => {}
+                Err(_) => panic!("{mode}: no profile or drop for pid {pid}"),
+            }
+        };
+        match ev {
+            Ok(prof) => {
+                eprintln!(
+                    "kernel {mode}: {} buckets, walk {:?} ns: {:?}",
+                    prof.meta.buckets, prof.meta.walk_ns, prof.meta.incomplete
+                );
+                if mode != "nstk" && mode != "typ" {
+                    assert!(prof.meta.incomplete.is_some(), "{mode}: marked complete");
+                }
+                assert!(prof.meta.buckets >= 1, "{mode}");
+            }
+            Err(reason) => eprintln!("kernel {mode}: dropped: {reason}"),
+        }
+    }
+}
