@@ -87,7 +87,8 @@ pub fn folded(p: &Profile, index: usize) -> BTreeMap<String, u64> {
         if stack.is_empty() {
             stack.push_str("<unknown>");
         }
-        *stacks.entry(stack.clone()).or_default() += w as u64;
+        let v = stacks.entry(stack.clone()).or_default();
+        *v = v.saturating_add(w as u64);
     }
     stacks
 }
@@ -104,7 +105,7 @@ pub fn render(p: &Profile, index: usize, title: &str) -> anyhow::Result<Vec<u8>>
         );
     }
     let st = &p.sample_types[index];
-    let total: u64 = stacks.values().sum();
+    let total: u64 = stacks.values().fold(0, |a, &b| a.saturating_add(b));
     let lines: Vec<String> = stacks.iter().map(|(s, v)| format!("{s} {v}")).collect();
     let mut opt = Options::default();
     opt.title = title.to_string();
@@ -158,6 +159,17 @@ mod tests {
         assert!(svg.contains("main.inl"));
         assert!(svg.contains("alloc_space of prog"));
         assert!(svg.trim_end().ends_with("</svg>"));
+    }
+
+    #[test]
+    fn extreme_values_do_not_panic() {
+        let mut p = parse(&fixture()).unwrap();
+        for s in &mut p.samples {
+            s.values = vec![i64::MAX, i64::MIN, 1];
+        }
+        assert_eq!(folded(&p, 0).values().copied().max(), Some(i64::MAX as u64));
+        let _ = render(&p, 0, "t");
+        assert!(render(&p, 1, "t").is_err());
     }
 
     #[test]

@@ -482,13 +482,13 @@ fn build_graph(p: &Profile, frames: &Frames, index: usize, kept: Option<&[bool]>
                 }
                 if seen[node] != gen {
                     seen[node] = gen;
-                    cum[node] += w;
+                    cum[node] = cum[node].wrapping_add(w);
                 }
                 if let Some(par) = parent {
                     if par != node && seen_edges.insert((par, node)) {
                         let inline = ni != nodes.len() - 1;
                         let e = edges.entry((par, node)).or_insert((0, inline));
-                        e.0 += w;
+                        e.0 = e.0.wrapping_add(w);
                         e.1 &= inline;
                     }
                 }
@@ -497,7 +497,7 @@ fn build_graph(p: &Profile, frames: &Frames, index: usize, kept: Option<&[bool]>
             }
         }
         if let (Some(leaf), false) = (parent, residual) {
-            flat[leaf] += w;
+            flat[leaf] = flat[leaf].wrapping_add(w);
         }
     }
     let nodes = (0..n)
@@ -533,25 +533,31 @@ impl Graph {
         k
     }
 
-    /// `(inline)` when every heavy enough call into the node was inlined,
-    /// `(partial-inline)` when some were.
-    fn inline_label(&self, node: usize, edge_cutoff: i64) -> &'static str {
-        let (mut inline, mut not) = (false, false);
-        for (&(_, callee), &(weight, inl)) in &self.edges {
-            if callee != node || weight.unsigned_abs() < edge_cutoff.unsigned_abs() {
+    /// Per node: whether some heavy enough call into it was inlined, and whether some
+    /// was not — pprof's `(inline)` / `(partial-inline)` marks. Edges lighter than
+    /// `edge_cutoff` are trimmed first, as pprof does before printing.
+    fn inline_marks(&self, edge_cutoff: i64) -> HashMap<usize, (bool, bool)> {
+        let mut marks: HashMap<usize, (bool, bool)> = HashMap::new();
+        for (&(_, callee), &(weight, inline)) in &self.edges {
+            if weight.unsigned_abs() < edge_cutoff.unsigned_abs() {
                 continue;
             }
-            if inl {
-                inline = true;
+            let m = marks.entry(callee).or_default();
+            if inline {
+                m.0 = true;
             } else {
-                not = true;
+                m.1 = true;
             }
         }
-        match (inline, not) {
-            (true, true) => " (partial-inline)",
-            (true, false) => " (inline)",
-            _ => "",
-        }
+        marks
+    }
+}
+
+fn inline_label(marks: &HashMap<usize, (bool, bool)>, node: usize) -> &'static str {
+    match marks.get(&node) {
+        Some((true, true)) => " (partial-inline)",
+        Some((true, false)) => " (inline)",
+        _ => "",
     }
 }
 
@@ -603,7 +609,7 @@ impl Report {
         );
         let mut sum = 0i64;
         for r in &self.rows {
-            sum += r.flat;
+            sum = sum.wrapping_add(r.flat);
             let _ = writeln!(
                 out,
                 "{:>10} {} {} {:>10} {}  {}",
@@ -630,23 +636,28 @@ fn time_label(nanos: i64) -> String {
 pub fn report(p: &Profile, index: usize, nodecount: usize) -> Report {
     let frames = Frames::new(p);
     let n = frames.keys.len();
+    // Sums wrap like Go's int64 arithmetic: hostile values must not panic.
     let total: i64 = p
         .samples
         .iter()
-        .map(|s| s.values.get(index).copied().unwrap_or(0).abs())
-        .sum();
+        .map(|s| s.values.get(index).copied().unwrap_or(0).wrapping_abs())
+        .fold(0, i64::wrapping_add);
 
     let mut g = build_graph(p, &frames, index, None);
-    let flat_total: i64 = g.nodes.iter().map(|&i| g.flat[i]).sum();
-    let node_cutoff = ((flat_total as f64 * NODE_FRACTION) as i64).abs();
-    let edge_cutoff = ((flat_total as f64 * EDGE_FRACTION) as i64).abs();
+    let flat_total: i64 = g
+        .nodes
+        .iter()
+        .map(|&i| g.flat[i])
+        .fold(0, i64::wrapping_add);
+    let node_cutoff = ((flat_total as f64 * NODE_FRACTION) as i64).wrapping_abs();
+    let edge_cutoff = ((flat_total as f64 * EDGE_FRACTION) as i64).wrapping_abs();
     let mut dropped = 0;
     if node_cutoff > 0 {
         let kept: Vec<usize> = g
             .nodes
             .iter()
             .copied()
-            .filter(|&i| g.cum[i].abs() >= node_cutoff)
+            .filter(|&i| g.cum[i].wrapping_abs() >= node_cutoff)
             .collect();
         if kept.len() != g.nodes.len() {
             dropped = g.nodes.len() - kept.len();
@@ -665,13 +676,14 @@ pub fn report(p: &Profile, index: usize, nodecount: usize) -> Report {
     let st = &p.sample_types[index];
     let sample_unit = st.unit.to_lowercase();
     let output_unit = output_unit(&g, total, &sample_unit);
+    let marks = g.inline_marks(edge_cutoff);
     let mut r = Report {
         labels: Vec::new(),
         rows: g
             .nodes
             .iter()
             .map(|&i| Row {
-                name: format!("{}{}", frames.name(i), g.inline_label(i, edge_cutoff)),
+                name: format!("{}{}", frames.name(i), inline_label(&marks, i)),
                 flat: g.flat[i],
                 cum: g.cum[i],
             })
@@ -712,7 +724,11 @@ pub fn report(p: &Profile, index: usize, nodecount: usize) -> Report {
             r.format(total)
         ));
     }
-    let shown: i64 = g.nodes.iter().map(|&i| g.flat[i]).sum();
+    let shown: i64 = g
+        .nodes
+        .iter()
+        .map(|&i| g.flat[i])
+        .fold(0, i64::wrapping_add);
     labels.push(format!(
         "Showing nodes accounting for {}, {} of {} total",
         r.format(shown),
@@ -724,7 +740,7 @@ pub fn report(p: &Profile, index: usize, nodecount: usize) -> Report {
             labels.push(format!(
                 "Dropped {dropped} node{} (cum <= {})",
                 if dropped > 1 { "s" } else { "" },
-                r.format(((total as f64 * NODE_FRACTION) as i64).abs())
+                r.format(((total as f64 * NODE_FRACTION) as i64).wrapping_abs())
             ));
         }
         if !g.nodes.is_empty() && g.nodes.len() < orig_count {
@@ -746,9 +762,9 @@ fn output_unit(g: &Graph, total: i64, sample_unit: &str) -> String {
     }
     let mut min = 0i64;
     for &i in &g.nodes {
-        let mut v = g.flat[i].abs();
+        let mut v = g.flat[i].wrapping_abs();
         if v == 0 {
-            v = g.cum[i].abs();
+            v = g.cum[i].wrapping_abs();
         }
         if v > 0 && (min == 0 || v < min) {
             min = v;
@@ -873,6 +889,18 @@ mod tests {
         let r = report(&p, 1, 1);
         assert_eq!(r.rows.len(), 1);
         assert!(r.labels.iter().any(|l| l == "Showing top 1 nodes out of 3"));
+    }
+
+    #[test]
+    fn extreme_values_do_not_panic() {
+        let mut p = pprof_read::parse(&fixture()).unwrap();
+        for s in &mut p.samples {
+            s.values = vec![i64::MIN, i64::MAX, -1];
+        }
+        for i in 0..3 {
+            let _ = render(&p, i, 0);
+            let _ = render(&p, i, 1);
+        }
     }
 
     #[test]
