@@ -113,7 +113,6 @@ fn rows(text: &str) -> Vec<Vec<String>> {
 /// Compares our table with pprof's: every row field, then every line verbatim.
 fn assert_same_top(what: &str, ours: &str, theirs: &str) {
     let (a, b) = (rows(ours), rows(theirs));
-    assert!(!b.is_empty(), "{what}: pprof printed no rows:\n{theirs}");
     assert_eq!(
         a, b,
         "{what}: rows differ\n--- ours\n{ours}\n--- pprof\n{theirs}"
@@ -204,15 +203,22 @@ fn top_matches_go_tool_pprof_for_every_go_version_and_sample_index() {
     };
     let dir = scratch("matrix");
     for tc in &matrix {
-        for fixture in ["holder", "inlined"] {
+        // holder: the reference heap; inlined: `(inline)` marks and inline frames;
+        // deep: recursion (a function counted once per sample); churn: frees, so
+        // in-use and alloc differ; manysites: many functions, nodes dropped under 0.5%.
+        for fixture in ["holder", "inlined", "deep", "churn", "manysites"] {
             let file = dir.join(format!("{fixture}-{}.pb.gz", tc.version));
             let (_bin, p) = go_profile(tc, fixture, &file);
+            let mut rows_seen = 0;
             for index in INDICES {
                 let what = format!("go {} {fixture} {index:?}", tc.version);
                 let theirs = pprof_top(tc, &file, index, None);
                 let ours = our_top(&file, index, None);
                 assert_same_top(&what, &ours, &theirs);
+                rows_seen += rows(&theirs).len();
             }
+            // (churn may have freed everything: in-use tables can be empty.)
+            assert!(rows_seen > 0, "go {} {fixture}: no rows at all", tc.version);
             // -n keeps the first N, and says so, the way -nodecount does.
             let theirs = pprof_top(tc, &file, Some("inuse_space"), Some(3));
             let ours = our_top(&file, Some("inuse_space"), Some(3));
@@ -224,7 +230,7 @@ fn top_matches_go_tool_pprof_for_every_go_version_and_sample_index() {
                     assert_flame_names(&tc.version, &file, index, "main.alloc");
                 }
                 assert_flame_names(&tc.version, &file, Some("inuse_space"), "main.allocLarge");
-            } else {
+            } else if fixture == "inlined" {
                 // Inline frames are expanded: the inlined callee is a frame of its own.
                 assert_flame_names(&tc.version, &file, Some("alloc_space"), "main.newBuf");
             }
