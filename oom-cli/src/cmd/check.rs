@@ -15,7 +15,13 @@ use oom_loader::sys::{self, consts, Insn, ProgSpec};
 
 /// check this host's kernel features, privileges and cgroups for oomprof
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "check")]
+#[argh(
+    subcommand,
+    name = "check",
+    note = "Each row is ok, missing (oomprof needs it; the fix follows) or optional. \
+            Exit status: 0 when everything needed is present, 1 otherwise.",
+    example = "sudo {command_name}"
+)]
 pub struct CheckArgs {}
 
 /// A row's verdict.
@@ -72,14 +78,18 @@ impl Row {
 /// Runs `check`: prints the table; fails (exit 1) when something required is missing.
 pub fn run(_args: CheckArgs) -> anyhow::Result<()> {
     let rows = gather();
-    print!("{}", table(&rows));
+    let mut text = table(&rows);
     let missing: Vec<&str> = rows
         .iter()
         .filter(|r| r.status == Status::Missing)
         .map(|r| r.name)
         .collect();
     if missing.is_empty() {
-        println!("\noomprof can run on this host.");
+        text.push_str("\noomprof can run on this host.\n");
+    }
+    // A closed pipe (`oomprof check | head`) is not worth a panic.
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
+    if missing.is_empty() {
         Ok(())
     } else {
         anyhow::bail!("this host lacks what oomprof needs: {}", missing.join(", "))

@@ -16,7 +16,13 @@ use crate::pprof_read::Profile;
 
 /// write an SVG flame graph of a heap profile
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "flame")]
+#[argh(
+    subcommand,
+    name = "flame",
+    note = "Stacks are drawn root first with inline frames expanded; open the SVG in a \
+            browser to search and zoom.",
+    example = "{command_name} holder-4242-20261122013000.pb.gz -o heap.svg"
+)]
 pub struct FlameArgs {
     /// the profile (.pb.gz or uncompressed)
     #[argh(positional)]

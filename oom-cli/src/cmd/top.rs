@@ -19,7 +19,13 @@ use crate::pprof_read::{self, Profile};
 
 /// print the top functions of a heap profile, like `go tool pprof -top`
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "top")]
+#[argh(
+    subcommand,
+    name = "top",
+    note = "Reads any pprof profile, gzipped or not, and prints the numbers and units \
+            `go tool pprof -top -sample_index=X` prints (times in UTC). No Go needed.",
+    example = "{command_name} holder-4242-20261122013000.pb.gz -n 10 --sample-index alloc_space"
+)]
 pub struct TopArgs {
     /// the profile (.pb.gz or uncompressed)
     #[argh(positional)]
