@@ -17,9 +17,10 @@ use std::io::Read;
 
 use quick_protobuf::BytesReader;
 
-/// Decompressed profiles larger than this are refused (Go's own heap profiles of very
-/// large programs are a few tens of MiB).
-const MAX_DECOMPRESSED: u64 = 1 << 30;
+/// Profiles larger than this once decompressed are refused: Go's heap profiles of
+/// very large programs are tens of MiB, and decoding multiplies the size (a one-byte
+/// varint becomes an eight-byte id), so a bomb must stop here.
+pub const MAX_DECOMPRESSED: u64 = 256 << 20;
 
 /// Field numbers of `Profile`.
 mod profile_field {
@@ -122,7 +123,7 @@ impl std::fmt::Display for ReadError {
             ReadError::Gzip(e) => write!(f, "not a pprof profile: bad gzip data: {e}"),
             ReadError::TooLarge => write!(
                 f,
-                "not a pprof profile: more than {} MiB once decompressed",
+                "refusing to decode: larger than {} MiB (decompressed)",
                 MAX_DECOMPRESSED >> 20
             ),
             ReadError::Protobuf { message, detail } => {
@@ -342,6 +343,8 @@ pub fn parse(data: &[u8]) -> Result<Profile, ReadError> {
             return Err(ReadError::TooLarge);
         }
         parse_uncompressed(&out)
+    } else if data.len() as u64 > MAX_DECOMPRESSED {
+        Err(ReadError::TooLarge)
     } else {
         parse_uncompressed(data)
     }

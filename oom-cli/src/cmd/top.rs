@@ -56,7 +56,14 @@ pub fn run(args: TopArgs) -> anyhow::Result<()> {
 ///
 /// Returns an error if the file cannot be read or is not a pprof profile.
 pub fn load(path: &str) -> anyhow::Result<Profile> {
-    let data = std::fs::read(path).with_context(|| format!("reading {path}"))?;
+    // Bounded read: a huge file is refused without being loaded whole.
+    let file = std::fs::File::open(path).with_context(|| format!("reading {path}"))?;
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, pprof_read::MAX_DECOMPRESSED + 1),
+        &mut data,
+    )
+    .with_context(|| format!("reading {path}"))?;
     pprof_read::parse(&data).with_context(|| path.to_string())
 }
 
