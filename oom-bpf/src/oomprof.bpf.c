@@ -221,25 +221,32 @@ struct narrow {
 	__u64 base;
 	__u64 n;   /* PCs in the entry */
 	__u32 pos; /* entry offset in the payload */
-	__u32 ok;
+	__u32 ok;  /* out: every PC fits in u32 */
+	__u32 pn;  /* PCs of the previous entry in scratch.prev, 0: none */
+	__u32 mis; /* out: 1 + highest index that differs from the previous
+		    * entry aligned at the outermost frame, 0 if none */
 };
 
 /* PCs 4*j .. 4*j+3 of the staged entry: each u64 at 8*i becomes a u32 at
- * 4*i. Forward order is safe in place: slot 4*i is written after the u64 at
- * 8*i, and every u64 it overlaps (index <= i), was read. Four per call
- * amortises the call and the map lookup (measured: the per-PC version made the
- * walk ~3x slower than the reads themselves). */
+ * 4*i, and is compared with the previous entry's PC at the same distance from
+ * the outermost frame. Forward order is safe in place: slot 4*i is written
+ * after the u64 at 8*i, and every u64 it overlaps (index <= i), was read.
+ * Four per call amortises the call and the map lookup (measured: the per-PC
+ * version made the walk ~3x slower than the reads themselves); one nested
+ * loop for both jobs because each nested bpf_loop added ~40 ms of
+ * verification. */
 __attribute__((noinline)) int narrow_pc(__u64 j, struct narrow *nc)
 {
-	__u32 zero = 0, pos, k;
+	__u32 zero = 0, pos, k, pn;
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
 	__u8 *e;
-	__u64 d, i, n;
+	__u64 d, i, n, p;
 
 	if (!nc || !s)
 		return 1;
 	pos = nc->pos;
 	n = nc->n;
+	pn = nc->pn;
 	if (pos >= OOM_CHUNK_FLUSH || j >= OOM_MAX_NSTK / 4)
 		return 1;
 	e = s->payload + pos + OOM_ENTRY_HDR_SIZE;
@@ -254,6 +261,11 @@ __attribute__((noinline)) int narrow_pc(__u64 j, struct narrow *nc)
 			return 1;
 		}
 		*(__u32 *)(e + i * 4) = (__u32)d;
+		if (pn) {
+			p = i + pn; /* index in prev, plus n */
+			if (p < n || p - n >= OOM_MAX_NSTK || s->prev[p - n] != (__u32)d)
+				nc->mis = i + 1;
+		}
 	}
 	return 0;
 }
@@ -264,54 +276,6 @@ static long narrow_one(__u64 i, struct narrow *nc)
 
 	/* The verifier needs a provable 0/1 callback result; keep clang from
 	 * dropping the mask with what it knows about narrow_pc. */
-	asm volatile("" : "+r"(r));
-	return r & 1;
-}
-
-struct suffix {
-	__u32 pos;    /* entry offset in the payload */
-	__u32 n;      /* PCs of the staged entry */
-	__u32 prev_n; /* PCs of the previous entry */
-	__u32 k;      /* out: common outermost PCs */
-};
-
-/* Compares outermost PCs 4*j .. 4*j+3 of the staged entry (u32, narrowed)
- * with the previous entry's. Returns 1 at the first difference or the end. */
-__attribute__((noinline)) int suffix_step(__u64 j, struct suffix *x)
-{
-	__u32 zero = 0, pos, n, pn, k;
-	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-	__u8 *e;
-	__u64 t, a, b;
-
-	if (!x || !s)
-		return 1;
-	pos = x->pos;
-	n = x->n;
-	pn = x->prev_n;
-	if (pos >= OOM_CHUNK_FLUSH || n > OOM_MAX_NSTK || pn > OOM_MAX_NSTK || j >= OOM_MAX_NSTK / 4)
-		return 1;
-	e = s->payload + pos + OOM_ENTRY_HDR_SIZE;
-#pragma unroll
-	for (k = 0; k < 4; k++) {
-		t = j * 4 + k;
-		if (t >= n || t >= pn)
-			return 1;
-		a = n - 1 - t;
-		b = pn - 1 - t;
-		if (a >= OOM_MAX_NSTK || b >= OOM_MAX_NSTK)
-			return 1;
-		if (*(__u32 *)(e + a * 4) != s->prev[b])
-			return 1;
-		x->k = t + 1;
-	}
-	return 0;
-}
-
-static long suffix_one(__u64 j, struct suffix *x)
-{
-	long r = suffix_step(j, x);
-
 	asm volatile("" : "+r"(r));
 	return r & 1;
 }
@@ -349,32 +313,28 @@ __attribute__((noinline)) int emit_bucket(struct walk *c, __u64 node, __u64 size
 	if (bpf_probe_read_user(s->mem, cs * 4, (void *)(node + 48 + nstk * 8)))
 		goto fault;
 
-	/* u32 PC offsets (nested bpf_loop: a bounded loop here explodes the
-	 * verifier state count); if one PC does not fit (e.g. a cgo
-	 * frame in libc), re-read the stack as u64. */
+	/* u32 PC offsets and the frames shared with the previous entry (nested
+	 * bpf_loop: a bounded loop here explodes the verifier state count). If
+	 * one PC does not fit (e.g. a cgo frame in libc), the stack is re-read as
+	 * u64 and shares nothing. */
 	if ((c->watch_flags & OOM_WATCH_PC32) && n) {
-		struct narrow nc = { .base = c->pc_base, .n = n, .pos = pos, .ok = 1 };
+		struct narrow nc = {
+			.base = c->pc_base, .n = n, .pos = pos, .ok = 1,
+			.pn = c->prev_n > OOM_MAX_NSTK ? 0 : c->prev_n, .mis = 0,
+		};
 
 		bpf_loop((n + 3) / 4, narrow_one, &nc, 0);
-		if (nc.ok)
+		if (nc.ok) {
 			pc32 = OOM_BF_PC32;
-		else if (bpf_probe_read_user(e + OOM_ENTRY_HDR_SIZE, n * 8, (void *)(node + 48)))
+			if (nc.pn && nc.mis <= n)
+				shared = n - nc.mis;
+		} else if (bpf_probe_read_user(e + OOM_ENTRY_HDR_SIZE, n * 8, (void *)(node + 48))) {
 			goto fault;
+		}
 	}
 	flags |= pc32;
 	if (pc32) {
-		/* Outer frames shared with the previous entry are not sent again. */
-		__u32 pn = c->prev_n;
-
-		if (pn > OOM_MAX_NSTK)
-			pn = 0;
-		if (pn) {
-			struct suffix x = { .pos = pos, .n = n, .prev_n = pn, .k = 0 };
-
-			bpf_loop((n < pn ? n : pn) / 4 + 1, suffix_one, &x, 0);
-			shared = x.k > n ? 0 : x.k;
-		}
-		/* n >= 1 here (pc32 is set only for a non-empty stack). */
+		/* Remember this stack for the next entry (n >= 1 here). */
 		if (n > OOM_MAX_NSTK ||
 		    bpf_probe_read_kernel(s->prev, (n & (OOM_MAX_NSTK * 2 - 1)) * 4, e + OOM_ENTRY_HDR_SIZE))
 			c->prev_n = 0;
@@ -395,28 +355,37 @@ __attribute__((noinline)) int emit_bucket(struct walk *c, __u64 node, __u64 size
 	f[2] = *(__u64 *)(s->mem + 2 * cs + 8);
 	a[3] = *(__u64 *)(s->mem + 3 * cs);
 	f[3] = *(__u64 *)(s->mem + 3 * cs + 8);
-	for (i = 0; i < 4; i++) {
-		if (a[i] | f[i])
-			cycles |= 1 << i;
-		if ((a[i] | f[i]) >> 32)
-			cnt32 = 0;
-	}
-	flags |= cnt32;
-	for (i = 0; i < 4; i++) {
-		if (!(cycles & (1 << i)))
-			continue;
-		if (off > OOM_MAX_ENTRY - 16)
-			break;
-		if (cnt32) {
-			*(__u32 *)(e + off) = a[i];
-			*(__u32 *)(e + off + 4) = f[i];
-			off += 8;
-		} else {
-			*(__u64 *)(e + off) = a[i];
-			*(__u64 *)(e + off + 8) = f[i];
-			off += 16;
+	/* Branch-free on purpose: a branch per cycle multiplied the verifier's
+	 * states (2^4 presence masks x counter widths, each with its own `off`),
+	 * which was most of the program's 125 ms verification. */
+	{
+		__u64 v, p, w, big = 0;
+
+#pragma unroll
+		for (i = 0; i < 4; i++) {
+			v = a[i] | f[i];
+			p = (v | (0 - v)) >> 63; /* v != 0 */
+			cycles |= p << i;
+			big |= v >> 32;
+		}
+		cnt32 = big ? 0 : OOM_BF_CNT32;
+		w = cnt32 ? 8 : 16;
+		if (off > OOM_MAX_ENTRY - 64)
+			return 0; /* cannot happen: off <= header + 1024 u64 PCs */
+#pragma unroll
+		for (i = 0; i < 4; i++) {
+			/* Written unconditionally, kept only if the cycle is present. */
+			if (cnt32) {
+				*(__u32 *)(e + off) = a[i];
+				*(__u32 *)(e + off + 4) = f[i];
+			} else {
+				*(__u64 *)(e + off) = a[i];
+				*(__u64 *)(e + off + 8) = f[i];
+			}
+			off += ((cycles >> i) & 1) * w;
 		}
 	}
+	flags |= cnt32;
 	*(__u64 *)e = size;
 	*(__u16 *)(e + 8) = n;
 	*(__u16 *)(e + 10) = shared;
