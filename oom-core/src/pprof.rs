@@ -887,7 +887,13 @@ mod tests {
         out: &mut [u8],
     ) -> Result<usize, Error> {
         let (t, g) = testdata::tables();
-        let sym = Symbolizer::new(Pclntab::parse(&t).unwrap(), 0x1000, &g, 0, layout(minor));
+        let sym = Symbolizer::new(
+            Pclntab::parse(&t).unwrap(),
+            0x1000,
+            &g,
+            crate::pclntab::LoadBias(0),
+            layout(minor),
+        );
         let profile = Profile {
             scale: Scale::new(4096, Exp::Portable, layout(minor)).unwrap(),
             policy: Policy::Latest,
@@ -1110,7 +1116,13 @@ mod tests {
     #[test]
     fn full_tables_are_errors() {
         let (t, g) = testdata::tables();
-        let sym = Symbolizer::new(Pclntab::parse(&t).unwrap(), 0x1000, &g, 0, layout(27));
+        let sym = Symbolizer::new(
+            Pclntab::parse(&t).unwrap(),
+            0x1000,
+            &g,
+            crate::pclntab::LoadBias(0),
+            layout(27),
+        );
         let s = words(&[0x1008]);
         let buckets = [bucket(&s, 48, 3, 1)];
         let profile = Profile {
