@@ -543,6 +543,11 @@ impl Kernel {
         Ok(())
     }
 
+    /// When a finished capture waiting for its mark_victim must be classified.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.assembler.0.next_deadline()
+    }
+
     /// The kernel program's global counters (captures, records lost to a full ring).
     ///
     /// Returns an error if the `.bss` map cannot be read.
@@ -581,6 +586,15 @@ impl Kernel {
     /// Ring-buffer data size.
     pub fn ring_size(&self) -> usize {
         self.ring.size()
+    }
+}
+
+impl std::os::fd::AsFd for Kernel {
+    /// The ring buffer's fd, for an outer event loop: when it is readable, call
+    /// [`Kernel::poll`] with a zero timeout. Also call `poll` when
+    /// [`Kernel::next_deadline`] passes (captures waiting to be classified).
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.ring.as_fd()
     }
 }
 
