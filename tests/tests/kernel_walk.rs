@@ -25,6 +25,18 @@ fn capture_of(
     env: &[(&str, &str)],
     cfg: &KernelConfig,
 ) -> (Capture, Symbols) {
+    capture_with(tc, name, args, env, cfg, |_| {})
+}
+
+/// [`capture_of`] with a change to the watch.
+fn capture_with(
+    tc: &Toolchain,
+    name: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    cfg: &KernelConfig,
+    tweak: impl Fn(&mut oom_loader::WatchInfo),
+) -> (Capture, Symbols) {
     let bin = fixtures::build(name, tc, Variant::Default).expect("build fixture");
     let syms = Symbols::read(&bin);
     let mut k = load(cfg);
@@ -37,7 +49,9 @@ fn capture_of(
     p.wait_line("ready", Duration::from_secs(300))
         .expect("fixture ready");
     let pid = p.pid() as u32;
-    k.watch(pid, &syms.watch_info(tc)).expect("watch");
+    let mut info = syms.watch_info(tc);
+    tweak(&mut info);
+    k.watch(pid, &info).expect("watch");
     let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
         .map(|d| d.count())
         .unwrap_or(0);
@@ -167,28 +181,7 @@ fn kernel_manysites_10k_complete() {
     assert!(c.end.buckets_seen >= 10_000);
     // Every one of the 10,000 distinct paths comes back whole: stacks are rebuilt
     // from shared suffixes, so a decoding slip would merge or garble them.
-    let sites: std::collections::HashSet<Vec<u64>> = entries(&c)
-        .into_iter()
-        .filter(|b| {
-            b.stack
-                .iter()
-                .any(|&pc| syms.func_of(pc) == Some("main.allocSite"))
-        })
-        .inspect(|b| {
-            let outer = b.stack.iter().rev().find_map(|&pc| syms.func_of(pc));
-            assert!(
-                outer.is_some_and(|f| f.starts_with("runtime.goexit")),
-                "outermost frame {outer:?} of {:x?}",
-                b.stack
-            );
-            assert!(
-                b.stack.iter().all(|&pc| syms.func_of(pc).is_some()),
-                "{:x?}",
-                b.stack
-            );
-        })
-        .map(|b| b.stack)
-        .collect();
+    let sites = site_stacks(&c, &syms);
     assert_eq!(sites.len(), 10_000, "distinct allocSite stacks");
 }
 
@@ -249,4 +242,61 @@ fn kernel_walk_limit_is_reported() {
     assert_ne!(c.end.status & end_status::WALK_LIMIT, 0, "{:?}", c.end);
     assert!(!c.is_complete());
     assert_accounted(&c);
+}
+
+/// Stacks of `main.allocSite` buckets, checked to end in runtime.goexit and to
+/// symbolize frame by frame.
+fn site_stacks(c: &Capture, syms: &Symbols) -> std::collections::HashSet<Vec<u64>> {
+    entries(c)
+        .into_iter()
+        .filter(|b| {
+            b.stack
+                .iter()
+                .any(|&pc| syms.func_of(pc) == Some("main.allocSite"))
+        })
+        .inspect(|b| {
+            let outer = b.stack.iter().rev().find_map(|&pc| syms.func_of(pc));
+            assert!(
+                outer.is_some_and(|f| f.starts_with("runtime.goexit")),
+                "{:x?}",
+                b.stack
+            );
+            assert!(
+                b.stack.iter().all(|&pc| syms.func_of(pc).is_some()),
+                "{:x?}",
+                b.stack
+            );
+        })
+        .map(|b| b.stack)
+        .collect()
+}
+
+#[test]
+fn kernel_u64_pcs_when_offsets_do_not_fit() {
+    if !privileged::root("kernel_u64_pcs_when_offsets_do_not_fit") {
+        return;
+    }
+    let Some(tc) = gomatrix::newest("kernel_u64_pcs_when_offsets_do_not_fit") else {
+        return;
+    };
+    let _g = serial();
+    // pc_base 0: u64 PCs, no sharing. A base above every PC: narrowing fails on
+    // the first PC and the stack is re-read as u64 (the cgo/libc-frame path).
+    for (what, base) in [
+        ("no pc_base", 0u64),
+        ("pc_base above text", 0x7000_0000_0000),
+    ] {
+        let (c, syms) = capture_with(&tc, "manysites", &["-n", "2000"], &[], &keep(), |w| {
+            w.pc_base = base
+        });
+        report(what, &c);
+        assert!(c.is_complete(), "{:?}", c.end);
+        assert_accounted(&c);
+        assert_eq!(site_stacks(&c, &syms).len(), 2000, "{what}");
+        let mut pc32 = 0;
+        for e in c.entries() {
+            pc32 += usize::from(e.unwrap().flags & oom_core::abi::entry_flags::PC32 != 0);
+        }
+        assert_eq!(pc32, 0, "{what}: no entry may use u32 PCs");
+    }
 }
