@@ -51,6 +51,10 @@ pub struct KernelConfig {
     pub keep_killed: bool,
     /// How long a finished capture waits for the OOM killer's mark_victim.
     pub classify_window: Duration,
+    /// Attach the program variants for older tracepoint layouts (mark_victim with
+    /// `pid` only, sched_process_exit without `group_dead`) even where the newer
+    /// fields exist. For testing those variants on a new kernel.
+    pub compat_programs: bool,
 }
 
 impl Default for KernelConfig {
@@ -61,6 +65,7 @@ impl Default for KernelConfig {
             max_watched: DEFAULT_MAX_WATCHED,
             keep_killed: false,
             classify_window: DEFAULT_CLASSIFY_WINDOW,
+            compat_programs: false,
         }
     }
 }
@@ -137,7 +142,7 @@ struct Choice {
     tracepoint: &'static str,
 }
 
-fn choose(tps: &HashMap<String, Tracepoint>) -> Result<Vec<Choice>> {
+fn choose(tps: &HashMap<String, Tracepoint>, compat: bool) -> Result<Vec<Choice>> {
     use oom_bpf::programs as p;
     let get = |name: &str| {
         tps.get(name).ok_or_else(|| Error::Tracepoint {
@@ -172,7 +177,7 @@ fn choose(tps: &HashMap<String, Tracepoint>) -> Result<Vec<Choice>> {
         ("pgtables", 56, 8),
         ("oom_score_adj", 64, 2),
     ];
-    let program = if full.iter().all(|&(n, o, s)| mv.has(n, o, s)) {
+    let program = if !compat && full.iter().all(|&(n, o, s)| mv.has(n, o, s)) {
         p::MARK_VICTIM
     } else if mv.has("pid", 8, 4) {
         p::MARK_VICTIM_V1
@@ -198,7 +203,7 @@ fn choose(tps: &HashMap<String, Tracepoint>) -> Result<Vec<Choice>> {
 
     let et = get("sched/sched_process_exit")?;
     out.push(Choice {
-        program: if et.has("group_dead", 32, 1) {
+        program: if !compat && et.has("group_dead", 32, 1) {
             p::SCHED_PROCESS_EXIT
         } else {
             p::SCHED_PROCESS_EXIT_V1
@@ -327,7 +332,7 @@ impl Kernel {
             "sched/sched_process_exec",
             "sched/sched_process_exit",
         ])?);
-        let choices = choose(&tps)?;
+        let choices = choose(&tps, config.compat_programs)?;
 
         let elf = object::File::parse(bytes).map_err(|e| object_err("ELF", e))?;
         let mut attachments = Vec::new();
@@ -622,5 +627,109 @@ fn short_name(program: &str) -> &str {
         "sched_process_exec" => "exec",
         "sched_process_exit" | "sched_process_exit_v1" => "exit",
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attach::Field;
+
+    fn tp(name: &str, fields: &[(&str, u32, u32)]) -> (String, Tracepoint) {
+        let fields = fields
+            .iter()
+            .map(|&(n, offset, size)| Field {
+                name: n.into(),
+                offset,
+                size,
+            })
+            .collect();
+        (
+            name.to_string(),
+            Tracepoint {
+                name: name.into(),
+                id: 1,
+                fields,
+            },
+        )
+    }
+
+    fn kernel(new: bool) -> HashMap<String, Tracepoint> {
+        let mut mv = vec![("pid", 8, 4)];
+        let mut exit = vec![("comm", 8, 16), ("pid", 24, 4), ("prio", 28, 4)];
+        if new {
+            mv.extend([
+                ("comm", 12, 4),
+                ("total_vm", 16, 8),
+                ("anon_rss", 24, 8),
+                ("file_rss", 32, 8),
+                ("shmem_rss", 40, 8),
+                ("uid", 48, 4),
+                ("pgtables", 56, 8),
+                ("oom_score_adj", 64, 2),
+            ]);
+            exit.push(("group_dead", 32, 1));
+        }
+        HashMap::from([
+            tp("signal/signal_deliver", &[("sig", 8, 4)]),
+            tp("oom/mark_victim", &mv),
+            tp(
+                "sched/sched_process_exec",
+                &[("filename", 8, 4), ("pid", 12, 4), ("old_pid", 16, 4)],
+            ),
+            tp("sched/sched_process_exit", &exit),
+        ])
+    }
+
+    fn programs(c: Vec<Choice>) -> Vec<&'static str> {
+        c.into_iter().map(|c| c.program).collect()
+    }
+
+    #[test]
+    fn variants_follow_the_record_layout() {
+        use oom_bpf::programs as p;
+        assert_eq!(
+            programs(choose(&kernel(true), false).unwrap()),
+            [
+                p::SIGNAL_DELIVER,
+                p::MARK_VICTIM,
+                p::SCHED_PROCESS_EXEC,
+                p::SCHED_PROCESS_EXIT
+            ]
+        );
+        let old = [
+            p::SIGNAL_DELIVER,
+            p::MARK_VICTIM_V1,
+            p::SCHED_PROCESS_EXEC,
+            p::SCHED_PROCESS_EXIT_V1,
+        ];
+        assert_eq!(programs(choose(&kernel(false), false).unwrap()), old);
+        assert_eq!(programs(choose(&kernel(true), true).unwrap()), old);
+    }
+
+    #[test]
+    fn unexpected_layouts_are_errors_naming_the_tracepoint() {
+        let mut k = kernel(true);
+        k.insert(
+            "signal/signal_deliver".into(),
+            tp("signal/signal_deliver", &[("sig", 12, 4)]).1,
+        );
+        match choose(&k, false) {
+            Err(Error::Tracepoint { tracepoint, .. }) => {
+                assert_eq!(tracepoint, "signal/signal_deliver")
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut k = kernel(true);
+        k.remove("oom/mark_victim");
+        match choose(&k, false) {
+            Err(Error::Tracepoint { tracepoint, reason }) => {
+                assert_eq!(
+                    (tracepoint.as_str(), reason.as_str()),
+                    ("oom/mark_victim", "not found")
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
