@@ -17,17 +17,19 @@
  * tests/tests/kernel_walk.rs and oom_counters.kills_*): signal_deliver runs
  * under spin_lock_irq(&sighand->siglock), so the ring's wake-up irq_work
  * cannot run until the walk ends, and the consumer does not drain during it
- * (200k buckets into an 8 MiB ring: 43k emitted, the rest ring-full). The
- * victim's other threads (5-6 in a Go process) wait on the same siglock and
- * all take their SIGKILL right after the walk, back to back (counted: 0
- * during, all after), and the last thread's sched_process_exit follows
- * 0.1-0.4 ms later (once 18 ms): no window in which a woken consumer could
- * have drained megabytes. So a capture has to fit in the free ring space at
- * the time of the kill. The entries are compact (u32 PC offsets, outer frames
- * shared with the previous entry, only non-zero cycles, u32 counters when they
- * fit, many entries per ring record: 54 B per 44-frame bucket, 154k buckets in
- * the default 8 MiB ring) and, when the ring does run out, the walk keeps following `allnext` without
- * copying, so the end record counts exactly how many buckets were dropped.
+ * (200k buckets into the 8 MiB ring: exactly one ring's worth, 8.3 MB, was
+ * emitted, the rest counted as ring-full). The victim's other threads (5-6 in
+ * a Go process) wait on the same siglock and take their SIGKILL right after
+ * the walk, back to back (counted: 0 during, all after), and the last
+ * thread's sched_process_exit usually follows 0.1-0.4 ms later (up to ~60 ms
+ * on a busy host): no dependable window in which a woken consumer could drain
+ * megabytes. So a capture has to fit in the free ring space at the time of
+ * the kill. The entries are compact (u32 PC offsets, outer frames shared with
+ * the previous entry, only non-zero cycles, u32 counters when they fit, many
+ * entries per ring record: 54 B per 44-frame bucket, 154k buckets in the
+ * default 8 MiB ring) and, when the ring does run out, the walk keeps
+ * following `allnext` without copying, so the end record counts exactly how
+ * many buckets were dropped.
  */
 #include <linux/bpf.h>
 #include "oom_abi.h"
