@@ -733,3 +733,10 @@ mod tests {
         }
     }
 }
+
+// The Monitor may run the kernel handle on its own thread.
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<Kernel>();
+    assert_send::<Capture>();
+};
