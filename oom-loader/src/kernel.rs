@@ -630,6 +630,13 @@ fn short_name(program: &str) -> &str {
     }
 }
 
+// The Monitor may run the kernel handle on its own thread.
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<Kernel>();
+    assert_send::<Capture>();
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -733,10 +740,3 @@ mod tests {
         }
     }
 }
-
-// The Monitor may run the kernel handle on its own thread.
-const _: () = {
-    const fn assert_send<T: Send>() {}
-    assert_send::<Kernel>();
-    assert_send::<Capture>();
-};
