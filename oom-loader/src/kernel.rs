@@ -55,6 +55,9 @@ pub struct KernelConfig {
     /// `pid` only, sched_process_exit without `group_dead`) even where the newer
     /// fields exist. For testing those variants on a new kernel.
     pub compat_programs: bool,
+    /// Attach with `PERF_EVENT_IOC_SET_BPF` (the pre-5.15 method) even where BPF
+    /// perf links exist. For testing that path on a new kernel.
+    pub ioctl_attach: bool,
 }
 
 impl Default for KernelConfig {
@@ -66,6 +69,7 @@ impl Default for KernelConfig {
             keep_killed: false,
             classify_window: DEFAULT_CLASSIFY_WINDOW,
             compat_programs: false,
+            ioctl_attach: false,
         }
     }
 }
@@ -378,7 +382,11 @@ impl Kernel {
             let prog_fd = progs::load(&spec)?;
             prog_ids.push(maps::fdinfo_field(&prog_fd, "prog_id")? as u32);
             let tp = &tps[choice.tracepoint];
-            attachments.push(attach::attach_tracepoint(&prog_fd, tp, features.perf_link)?);
+            attachments.push(attach::attach_tracepoint(
+                &prog_fd,
+                tp,
+                features.perf_link && !config.ioctl_attach,
+            )?);
             programs.push((choice.program, choice.tracepoint));
             // The attachment keeps the program alive; its fd can close now.
         }

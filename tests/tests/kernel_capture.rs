@@ -274,9 +274,11 @@ fn kernel_compat_programs_for_older_kernels() {
     let _g = serial();
     let (bin, syms) = oomer(&tc);
     // The variants attached where mark_victim has only `pid` (before ~6.9) and
-    // sched_process_exit has no `group_dead` (before ~6.16).
+    // sched_process_exit has no `group_dead` (before ~6.16), attached the way
+    // kernels before 5.15 need (ioctl, no BPF link).
     let cfg = KernelConfig {
         compat_programs: true,
+        ioctl_attach: true,
         ..KernelConfig::default()
     };
     let mut k = load(&cfg);
@@ -309,6 +311,16 @@ fn kernel_compat_programs_for_older_kernels() {
         seen.extend(k.poll(Some(Duration::from_millis(100))).expect("poll"));
     }
     assert!(!k.is_watched(pid).unwrap());
+    let ids = k.bpf_ids().clone();
+    drop(k);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !leftover_bpf_objects(&ids).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "ioctl-attached objects left after drop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Program names of the kernel object, as the loader reports them.
