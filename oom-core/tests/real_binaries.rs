@@ -189,6 +189,92 @@ fn symbolization_equals_callers_frames() {
     eprintln!("{total} frames matched");
 }
 
+/// Builds `name` for linux/arm64 (CGO off) into `dir`.
+fn build_arm64(tc: &Toolchain, name: &str, dir: &Path, stripped: bool) -> PathBuf {
+    let out = dir.join(format!("{name}-arm64"));
+    let mut cmd = tc.command();
+    cmd.current_dir(fixtures::source_dir())
+        .env("GOARCH", "arm64")
+        .env("CGO_ENABLED", "0")
+        .args(["build", "-o"])
+        .arg(&out);
+    if stripped {
+        cmd.arg("-ldflags=-s -w");
+    }
+    let st = cmd.arg(format!("./{name}")).status().unwrap();
+    assert!(st.success());
+    out
+}
+
+#[test]
+fn arm64_symbolization_under_qemu_equals_callers_frames() {
+    let test = "arm64_symbolization_under_qemu_equals_callers_frames";
+    let Some(matrix) = matrix_or_skip(test) else {
+        return;
+    };
+    if Command::new("qemu-aarch64")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        oom_tests::privileged::skip(
+            test,
+            "qemu-aarch64 not installed (apt-get install qemu-user)",
+        );
+        return;
+    }
+    for tc in &matrix {
+        for stripped in [false, true] {
+            let dir = tempdir("arm64-frames");
+            let exe = build_arm64(tc, "inlined", &dir.0, stripped);
+            let bin = GoBinary::load(&exe);
+            assert_eq!(bin.pclntab().quantum(), 4);
+            let profile = dir.0.join("heap.pb.gz");
+            let mut cmd = Command::new("qemu-aarch64");
+            cmd.arg(&exe)
+                .args(["-n", "50"])
+                .env("FIXTURE_PROFILE", &profile)
+                .env("FIXTURE_MEMPROFILERATE", "1");
+            let mut proc = Running::spawn(&mut cmd).unwrap();
+            proc.wait_line("ready", Duration::from_secs(120)).unwrap();
+            proc.signal(SIGUSR2).unwrap();
+            proc.wait_line("profiled", Duration::from_secs(120))
+                .unwrap();
+            let text = std::fs::read_to_string(format!("{}.frames", profile.display())).unwrap();
+            let recs = parse_frames(&text);
+            let sym = bin.symbolizer(0);
+            for r in &recs {
+                let ours: Vec<_> = r
+                    .pcs
+                    .iter()
+                    .map(|&pc| {
+                        let f = sym.frame(pc).unwrap();
+                        (
+                            f.pc,
+                            f.entry,
+                            print_name(&bin.layout, f.function),
+                            f.file.to_string(),
+                            f.line,
+                        )
+                    })
+                    .filter(|f| f.0 != 0 || !f.2.is_empty())
+                    .collect();
+                assert_eq!(
+                    ours, r.frames,
+                    "arm64 go{} stripped={stripped}: pcs {:x?}",
+                    tc.version, r.pcs
+                );
+            }
+            assert!(recs.len() > 5);
+            eprintln!(
+                "arm64 go{} stripped={stripped}: {} records match",
+                tc.version,
+                recs.len()
+            );
+        }
+    }
+}
+
 #[test]
 fn stripped_finder_equals_symtab() {
     let Some(matrix) = matrix_or_skip("stripped_finder_equals_symtab") else {
@@ -201,18 +287,7 @@ fn stripped_finder_equals_symtab() {
         }
         // arm64, statically: cross-compiled.
         let dir = tempdir("arm64");
-        let out = dir.0.join("holder");
-        let st = tc
-            .command()
-            .current_dir(fixtures::source_dir())
-            .env("GOARCH", "arm64")
-            .env("CGO_ENABLED", "0")
-            .args(["build", "-o"])
-            .arg(&out)
-            .arg("./holder")
-            .status()
-            .unwrap();
-        assert!(st.success());
+        let out = build_arm64(tc, "holder", &dir.0, false);
         let bin = GoBinary::load(&out);
         assert_eq!(bin.arch, Arch::Arm64);
         check_finder(&bin, &format!("go{} arm64", tc.version));
