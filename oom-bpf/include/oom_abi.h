@@ -93,6 +93,10 @@ typedef int16_t __s16;
 #define OOM_BF_PC32 0x01  /* PCs are u32 offsets from oom_end.pc_base */
 #define OOM_BF_CNT32 0x02 /* counters are u32 */
 #define OOM_BF_TRUNC 0x04 /* stack was longer than max_nstk and was cut */
+#define OOM_BF_ZERO_TAIL 0x08 /* the counters ran into a page that was not
+			       * present and were read as zero there: an
+			       * untouched anonymous page (Go never wrote
+			       * those counters), or a swapped-out one */
 
 /* ---- end-record status bits ---- */
 #define OOM_END_HEAD_FAULT 0x01  /* *mbuckets could not be read */
@@ -181,7 +185,7 @@ struct oom_end {
 	__u32 max_buckets;      /* walk limit in force */
 	__u32 max_nstk;         /* stack limit in force */
 	__u32 cycle_size;       /* Go memRecordCycle size used (32 or 16) */
-	__u32 _pad;             /* zero */
+	__u32 zero_tail_buckets;/* entries with OOM_BF_ZERO_TAIL */
 	char comm[OOM_TASK_COMM_LEN];
 };
 

@@ -167,6 +167,7 @@ struct walk {
 	__u32 status;
 	__u64 bytes;
 	__u32 full; /* ring refused a chunk: stop emitting, keep counting */
+	__u32 zero_tail;
 	__u32 prev_n; /* PCs in scratch.prev; 0: the previous entry shares nothing */
 };
 
@@ -288,7 +289,7 @@ __attribute__((noinline)) int emit_bucket(struct walk *c, __u64 node, __u64 size
 {
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-	__u64 n, cs, i, a[4], f[4];
+	__u64 n, cs, i, a[4], f[4], mem;
 	__u32 pos, flags = 0, cycles = 0, pc32 = 0, cnt32 = OOM_BF_CNT32, off, max_nstk, shared = 0;
 	__u8 *e;
 
@@ -311,9 +312,23 @@ __attribute__((noinline)) int emit_bucket(struct walk *c, __u64 node, __u64 size
 	/* Stack straight into the entry as u64; narrowed in place below. */
 	if (n && bpf_probe_read_user(e + OOM_ENTRY_HDR_SIZE, n * 8, (void *)(node + 48)))
 		goto fault;
-	/* memRecord follows the full stored stack, not our cut of it. */
-	if (bpf_probe_read_user(s->mem, cs * 4, (void *)(node + 48 + nstk * 8)))
-		goto fault;
+	/* memRecord follows the full stored stack, not our cut of it. Its tail
+	 * may lie on a page the process never touched (persistentalloc hands out
+	 * fresh mmap memory, and Go never writes counters that stay zero): then
+	 * the page is not present and a non-faulting read fails, although it
+	 * would read as zeros. Measured: ~10-50 of 200k buckets. Read what lies
+	 * before the page boundary and count the rest as zero, flagged. */
+	mem = node + 48 + nstk * 8;
+	if (bpf_probe_read_user(s->mem, cs * 4, (void *)mem)) {
+		__u64 lim = 4096 - (mem & 4095);
+
+		if (lim >= cs * 4 || lim > 4 * OOM_MAX_CYCLE_SIZE)
+			goto fault;
+		__builtin_memset(s->mem, 0, sizeof(s->mem));
+		if (bpf_probe_read_user(s->mem, lim, (void *)mem))
+			goto fault;
+		flags |= OOM_BF_ZERO_TAIL;
+	}
 
 	/* u32 PC offsets and the frames shared with the previous entry (nested
 	 * bpf_loop: a bounded loop here explodes the verifier state count). If
@@ -395,6 +410,8 @@ __attribute__((noinline)) int emit_bucket(struct walk *c, __u64 node, __u64 size
 	*(e + 13) = flags;
 	if (flags & OOM_BF_TRUNC)
 		c->truncated++;
+	if (flags & OOM_BF_ZERO_TAIL)
+		c->zero_tail++;
 	c->pos = pos + off;
 	c->chunk_buckets++;
 	if (c->pos >= OOM_CHUNK_FLUSH)
@@ -462,6 +479,7 @@ static void emit_end(struct walk *c, __u32 tid, __u64 start)
 	end->max_buckets = oom_cfg.max_buckets;
 	end->max_nstk = c->max_nstk;
 	end->cycle_size = c->cycle_size;
+	end->zero_tail_buckets = c->zero_tail;
 	bpf_get_current_comm(end->comm, sizeof(end->comm));
 	end->elapsed_ns = bpf_ktime_get_ns() - start;
 	bpf_ringbuf_submit(end, BPF_RB_FORCE_WAKEUP);

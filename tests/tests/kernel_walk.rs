@@ -105,13 +105,14 @@ fn assert_accounted(c: &Capture) {
 fn report(what: &str, c: &Capture) {
     let e = &c.end;
     eprintln!(
-        "{what}: seen {} emitted {} ring-full {} faults {} truncated {} status {:#x}; \
+        "{what}: seen {} emitted {} ring-full {} faults {} truncated {} zero-tail {} status {:#x}; \
          {} payload bytes ({:.1} B/bucket); walk {:.2} ms ({:.1} µs per 1k buckets)",
         e.buckets_seen,
         e.buckets_emitted,
         e.ring_full_buckets,
         e.read_fault_buckets,
         e.truncated_stacks,
+        e.zero_tail_buckets,
         e.status,
         e.bytes_emitted,
         e.bytes_emitted as f64 / e.buckets_emitted.max(1) as f64,
@@ -212,15 +213,10 @@ fn kernel_manysites_200k_truncation_exact_then_complete() {
     let (c, _) = capture_of(&tc, "manysites", &["-n", "200000"], &[], &big);
     report("manysites 200k, 64 MiB ring", &c);
     assert_accounted(&c);
-    assert_eq!(c.end.status & !end_status::RATE_FAULT, 0, "{:?}", c.end);
-    // A handful of buckets can be unreadable from the non-faulting kernel context
-    // (seen: 0-151 of 200k on this VM, likely pages mid-migration/collapse); they
-    // are counted exactly, never skipped silently.
-    assert!(
-        c.end.read_fault_buckets <= c.end.buckets_seen / 100,
-        "{:?}",
-        c.end
-    );
+    assert!(c.is_complete(), "{:?}", c.end);
+    // Counters whose tail lies on a never-touched page (read as zero, flagged)
+    // used to be the only unreadable buckets here: 10-50 of 200k.
+    assert_eq!(c.end.read_fault_buckets, 0, "{:?}", c.end);
 }
 
 #[test]
