@@ -30,8 +30,8 @@ use crate::sys::{self, consts, MapFd, ProgBtf, ProgSpec};
 /// Default ring size: 8 MiB, the largest power of two that keeps all our maps under
 /// the 16 MiB kernel-memory budget (8.6 MiB in total at the defaults). Measured on
 /// `manysites` (44-frame stacks, 200k buckets): 54 bytes per bucket with u32 PCs
-/// and shared outer frames, so 154,000 buckets fit; 300-frame `deep` stacks take
-/// 123 bytes per bucket (tests/tests/kernel_walk.rs).
+/// and shared outer frames, so 154,000 buckets fit; `deep`, whose buckets hold
+/// 300-frame stacks, averages ~96 bytes per bucket (tests/tests/kernel_walk.rs).
 pub const DEFAULT_RING_SIZE: usize = 8 << 20;
 /// Default number of processes that can be watched at once.
 pub const DEFAULT_MAX_WATCHED: u32 = 4096;
