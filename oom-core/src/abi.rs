@@ -5,10 +5,12 @@
 //! twin here whose size and field offsets are asserted at compile time; parsing reads
 //! little-endian integers at those offsets (no pointer casts).
 //!
-//! Data flow: the loader hands each ring-buffer record to [`Record::parse`]. Chunk
-//! payloads of one capture are iterated with [`Entries`]; each [`Entry`] expands into
-//! an [`oom_core::bucket::Bucket`](crate::bucket::Bucket) through a caller buffer
-//! ([`Entry::bucket_into`]), because the kernel sends PCs as `u32` offsets when they fit.
+//! Data flow: the loader hands each ring-buffer record to [`Record::parse`]. The chunk
+//! payloads of one capture, concatenated in order, are iterated with [`Entries`];
+//! a [`StackExpander`] turns each [`Entry`] into an
+//! [`oom_core::bucket::Bucket`](crate::bucket::Bucket) whose stack it writes into a
+//! caller buffer, because the kernel sends PCs as `u32` offsets when they fit and
+//! leaves out the outer frames an entry shares with the one before.
 
 use core::fmt;
 use core::mem::{offset_of, size_of};

@@ -2,7 +2,7 @@
 //!
 //! The functions here take borrowed slices and typed fds and build the attr structs
 //! themselves, so the rest of the crate cannot hand the kernel a dangling pointer or
-//! a short buffer. All `bpf(2)` calls go through [`sys_bpf`].
+//! a short buffer. All `bpf(2)` calls go through one private function, `sys_bpf`.
 #![allow(unsafe_code)]
 
 pub(crate) mod attr;
