@@ -54,6 +54,10 @@ const FIXTURES: &[(&str, &[&str])] = &[
     ("deep", &["-depth", "300", "-count", "16"]),
 ];
 
+/// MemProfileRate for the encoder comparisons: low enough that every fixture has many
+/// samples, not 1 (so scaling is exercised).
+const COMPARE_RATE: &str = "64";
+
 /// Starts a fixture, lets it profile itself, and returns it still running (quiescent).
 fn holder(bin: &Path, args: &[&str], rate: &str) -> Holder {
     let dir = tempdir("fixture");
@@ -436,7 +440,7 @@ fn try_compare_with_go(
     let what = format!("{name} go{} {:?}", tc.version, variant);
     let path = fixtures::build(name, tc, variant).unwrap();
     let bin = GoBinary::load(&path);
-    let h = holder(&path, args, "4096");
+    let h = holder(&path, args, COMPARE_RATE);
     let pid = h.proc.pid();
     let bias = load_bias(pid, &bin);
     let mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
@@ -573,6 +577,9 @@ fn try_compare_with_go(
         d
     };
     let (go_samples, go_time) = top_level(&go_bytes);
+    if go_samples == 0 {
+        return Err(format!("{what}: Go's profile has no samples"));
+    }
     let tail = &buckets[buckets.len() - go_samples..];
     let exact = Profile {
         time_nanos: go_time,
@@ -608,6 +615,176 @@ fn try_compare_with_go(
         "{what}: {} samples, byte-identical to runtime/pprof ({n} bytes; {} extra zero samples in the live read)",
         b.len(),
         extra.len()
+    ))
+}
+
+/// The mappings of an uncompressed profile: (start, limit, offset, file, build id).
+fn profile_mappings(buf: &[u8]) -> Vec<(u64, u64, u64, String, String)> {
+    use quick_protobuf::BytesReader;
+    let mut r = BytesReader::from_bytes(buf);
+    let mut strings = Vec::new();
+    let mut raw = Vec::new();
+    while !r.is_eof() {
+        let tag = r.next_tag(buf).unwrap();
+        match tag {
+            0x1a => {
+                let m = r.read_bytes(buf).unwrap();
+                let mut mr = BytesReader::from_bytes(m);
+                let mut f = [0u64; 7];
+                while !mr.is_eof() {
+                    let t = mr.next_tag(m).unwrap();
+                    if t & 7 == 0 && (t >> 3) < 7 {
+                        f[(t >> 3) as usize] = mr.read_uint64(m).unwrap();
+                    } else {
+                        mr.read_unknown(m, t).unwrap();
+                    }
+                }
+                raw.push(f);
+            }
+            0x32 => strings.push(r.read_string(buf).unwrap().to_string()),
+            t => r.read_unknown(buf, t).unwrap(),
+        }
+    }
+    raw.iter()
+        .map(|f| {
+            (
+                f[2],
+                f[3],
+                f[4],
+                strings[f[5] as usize].clone(),
+                strings[f[6] as usize].clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn arm64_encoder_output_under_qemu_equals_go_heap_profile() {
+    let test = "arm64_encoder_output_under_qemu_equals_go_heap_profile";
+    if !oom_tests::privileged::root(test) {
+        return;
+    }
+    let Some(matrix) = matrix_or_skip(test) else {
+        return;
+    };
+    if Command::new("qemu-aarch64")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        oom_tests::privileged::skip(
+            test,
+            "qemu-aarch64 not installed (apt-get install qemu-user)",
+        );
+        return;
+    }
+    for tc in &matrix {
+        for &(name, args) in FIXTURES {
+            let mut errors = Vec::new();
+            let ok = (0..3).any(|_| match arm64_compare(tc, name, args) {
+                Ok(msg) => {
+                    eprintln!("{msg}");
+                    true
+                }
+                Err(e) => {
+                    errors.push(e);
+                    false
+                }
+            });
+            assert!(ok, "{errors:#?}");
+        }
+    }
+}
+
+/// qemu-user maps a static arm64 guest at its link addresses (guest base 0), so the
+/// guest's buckets are readable at the same addresses through the qemu process.
+fn arm64_compare(tc: &Toolchain, name: &str, args: &[&str]) -> Result<String, String> {
+    let what = format!("arm64 {name} go{}", tc.version);
+    let dir = tempdir("arm64-enc");
+    let exe = build_arm64(tc, name, &dir.0, false);
+    let bin = GoBinary::load(&exe);
+    let profile_path = dir.0.join("heap.pb.gz");
+    let mut cmd = Command::new("qemu-aarch64");
+    cmd.arg(&exe)
+        .args(args)
+        .env("FIXTURE_PROFILE", &profile_path)
+        .env("FIXTURE_MEMPROFILERATE", COMPARE_RATE);
+    let mut proc = Running::spawn(&mut cmd).unwrap();
+    proc.wait_line("ready", Duration::from_secs(120)).unwrap();
+    proc.signal(SIGUSR2).unwrap();
+    proc.wait_line("profiled", Duration::from_secs(120))
+        .unwrap();
+    let mem = std::fs::File::open(format!("/proc/{}/mem", proc.pid())).unwrap();
+    let raw = walk(&mem, bin.symbol("runtime.mbuckets").unwrap(), &bin.layout);
+    let cycle = Some((u64_at(&mem, bin.symbol("runtime.mProfCycle").unwrap()) as u32) >> 1);
+    let rate = u64_at(&mem, bin.symbol("runtime.MemProfileRate").unwrap()) as i64;
+    let buckets: Vec<_> = raw
+        .iter()
+        .map(|b| GoBucket::parse(b, &bin.layout).unwrap().bucket)
+        .collect();
+    let go_bytes = {
+        use std::io::Read;
+        let mut d = Vec::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(&profile_path).unwrap())
+            .read_to_end(&mut d)
+            .unwrap();
+        d
+    };
+    // The guest's view of its maps (qemu emulates /proc/self/maps), taken from Go's profile.
+    let maps = profile_mappings(&go_bytes);
+    let mappings: Vec<Mapping> = maps
+        .iter()
+        .map(|(s, l, o, f, b)| Mapping {
+            start: *s,
+            limit: *l,
+            offset: *o,
+            filename: f,
+            build_id: b,
+        })
+        .collect();
+    let (go_samples, go_time) = top_level(&go_bytes);
+    if go_samples == 0 {
+        return Err(format!("{what}: Go's profile has no samples"));
+    }
+    let tail = &buckets[buckets.len() - go_samples..];
+    let fallback = values::needs_fallback(tail.iter().map(|b| &b.record), cycle);
+    let profile = Profile {
+        scale: Scale::new(rate, Exp::Arm64, bin.layout).unwrap(),
+        policy: Policy::GoPublished { cycle, fallback },
+        mappings: &mappings,
+        time_nanos: go_time,
+        default_sample_type: None,
+        comments: &[],
+    };
+    let words: usize = buckets.iter().map(|b| b.stack.len()).sum();
+    let mut strings = vec![StringSlot::default(); 4 * words + 64];
+    let mut locs = vec![LocationSlot::default(); 4 * words + 64];
+    let mut out = vec![0u8; go_bytes.len() + 4096];
+    let sym = bin.symbolizer(0);
+    let n = pprof::encode(
+        &mut out,
+        Tables {
+            strings: &mut strings,
+            locations: &mut locs,
+        },
+        &sym,
+        &profile,
+        tail,
+    )
+    .unwrap();
+    if out[..n] != go_bytes[..] {
+        let at = out
+            .iter()
+            .zip(&go_bytes)
+            .position(|(a, b)| a != b)
+            .unwrap_or(n.min(go_bytes.len()));
+        return Err(format!(
+            "{what}: not byte-identical: {n} vs {} bytes, first difference at {at}",
+            go_bytes.len()
+        ));
+    }
+    Ok(format!(
+        "{what}: {go_samples} samples, byte-identical to runtime/pprof ({n} bytes)"
     ))
 }
 
