@@ -1029,6 +1029,63 @@ mod tests {
                 ..
             })
         ));
+        // _func main.outer fields, after the 24-byte functab.
+        let f0 = pcln + 24;
+        // npcdata so large that the pcdata array runs off the end.
+        let mut bad = t.clone();
+        bad[f0 + 28..f0 + 32].copy_from_slice(&0x0100_0000u32.to_le_bytes());
+        assert!(matches!(
+            Pclntab::parse(&bad).unwrap().func(0),
+            Err(Error::Truncated {
+                field: "_func tables",
+                ..
+            })
+        ));
+        // A cuOffset past the cutab: the file is unknown, as in Go ("?", line 0).
+        let mut bad = t.clone();
+        bad[f0 + 32..f0 + 36].copy_from_slice(&0x0100_0000u32.to_le_bytes());
+        let s = Symbolizer::new(
+            Pclntab::parse(&bad).unwrap(),
+            0x1000,
+            &g,
+            LoadBias(0),
+            layout(27),
+        );
+        assert!(matches!(
+            s.frame(0x1008),
+            Err(Error::Truncated { field: "cutab", .. })
+        ));
+        // A cutab entry of 0xffffffff means "no file".
+        let mut bad = t.clone();
+        let cu = u64::from_le_bytes(t[40..48].try_into().unwrap()) as usize;
+        bad[cu..cu + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let s = Symbolizer::new(
+            Pclntab::parse(&bad).unwrap(),
+            0x1000,
+            &g,
+            LoadBias(0),
+            layout(27),
+        );
+        let f = s.frame(0x1008).unwrap();
+        assert_eq!((f.file, f.line, f.function), ("?", 0, "main.outer"));
+        // A file name that is not UTF-8.
+        let mut bad = t.clone();
+        let ft = u64::from_le_bytes(t[48..56].try_into().unwrap()) as usize;
+        bad[ft] = 0xff;
+        let s = Symbolizer::new(
+            Pclntab::parse(&bad).unwrap(),
+            0x1000,
+            &g,
+            LoadBias(0),
+            layout(27),
+        );
+        assert!(matches!(
+            s.frame(0x1008),
+            Err(Error::Invalid {
+                field: "file name",
+                ..
+            })
+        ));
     }
 
     fn moduledata(text: u64, minpc: u64, layout: &Layout) -> std::vec::Vec<u8> {
