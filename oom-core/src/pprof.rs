@@ -134,7 +134,8 @@ pub struct LocationSlot {
 /// per distinct function, mapping names, build IDs, comments); `locations` more slots
 /// than distinct locations. Both are open-addressing hash tables: give them at least
 /// twice what they hold. `4 × total stack words + 64` slots each never runs out.
-/// A full table returns [`Error::TableFull`]; nothing is truncated.
+/// A full table returns [`Error::TableFull`]; nothing is truncated. [`encode`] clears
+/// both tables first, so they can be reused across profiles.
 #[derive(Debug)]
 pub struct Tables<'s, 'a> {
     /// String table.
