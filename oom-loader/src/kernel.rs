@@ -143,7 +143,12 @@ pub struct BpfIds {
 #[derive(Debug)]
 struct Choice {
     program: &'static str,
+    /// `category/name` for a classic tracepoint, `name` for a raw one.
     tracepoint: &'static str,
+    raw: bool,
+    /// Program to use instead if the attach fails (an older raw tracepoint with
+    /// fewer arguments than `program` reads).
+    fallback: Option<&'static str>,
 }
 
 fn choose(tps: &HashMap<String, Tracepoint>, compat: bool) -> Result<Vec<Choice>> {
@@ -158,16 +163,12 @@ fn choose(tps: &HashMap<String, Tracepoint>, compat: bool) -> Result<Vec<Choice>
         tracepoint: name.into(),
         reason: format!("record layout differs from what the program reads: {what}"),
     };
-    let mut out = Vec::new();
-
-    let sd = get("signal/signal_deliver")?;
-    if !sd.has("sig", 8, 4) {
-        return Err(bad("signal/signal_deliver", "sig@8"));
-    }
-    out.push(Choice {
+    let mut out = vec![Choice {
         program: p::SIGNAL_DELIVER,
-        tracepoint: "signal/signal_deliver",
-    });
+        tracepoint: "signal_deliver",
+        raw: true,
+        fallback: None,
+    }];
 
     let mv = get("oom/mark_victim")?;
     let full = [
@@ -191,6 +192,8 @@ fn choose(tps: &HashMap<String, Tracepoint>, compat: bool) -> Result<Vec<Choice>
     out.push(Choice {
         program,
         tracepoint: "oom/mark_victim",
+        raw: false,
+        fallback: None,
     });
 
     let ex = get("sched/sched_process_exec")?;
@@ -203,16 +206,24 @@ fn choose(tps: &HashMap<String, Tracepoint>, compat: bool) -> Result<Vec<Choice>
     out.push(Choice {
         program: p::SCHED_PROCESS_EXEC,
         tracepoint: "sched/sched_process_exec",
+        raw: false,
+        fallback: None,
     });
 
-    let et = get("sched/sched_process_exit")?;
-    out.push(Choice {
-        program: if !compat && et.has("group_dead", 32, 1) {
-            p::SCHED_PROCESS_EXIT
-        } else {
-            p::SCHED_PROCESS_EXIT_V1
-        },
-        tracepoint: "sched/sched_process_exit",
+    out.push(if compat {
+        Choice {
+            program: p::SCHED_PROCESS_EXIT_V1,
+            tracepoint: "sched_process_exit",
+            raw: true,
+            fallback: None,
+        }
+    } else {
+        Choice {
+            program: p::SCHED_PROCESS_EXIT,
+            tracepoint: "sched_process_exit",
+            raw: true,
+            fallback: Some(p::SCHED_PROCESS_EXIT_V1),
+        }
     });
     Ok(out)
 }
@@ -330,11 +341,10 @@ impl Kernel {
             .map_err(|e| object_err("call relocation", e))?;
 
         // Tracepoints and the variant each gets.
+        // Classic tracepoints whose record layouts we check; the others are raw.
         let tps = attach::index(attach::read_tracepoints(&[
-            "signal/signal_deliver",
             "oom/mark_victim",
             "sched/sched_process_exec",
-            "sched/sched_process_exit",
         ])?);
         let choices = choose(&tps, config.compat_programs)?;
 
@@ -343,52 +353,33 @@ impl Kernel {
         let mut programs = Vec::new();
         let mut prog_ids = Vec::new();
         for choice in &choices {
-            let prog = obj.programs.get(choice.program).ok_or_else(|| {
-                Error::Object(format!(
-                    "program {} missing from the object",
-                    choice.program
-                ))
-            })?;
-            // aya-obj drops the tracepoint name from the section; check it here.
-            let section = elf
-                .section_by_index(SectionIndex(prog.section_index))
-                .and_then(|s| s.name().map(str::to_string))
-                .map_err(|e| object_err("section name", e))?;
-            if section != format!("tracepoint/{}", choice.tracepoint) {
-                return Err(Error::Object(format!(
-                    "program {} is in section {section}, expected tracepoint/{}",
-                    choice.program, choice.tracepoint
-                )));
-            }
-            let func = obj.functions.get(&prog.function_key()).ok_or_else(|| {
-                Error::Object(format!("function of program {} missing", choice.program))
-            })?;
-            let func_info = func.func_info.func_info_bytes();
-            let line_info = func.line_info.line_info_bytes();
-            let kname = format!("oomprof_{}", short_name(choice.program));
-            let spec = ProgSpec {
-                prog_type: consts::PROG_TYPE_TRACEPOINT,
-                insns: &func.instructions,
-                license: &prog.license,
-                name: &kname,
-                btf: btf.as_ref().map(|fd| ProgBtf {
-                    btf_fd: std::os::fd::AsFd::as_fd(fd),
-                    func_info: &func_info,
-                    func_info_rec_size: func.func_info_rec_size as u32,
-                    line_info: &line_info,
-                    line_info_rec_size: func.line_info_rec_size as u32,
-                }),
+            let mut program = choice.program;
+            let attachment = loop {
+                let prog_fd = load_program(&obj, &elf, btf.as_ref(), program, choice)?;
+                let attached = if choice.raw {
+                    attach::attach_raw_tracepoint(&prog_fd, choice.tracepoint)
+                } else {
+                    attach::attach_tracepoint(
+                        &prog_fd,
+                        &tps[choice.tracepoint],
+                        features.perf_link && !config.ioctl_attach,
+                    )
+                };
+                match (attached, choice.fallback) {
+                    (Ok(a), _) => {
+                        prog_ids.push(maps::fdinfo_field(&prog_fd, "prog_id")? as u32);
+                        break a;
+                    }
+                    (Err(e), Some(fb)) if program != fb => {
+                        log::debug!("{program} does not attach ({e}); using {fb}");
+                        program = fb;
+                    }
+                    (Err(e), _) => return Err(e),
+                }
+                // The attachment keeps the program alive; its fd can close now.
             };
-            let prog_fd = progs::load(&spec)?;
-            prog_ids.push(maps::fdinfo_field(&prog_fd, "prog_id")? as u32);
-            let tp = &tps[choice.tracepoint];
-            attachments.push(attach::attach_tracepoint(
-                &prog_fd,
-                tp,
-                features.perf_link && !config.ioctl_attach,
-            )?);
-            programs.push((choice.program, choice.tracepoint));
-            // The attachment keeps the program alive; its fd can close now.
+            attachments.push(attachment);
+            programs.push((program, choice.tracepoint));
         }
 
         let mut memlock = 0;
@@ -602,6 +593,62 @@ impl Kernel {
     }
 }
 
+/// Loads `program` (of `choice`'s kind) from the relocated object.
+fn load_program(
+    obj: &Object,
+    elf: &object::File<'_>,
+    btf: Option<&OwnedFd>,
+    program: &str,
+    choice: &Choice,
+) -> Result<sys::ProgFd> {
+    let prog = obj
+        .programs
+        .get(program)
+        .ok_or_else(|| Error::Object(format!("program {program} missing from the object")))?;
+    // aya-obj drops the tracepoint name from the section; check it here.
+    let section = elf
+        .section_by_index(SectionIndex(prog.section_index))
+        .and_then(|s| s.name().map(str::to_string))
+        .map_err(|e| object_err("section name", e))?;
+    let (want, prog_type) = if choice.raw {
+        (
+            format!("raw_tracepoint/{}", choice.tracepoint),
+            consts::PROG_TYPE_RAW_TRACEPOINT,
+        )
+    } else {
+        (
+            format!("tracepoint/{}", choice.tracepoint),
+            consts::PROG_TYPE_TRACEPOINT,
+        )
+    };
+    if section != want {
+        return Err(Error::Object(format!(
+            "program {program} is in section {section}, expected {want}"
+        )));
+    }
+    let func = obj
+        .functions
+        .get(&prog.function_key())
+        .ok_or_else(|| Error::Object(format!("function of program {program} missing")))?;
+    let func_info = func.func_info.func_info_bytes();
+    let line_info = func.line_info.line_info_bytes();
+    let kname = format!("oomprof_{}", short_name(program));
+    let spec = ProgSpec {
+        prog_type,
+        insns: &func.instructions,
+        license: &prog.license,
+        name: &kname,
+        btf: btf.map(|fd| ProgBtf {
+            btf_fd: std::os::fd::AsFd::as_fd(fd),
+            func_info: &func_info,
+            func_info_rec_size: func.func_info_rec_size as u32,
+            line_info: &line_info,
+            line_info_rec_size: func.line_info_rec_size as u32,
+        }),
+    };
+    progs::load(&spec)
+}
+
 impl std::os::fd::AsFd for Kernel {
     /// The ring buffer's fd, for an outer event loop: when it is readable, call
     /// [`Kernel::poll`] with a zero timeout. Also call `poll` when
@@ -703,6 +750,7 @@ mod tests {
     #[test]
     fn variants_follow_the_record_layout() {
         use oom_bpf::programs as p;
+        let new = choose(&kernel(true), false).unwrap();
         assert_eq!(
             programs(choose(&kernel(true), false).unwrap()),
             [
@@ -712,26 +760,43 @@ mod tests {
                 p::SCHED_PROCESS_EXIT
             ]
         );
-        let old = [
-            p::SIGNAL_DELIVER,
-            p::MARK_VICTIM_V1,
-            p::SCHED_PROCESS_EXEC,
-            p::SCHED_PROCESS_EXIT_V1,
-        ];
-        assert_eq!(programs(choose(&kernel(false), false).unwrap()), old);
-        assert_eq!(programs(choose(&kernel(true), true).unwrap()), old);
+        // Raw tracepoints: the exit variant is settled by the attach, with a fallback.
+        assert!(new[0].raw && new[3].raw && !new[1].raw && !new[2].raw);
+        assert_eq!(new[3].fallback, Some(p::SCHED_PROCESS_EXIT_V1));
+        assert_eq!(
+            programs(choose(&kernel(false), false).unwrap()),
+            [
+                p::SIGNAL_DELIVER,
+                p::MARK_VICTIM_V1,
+                p::SCHED_PROCESS_EXEC,
+                p::SCHED_PROCESS_EXIT
+            ]
+        );
+        assert_eq!(
+            programs(choose(&kernel(true), true).unwrap()),
+            [
+                p::SIGNAL_DELIVER,
+                p::MARK_VICTIM_V1,
+                p::SCHED_PROCESS_EXEC,
+                p::SCHED_PROCESS_EXIT_V1
+            ]
+        );
     }
 
     #[test]
     fn unexpected_layouts_are_errors_naming_the_tracepoint() {
         let mut k = kernel(true);
         k.insert(
-            "signal/signal_deliver".into(),
-            tp("signal/signal_deliver", &[("sig", 12, 4)]).1,
+            "sched/sched_process_exec".into(),
+            tp(
+                "sched/sched_process_exec",
+                &[("filename", 8, 4), ("pid", 16, 4)],
+            )
+            .1,
         );
         match choose(&k, false) {
             Err(Error::Tracepoint { tracepoint, .. }) => {
-                assert_eq!(tracepoint, "signal/signal_deliver")
+                assert_eq!(tracepoint, "sched/sched_process_exec")
             }
             other => panic!("{other:?}"),
         }
