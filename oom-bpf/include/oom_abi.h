@@ -67,6 +67,8 @@ typedef int16_t __s16;
 /* Default and ceiling of buckets read per capture (configurable below it). */
 #define OOM_DEFAULT_MAX_BUCKETS 1000000
 /* bpf_loop refuses more than BPF_MAX_LOOPS (8M) iterations. */
+#define OOM_MAX_LOOPS (8 * 1024 * 1024)
+/* A bucket takes at least one loop step, so no more can be walked. */
 #define OOM_MAX_BUCKETS_CEILING 8000000
 /* Chunk payload is flushed once it holds at least this many bytes. */
 #define OOM_CHUNK_FLUSH 8192

@@ -296,3 +296,56 @@ fn kernel_u64_pcs_when_offsets_do_not_fit() {
         assert_eq!(pc32, 0, "{what}: no entry may use u32 PCs");
     }
 }
+
+#[test]
+fn kernel_shared_frames_decode_like_u64_stacks() {
+    if !privileged::root("kernel_shared_frames_decode_like_u64_stacks") {
+        return;
+    }
+    let Some(tc) = gomatrix::newest("kernel_shared_frames_decode_like_u64_stacks") else {
+        return;
+    };
+    if tc.minor() < 23 {
+        privileged::skip(
+            "kernel_shared_frames_decode_like_u64_stacks",
+            "needs Go >= 1.23",
+        );
+        return;
+    }
+    let _g = serial();
+    // The same deterministic program (non-PIE, so the same addresses) captured
+    // twice: compact (u32 PCs, shared outer frames) and plain u64. Its 300-deep
+    // stacks must come back identical.
+    let env = [
+        ("GODEBUG", "profstackdepth=1024"),
+        ("FIXTURE_MEMPROFILERATE", "1"),
+    ];
+    let deep_stacks = |base: Option<u64>| {
+        let (c, syms) = capture_with(&tc, "deep", &["-depth", "300"], &env, &keep(), |w| {
+            if let Some(b) = base {
+                w.pc_base = b
+            }
+        });
+        assert!(c.is_complete(), "{:?}", c.end);
+        let mut v: Vec<Vec<u64>> = entries(&c)
+            .into_iter()
+            .filter(|b| {
+                b.stack
+                    .iter()
+                    .any(|&pc| syms.func_of(pc) == Some("main.allocDeep"))
+            })
+            .map(|b| b.stack)
+            .collect();
+        v.sort();
+        v.dedup();
+        (v, c.end.bytes_emitted)
+    };
+    let (compact, cb) = deep_stacks(None);
+    let (plain, pb) = deep_stacks(Some(0));
+    eprintln!(
+        "deep: {} allocDeep stacks; {cb} bytes compact, {pb} bytes plain",
+        compact.len()
+    );
+    assert!(!compact.is_empty());
+    assert_eq!(compact, plain);
+}
