@@ -43,7 +43,10 @@ pub const DEFAULT_CLASSIFY_WINDOW: Duration = Duration::from_millis(250);
 pub struct KernelConfig {
     /// Ring-buffer data size in bytes: a power of two, at least one page.
     pub ring_size: usize,
-    /// Buckets read per capture, at most [`abi::MAX_BUCKETS_CEILING`].
+    /// Buckets read per capture, at most [`abi::MAX_BUCKETS_CEILING`]. The walk
+    /// also stops after bpf_loop's 8M steps (a bucket takes 1 + nstk/16 steps:
+    /// ~1.9M buckets of 44 frames); either way the end record says
+    /// `WALK_LIMIT`.
     pub max_buckets: u32,
     /// Processes watched at once.
     pub max_watched: u32,
@@ -128,6 +131,23 @@ pub enum Event {
     Exit(Exit),
     /// A capture finished and was classified.
     Capture(Capture),
+}
+
+/// Where [`Kernel::load`] spent its time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadTimings {
+    /// Feature probes.
+    pub probe: Duration,
+    /// Parsing the object, BTF fixup and BPF_BTF_LOAD.
+    pub object_and_btf: Duration,
+    /// Map creation and relocations.
+    pub maps_and_relocation: Duration,
+    /// Reading tracepoint ids and formats (mounting tracefs privately if needed).
+    pub tracefs: Duration,
+    /// Verifying and attaching the programs.
+    pub programs_and_attach: Duration,
+    /// All of it.
+    pub total: Duration,
 }
 
 /// Kernel object ids of a loaded [`Kernel`].
@@ -245,6 +265,7 @@ pub struct Kernel {
     memlock: u64,
     programs: Vec<(&'static str, &'static str)>,
     ids: BpfIds,
+    timings: LoadTimings,
     assembler: AssemblerBox,
 }
 
@@ -287,7 +308,9 @@ impl Kernel {
         if config.max_watched == 0 {
             return Err(Error::Config("max_watched must be at least 1".into()));
         }
+        let t0 = Instant::now();
         let features = probe::probe()?;
+        let t_probe = t0.elapsed();
 
         let bytes = oom_bpf::object();
         let mut obj = Object::parse(bytes).map_err(|e| object_err("parse", e))?;
@@ -316,6 +339,7 @@ impl Kernel {
             Err(e) => return Err(object_err("BTF fixup", e)),
         };
 
+        let t_btf = t0.elapsed();
         // Maps, with configured sizes.
         let mut defs: Vec<(String, Map)> = obj.maps.drain().collect();
         defs.sort_by(|a, b| a.0.cmp(&b.0));
@@ -341,6 +365,7 @@ impl Kernel {
             .map_err(|e| object_err("call relocation", e))?;
 
         // Tracepoints and the variant each gets.
+        let t_maps = t0.elapsed();
         // Classic tracepoints whose record layouts we check; the others are raw.
         let tps = attach::index(attach::read_tracepoints(&[
             "oom/mark_victim",
@@ -348,6 +373,7 @@ impl Kernel {
         ])?);
         let choices = choose(&tps, config.compat_programs)?;
 
+        let t_tracefs = t0.elapsed();
         let elf = object::File::parse(bytes).map_err(|e| object_err("ELF", e))?;
         let mut attachments = Vec::new();
         let mut programs = Vec::new();
@@ -382,6 +408,7 @@ impl Kernel {
             programs.push((program, choice.tracepoint));
         }
 
+        let t_progs = t0.elapsed();
         let mut memlock = 0;
         let mut ring = None;
         let mut watched = None;
@@ -402,7 +429,17 @@ impl Kernel {
         let watched = watched.ok_or_else(|| Error::Object("no watched map".into()))?;
         let ring = RingBuf::new(ring, config.ring_size)
             .map_err(|e| Error::sys("mmap of the ring buffer", e))?;
+        let timings = LoadTimings {
+            probe: t_probe,
+            object_and_btf: t_btf - t_probe,
+            maps_and_relocation: t_maps - t_btf,
+            tracefs: t_tracefs - t_maps,
+            programs_and_attach: t_progs - t_tracefs,
+            total: t0.elapsed(),
+        };
+        log::debug!("loaded: {timings:?}");
         Ok(Kernel {
+            timings,
             attachments,
             ring,
             watched,
@@ -580,6 +617,11 @@ impl Kernel {
     /// (program, tracepoint) pairs attached.
     pub fn programs(&self) -> &[(&'static str, &'static str)] {
         &self.programs
+    }
+
+    /// Where loading spent its time.
+    pub fn load_timings(&self) -> LoadTimings {
+        self.timings
     }
 
     /// Kernel ids of our programs and maps (as `bpftool prog/map show id N` takes).
