@@ -4,7 +4,7 @@
 use libfuzzer_sys::fuzz_target;
 use oom_core::bucket::{Bucket, Cycle, MemRecord, Stack};
 use oom_core::layout::{GoVersion, Layout};
-use oom_core::pclntab::{Pclntab, Symbolizer};
+use oom_core::pclntab::{LoadBias, Pclntab, Symbolizer};
 use oom_core::pprof::{self, LocationSlot, Mapping, Profile, StringSlot, Tables};
 use oom_core::values::{Exp, Policy, Scale};
 use quick_protobuf::BytesReader;
@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     let (tab, stacks) = rest.split_at(split);
     let Ok(t) = Pclntab::parse(tab) else { return };
     let layout = Layout::for_version(GoVersion { minor: 19 + u16::from(data[2] % 9), patch: 0 }).unwrap();
-    let sym = Symbolizer::new(t, 0x1000, tab, 0, layout);
+    let sym = Symbolizer::new(t, 0x1000, tab, LoadBias(0), layout);
     // Each bucket: up to 8 stack words from the input.
     let mut buckets = Vec::new();
     for (i, chunk) in stacks.chunks(64).enumerate() {

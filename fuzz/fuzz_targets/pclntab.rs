@@ -2,7 +2,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use oom_core::layout::{GoVersion, Layout};
-use oom_core::pclntab::{print_name_pieces, ModuleData, Pclntab, Symbolizer};
+use oom_core::pclntab::{print_name_pieces, LoadBias, ModuleData, Pclntab, Symbolizer};
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 16 {
@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     // gofunc is the same bytes, so inline trees point somewhere parseable.
-    let sym = Symbolizer::new(t, 0x1000, tab, 0, layout);
+    let sym = Symbolizer::new(t, 0x1000, tab, LoadBias(0), layout);
     let base = u64::from_le_bytes(pcs[..8].try_into().unwrap()) % 0x10_0000;
     for k in 0..32u64 {
         let pc = 0x1000 + base + k * 7;

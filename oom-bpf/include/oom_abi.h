@@ -67,6 +67,8 @@ typedef int16_t __s16;
 /* Default and ceiling of buckets read per capture (configurable below it). */
 #define OOM_DEFAULT_MAX_BUCKETS 1000000
 /* bpf_loop refuses more than BPF_MAX_LOOPS (8M) iterations. */
+#define OOM_MAX_LOOPS (8 * 1024 * 1024)
+/* A bucket takes at least one loop step, so no more can be walked. */
 #define OOM_MAX_BUCKETS_CEILING 8000000
 /* Chunk payload is flushed once it holds at least this many bytes. */
 #define OOM_CHUNK_FLUSH 8192
@@ -93,6 +95,10 @@ typedef int16_t __s16;
 #define OOM_BF_PC32 0x01  /* PCs are u32 offsets from oom_end.pc_base */
 #define OOM_BF_CNT32 0x02 /* counters are u32 */
 #define OOM_BF_TRUNC 0x04 /* stack was longer than max_nstk and was cut */
+#define OOM_BF_ZERO_TAIL 0x08 /* the counters ran into a page that was not
+			       * present and were read as zero there: an
+			       * untouched anonymous page (Go never wrote
+			       * those counters), or a swapped-out one */
 
 /* ---- end-record status bits ---- */
 #define OOM_END_HEAD_FAULT 0x01  /* *mbuckets could not be read */
@@ -181,7 +187,7 @@ struct oom_end {
 	__u32 max_buckets;      /* walk limit in force */
 	__u32 max_nstk;         /* stack limit in force */
 	__u32 cycle_size;       /* Go memRecordCycle size used (32 or 16) */
-	__u32 _pad;             /* zero */
+	__u32 zero_tail_buckets;/* entries with OOM_BF_ZERO_TAIL */
 	char comm[OOM_TASK_COMM_LEN];
 };
 

@@ -135,11 +135,12 @@ fn main() {
         default_sample_type: None,
         comments: &["bench"],
     };
-    let mut strings = vec![StringSlot::default(); 4 * words + 64];
-    let mut locs = vec![LocationSlot::default(); 4 * words + 64];
+    // Start small and double on TableFull, as a long-running caller would.
+    let mut strings = vec![StringSlot::default(); 4096];
+    let mut locs = vec![LocationSlot::default(); 4096];
     let mut out = vec![0u8; 64 << 20];
-    let (t_enc, len) = time(|| {
-        pprof::encode(
+    let (t_enc, len) = time(|| loop {
+        match pprof::encode(
             &mut out,
             Tables {
                 strings: &mut strings,
@@ -148,9 +149,24 @@ fn main() {
             &sym,
             &profile,
             &buckets,
-        )
-        .unwrap()
+        ) {
+            Err(oom_core::Error::TableFull {
+                table: "strings",
+                capacity,
+            }) => strings.resize(2 * capacity, StringSlot::default()),
+            Err(oom_core::Error::TableFull {
+                table: "locations",
+                capacity,
+            }) => locs.resize(2 * capacity, LocationSlot::default()),
+            Err(oom_core::Error::BufferTooSmall { needed }) => out.resize(needed, 0),
+            r => break r.unwrap(),
+        }
     });
+    println!(
+        "tables: {} string slots, {} location slots",
+        strings.len(),
+        locs.len()
+    );
     let (t_gz, gz) = time(|| {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         e.write_all(&out[..len]).unwrap();

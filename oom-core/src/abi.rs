@@ -5,10 +5,12 @@
 //! twin here whose size and field offsets are asserted at compile time; parsing reads
 //! little-endian integers at those offsets (no pointer casts).
 //!
-//! Data flow: the loader hands each ring-buffer record to [`Record::parse`]. Chunk
-//! payloads of one capture are iterated with [`Entries`]; each [`Entry`] expands into
-//! an [`oom_core::bucket::Bucket`](crate::bucket::Bucket) through a caller buffer
-//! ([`Entry::bucket_into`]), because the kernel sends PCs as `u32` offsets when they fit.
+//! Data flow: the loader hands each ring-buffer record to [`Record::parse`]. The chunk
+//! payloads of one capture, concatenated in order, are iterated with [`Entries`];
+//! a [`StackExpander`] turns each [`Entry`] into an
+//! [`oom_core::bucket::Bucket`](crate::bucket::Bucket) whose stack it writes into a
+//! caller buffer, because the kernel sends PCs as `u32` offsets when they fit and
+//! leaves out the outer frames an entry shares with the one before.
 
 use core::fmt;
 use core::mem::{offset_of, size_of};
@@ -62,6 +64,10 @@ pub mod entry_flags {
     pub const CNT32: u8 = 0x02;
     /// The stack was longer than `max_nstk` and was cut.
     pub const TRUNC: u8 = 0x04;
+    /// The counters ran into a page that was not present and were read as zero
+    /// there: an untouched anonymous page (Go never wrote them), or a swapped-out
+    /// one.
+    pub const ZERO_TAIL: u8 = 0x08;
 }
 
 /// End-record status bits (`OOM_END_*`).
@@ -180,7 +186,7 @@ pub struct RawEnd {
     pub max_buckets: u32,
     pub max_nstk: u32,
     pub cycle_size: u32,
-    pub pad: u32,
+    pub zero_tail_buckets: u32,
     pub comm: [u8; TASK_COMM_LEN],
 }
 
@@ -526,6 +532,8 @@ pub struct End {
     pub max_nstk: u32,
     /// Go memRecordCycle size used (32 or 16).
     pub cycle_size: u32,
+    /// Entries whose counters were partly on a non-present page, read as zero.
+    pub zero_tail_buckets: u32,
     /// Comm of the victim thread.
     pub comm: Comm,
 }
@@ -659,6 +667,7 @@ impl<'a> Record<'a> {
                     max_buckets: f.u32(offset_of!(RawEnd, max_buckets))?,
                     max_nstk: f.u32(offset_of!(RawEnd, max_nstk))?,
                     cycle_size: f.u32(offset_of!(RawEnd, cycle_size))?,
+                    zero_tail_buckets: f.u32(offset_of!(RawEnd, zero_tail_buckets))?,
                     comm: comm(&f, offset_of!(RawEnd, comm))?,
                 }))
             }
@@ -949,7 +958,13 @@ impl<'a> Entries<'a> {
                 value: cycles.into(),
             });
         }
-        if flags & !(entry_flags::PC32 | entry_flags::CNT32 | entry_flags::TRUNC) != 0 {
+        if flags
+            & !(entry_flags::PC32
+                | entry_flags::CNT32
+                | entry_flags::TRUNC
+                | entry_flags::ZERO_TAIL)
+            != 0
+        {
             return Err(Error::BadField {
                 structure: S,
                 field: "flags",

@@ -19,7 +19,7 @@
 //! ```no_run
 //! use oom_core::buildinfo::{self, BuildInfo};
 //! use oom_core::layout::{GoVersion, Layout};
-//! use oom_core::pclntab::{ModuleData, Pclntab, Symbolizer};
+//! use oom_core::pclntab::{LoadBias, ModuleData, Pclntab, Symbolizer};
 //! use oom_core::pprof::{self, LocationSlot, Mapping, Profile, StringSlot, Tables};
 //! use oom_core::values::{self, Exp, Policy, Scale};
 //! use oom_core::bucket::GoBucket;
@@ -32,7 +32,7 @@
 //! let tab = Pclntab::parse(pclntab_sec)?;
 //! let (_, md) = ModuleData::find(noptrdata_sec, pclntab_addr, &layout)?;
 //! // gofunc_bytes: the file's bytes from link address md.gofunc to its section end.
-//! let sym = Symbolizer::new(tab, md.text, gofunc_bytes, bias, layout);
+//! let sym = Symbolizer::new(tab, md.text, gofunc_bytes, LoadBias(bias), layout);
 //! let buckets = [GoBucket::parse(raw_bucket, &layout)?.bucket];  // or from oom_core::abi
 //! let fallback = values::needs_fallback(buckets.iter().map(|b| &b.record), None);
 //! let maps = [Mapping { start: 0x400000, limit: 0x500000, offset: 0, filename: "/bin/app",

@@ -461,6 +461,11 @@ pub struct Symbolizer<'a> {
     layout: Layout,
 }
 
+/// Runtime address − link-time address of the executable's mapping (0 for non-PIE):
+/// what to subtract from a process PC to look it up in the file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LoadBias(pub u64);
+
 /// One level of the inline unwinding of a PC (Go's `inlineFrame`), innermost first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InlineLevel {
@@ -482,14 +487,14 @@ impl<'a> Symbolizer<'a> {
         tab: Pclntab<'a>,
         text: u64,
         gofunc: &'a [u8],
-        bias: u64,
+        bias: LoadBias,
         layout: Layout,
     ) -> Symbolizer<'a> {
         Symbolizer {
             tab,
             text,
             gofunc,
-            bias,
+            bias: bias.0,
             layout,
         }
     }
@@ -505,8 +510,8 @@ impl<'a> Symbolizer<'a> {
     }
 
     /// The load bias given at construction.
-    pub fn bias(&self) -> u64 {
-        self.bias
+    pub fn bias(&self) -> LoadBias {
+        LoadBias(self.bias)
     }
 
     /// The function containing runtime address `pc` (Go's `findfunc`).
@@ -844,7 +849,13 @@ mod tests {
     #[test]
     fn frames_like_callers_frames() {
         let (t, g) = testdata::tables();
-        let s = Symbolizer::new(Pclntab::parse(&t).unwrap(), 0x1000, &g, 0, layout(27));
+        let s = Symbolizer::new(
+            Pclntab::parse(&t).unwrap(),
+            0x1000,
+            &g,
+            LoadBias(0),
+            layout(27),
+        );
         let f = s.frame(0x1015).unwrap();
         assert_eq!(
             f,
@@ -894,7 +905,7 @@ mod tests {
             Pclntab::parse(&t).unwrap(),
             0x1000,
             &g,
-            0x5550_0000,
+            LoadBias(0x5550_0000),
             layout(27),
         );
         let f = s.frame(0x5550_1015).unwrap();
@@ -902,7 +913,7 @@ mod tests {
             (f.pc, f.entry, f.function),
             (0x5550_1014, 0x5550_1000, "main.inner")
         );
-        assert_eq!(s.bias(), 0x5550_0000);
+        assert_eq!(s.bias(), LoadBias(0x5550_0000));
     }
 
     #[test]
@@ -984,7 +995,7 @@ mod tests {
         let at = pcln + 24 + 24; // _func main.outer .pcln
         bad[at..at + 4].copy_from_slice(&0x10_0000u32.to_le_bytes());
         let p = Pclntab::parse(&bad).unwrap();
-        let s = Symbolizer::new(p, 0x1000, &g, 0, layout(27));
+        let s = Symbolizer::new(p, 0x1000, &g, LoadBias(0), layout(27));
         assert!(matches!(
             s.frame(0x1008),
             Err(Error::Truncated {
@@ -993,7 +1004,13 @@ mod tests {
             })
         ));
         // An inline tree outside gofunc.
-        let s = Symbolizer::new(Pclntab::parse(&t).unwrap(), 0x1000, &g[..4], 0, layout(27));
+        let s = Symbolizer::new(
+            Pclntab::parse(&t).unwrap(),
+            0x1000,
+            &g[..4],
+            LoadBias(0),
+            layout(27),
+        );
         assert!(matches!(
             s.frame(0x1015),
             Err(Error::Truncated {
@@ -1009,6 +1026,63 @@ mod tests {
             Pclntab::parse(&bad).unwrap().func(0).unwrap().name(),
             Err(Error::Invalid {
                 field: "function name",
+                ..
+            })
+        ));
+        // _func main.outer fields, after the 24-byte functab.
+        let f0 = pcln + 24;
+        // npcdata so large that the pcdata array runs off the end.
+        let mut bad = t.clone();
+        bad[f0 + 28..f0 + 32].copy_from_slice(&0x0100_0000u32.to_le_bytes());
+        assert!(matches!(
+            Pclntab::parse(&bad).unwrap().func(0),
+            Err(Error::Truncated {
+                field: "_func tables",
+                ..
+            })
+        ));
+        // A cuOffset past the cutab: the file is unknown, as in Go ("?", line 0).
+        let mut bad = t.clone();
+        bad[f0 + 32..f0 + 36].copy_from_slice(&0x0100_0000u32.to_le_bytes());
+        let s = Symbolizer::new(
+            Pclntab::parse(&bad).unwrap(),
+            0x1000,
+            &g,
+            LoadBias(0),
+            layout(27),
+        );
+        assert!(matches!(
+            s.frame(0x1008),
+            Err(Error::Truncated { field: "cutab", .. })
+        ));
+        // A cutab entry of 0xffffffff means "no file".
+        let mut bad = t.clone();
+        let cu = u64::from_le_bytes(t[40..48].try_into().unwrap()) as usize;
+        bad[cu..cu + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let s = Symbolizer::new(
+            Pclntab::parse(&bad).unwrap(),
+            0x1000,
+            &g,
+            LoadBias(0),
+            layout(27),
+        );
+        let f = s.frame(0x1008).unwrap();
+        assert_eq!((f.file, f.line, f.function), ("?", 0, "main.outer"));
+        // A file name that is not UTF-8.
+        let mut bad = t.clone();
+        let ft = u64::from_le_bytes(t[48..56].try_into().unwrap()) as usize;
+        bad[ft] = 0xff;
+        let s = Symbolizer::new(
+            Pclntab::parse(&bad).unwrap(),
+            0x1000,
+            &g,
+            LoadBias(0),
+            layout(27),
+        );
+        assert!(matches!(
+            s.frame(0x1008),
+            Err(Error::Invalid {
+                field: "file name",
                 ..
             })
         ));

@@ -132,9 +132,12 @@ pub struct LocationSlot {
 ///
 /// Sizing: `strings` needs more slots than the distinct strings (7 fixed, `bytes`, two
 /// per distinct function, mapping names, build IDs, comments); `locations` more slots
-/// than distinct locations. Both are open-addressing hash tables: give them at least
-/// twice what they hold. `4 × total stack words + 64` slots each never runs out.
-/// A full table returns [`Error::TableFull`]; nothing is truncated.
+/// than distinct locations (at most the distinct PCs). Both are open-addressing hash
+/// tables: give them at least twice what they hold. `4 × distinct PCs + 64` slots each
+/// never runs out (`4 × total stack words + 64` bounds that without counting). Or start
+/// small (e.g. 4096 each; [`StringSlot`] is 32 bytes, [`LocationSlot`] 16) and double on
+/// [`Error::TableFull`]: a full table is an error, nothing is truncated. [`encode`]
+/// clears both tables first, so they can be reused across profiles.
 #[derive(Debug)]
 pub struct Tables<'s, 'a> {
     /// String table.
@@ -887,7 +890,13 @@ mod tests {
         out: &mut [u8],
     ) -> Result<usize, Error> {
         let (t, g) = testdata::tables();
-        let sym = Symbolizer::new(Pclntab::parse(&t).unwrap(), 0x1000, &g, 0, layout(minor));
+        let sym = Symbolizer::new(
+            Pclntab::parse(&t).unwrap(),
+            0x1000,
+            &g,
+            crate::pclntab::LoadBias(0),
+            layout(minor),
+        );
         let profile = Profile {
             scale: Scale::new(4096, Exp::Portable, layout(minor)).unwrap(),
             policy: Policy::Latest,
@@ -1110,7 +1119,13 @@ mod tests {
     #[test]
     fn full_tables_are_errors() {
         let (t, g) = testdata::tables();
-        let sym = Symbolizer::new(Pclntab::parse(&t).unwrap(), 0x1000, &g, 0, layout(27));
+        let sym = Symbolizer::new(
+            Pclntab::parse(&t).unwrap(),
+            0x1000,
+            &g,
+            crate::pclntab::LoadBias(0),
+            layout(27),
+        );
         let s = words(&[0x1008]);
         let buckets = [bucket(&s, 48, 3, 1)];
         let profile = Profile {

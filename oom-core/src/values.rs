@@ -9,7 +9,9 @@
 //!
 //! Scaling follows `runtime/pprof/protomem.go` `scaleHeapSample` bit for bit, including
 //! the `exp` implementation the target used: Go's amd64 assembly (with or without FMA,
-//! as `internal/cpu` chose at start-up) or the portable FreeBSD-derived routine.
+//! as `internal/cpu` chose at start-up), its arm64 assembly, or the portable
+//! FreeBSD-derived routine. The amd64 and arm64 versions match Go 1.27.3 bit for bit on
+//! 4008 inputs each (`exp_dump_matches_go`).
 
 use crate::bucket::{Cycle, MemRecord};
 use crate::layout::Layout;
@@ -78,8 +80,11 @@ pub enum Exp {
         /// The FMA path was taken.
         fma: bool,
     },
-    /// The portable FreeBSD-derived routine (`math/exp.go`), here `libm::exp`. Used for
-    /// arm64 targets too, whose assembly follows the same algorithm [unverified].
+    /// Go's arm64 assembly (`math/exp_arm64.s`): the FreeBSD algorithm with fused
+    /// multiply-adds (checked bit for bit against Go 1.27.3 under qemu-aarch64).
+    Arm64,
+    /// The portable FreeBSD-derived routine (`math/exp.go`, other architectures), here
+    /// `libm::exp`, which implements the same algorithm (not checked bit for bit).
     Portable,
 }
 
@@ -190,6 +195,7 @@ impl Scale {
     fn exp(&self, x: f64) -> f64 {
         match self.exp {
             Exp::Amd64 { fma } => exp_amd64(x, fma),
+            Exp::Arm64 => exp_arm64(x),
             Exp::Portable => libm::exp(x),
         }
     }
@@ -287,6 +293,64 @@ fn exp_amd64(x: f64, fma: bool) -> f64 {
         return f64::INFINITY;
     }
     r * f64::from_bits((e as u64) << 52)
+}
+
+/// Go's `math.archExp` for arm64 (`math/exp_arm64.s`, Go 1.19–1.27): reduce by ln 2
+/// (hi/lo split), the FreeBSD rational approximation with FMADD/FMSUB, then ldexp.
+#[allow(clippy::excessive_precision)]
+fn exp_arm64(x: f64) -> f64 {
+    const LN2HI: f64 = 6.931_471_803_691_238_164_90e-01;
+    const LN2LO: f64 = 1.908_214_929_270_587_700_02e-10;
+    use core::f64::consts::LOG2_E as LOG2E; // Go writes 1.44269504088896338700e+00: the same f64
+    const OVERFLOW: f64 = 7.097_827_128_933_839_730_96e+02;
+    const UNDERFLOW: f64 = -7.451_332_191_019_411_084_20e+02;
+    const P: [f64; 5] = [
+        1.666_666_666_666_666_574_15e-01,
+        -2.777_777_777_701_559_338_42e-03,
+        6.613_756_321_437_934_361_17e-05,
+        -1.653_390_220_546_525_153_90e-06,
+        4.138_136_797_057_238_460_39e-08,
+    ];
+    if x.is_nan() {
+        return x;
+    }
+    if x > OVERFLOW {
+        return f64::INFINITY;
+    }
+    if x < UNDERFLOW {
+        return 0.0;
+    }
+    if x.abs() < f64::from_bits(0x3e30_0000_0000_0000) {
+        return 1.0 + x;
+    }
+    let kf = if x < 0.0 {
+        libm::fma(LOG2E, x, -0.5)
+    } else {
+        libm::fma(LOG2E, x, 0.5)
+    };
+    // FCVTZS: truncate toward zero, saturating.
+    let k = kf as i64;
+    let kf = k as f64;
+    let hi = libm::fma(-kf, LN2HI, x);
+    let lo = kf * LN2LO;
+    let r = hi - lo;
+    let t = r * r;
+    let mut c = libm::fma(P[4], t, P[3]);
+    c = libm::fma(c, t, P[2]);
+    c = libm::fma(c, t, P[1]);
+    c = libm::fma(c, t, P[0]);
+    c = libm::fma(-c, t, r);
+    let y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi);
+    // Inlined ldexp(y, k) on the bit pattern.
+    let bits = y.to_bits();
+    let frac = bits & 0x000f_ffff_ffff_ffff;
+    let mut e = ((bits >> 52) as i64).wrapping_add(k);
+    let mut m = 1.0;
+    if e < 1 {
+        e += 52;
+        m = f64::from_bits(0x3cb0_0000_0000_0000); // 2^-52
+    }
+    m * f64::from_bits(frac | ((e as u64) << 52))
 }
 
 #[cfg(test)]
@@ -521,6 +585,89 @@ mod tests {
         }
     }
 
+    /// `(x, amd64 FMA, amd64 without FMA, arm64)` bits of Go 1.27.3's `math.Exp(x)`,
+    /// printed natively (`GODEBUG=cpu.fma=off` for the second) and under qemu-aarch64;
+    /// inputs where the flavours disagree.
+    const GO_EXP_FLAVOURS: &[(u64, u64, u64, u64)] = &[
+        (0xc087480000000000, 0x1, 0x1, 0x0),
+        (
+            0xbff1c28f5c28f5c2,
+            0x3fd5177e77fafcb5,
+            0x3fd5177e77fafcb6,
+            0x3fd5177e77fafcb6,
+        ),
+        (
+            0xc001c28f5c28f5c2,
+            0x3fbbcdce7a736e29,
+            0x3fbbcdce7a736e29,
+            0x3fbbcdce7a736e28,
+        ),
+        (
+            0xc007ae147ae147ae,
+            0x3faa8802552458d5,
+            0x3faa8802552458d5,
+            0x3faa8802552458d6,
+        ),
+        (
+            0xc014b851eb851eb8,
+            0x3f770d6477dd5ce9,
+            0x3f770d6477dd5cea,
+            0x3f770d6477dd5cea,
+        ),
+        (
+            0xc01aa3d70a3d70a4,
+            0x3f54fd8470c7b598,
+            0x3f54fd8470c7b598,
+            0x3f54fd8470c7b597,
+        ),
+        (
+            0xc075f2147ae147ae,
+            0x204580dc4a95bf9f,
+            0x204580dc4a95bf9f,
+            0x204580dc4a95bfa0,
+        ),
+        (
+            0xc07609c28f5c28f6,
+            0x20239474738f0f6d,
+            0x20239474738f0f6d,
+            0x20239474738f0f6e,
+        ),
+        (
+            0xc0762170a3d70a3d,
+            0x2001d418361b22ff,
+            0x2001d418361b2300,
+            0x2001d418361b2300,
+        ),
+        (
+            0xc0763f0a3d70a3d7,
+            0x1fd66d2991ebc711,
+            0x1fd66d2991ebc711,
+            0x1fd66d2991ebc710,
+        ),
+        (
+            0xc0765ca3d70a3d71,
+            0x1fac35caf74262c7,
+            0x1fac35caf74262c6,
+            0x1fac35caf74262c7,
+        ),
+        (
+            0xc0767451eb851eb8,
+            0x1f89afcf149a677b,
+            0x1f89afcf149a677a,
+            0x1f89afcf149a677a,
+        ),
+    ];
+
+    #[test]
+    fn each_exp_flavour_is_bit_identical_to_go() {
+        for &(x, fma, nofma, arm) in GO_EXP_FLAVOURS {
+            let x = f64::from_bits(x);
+            assert_eq!(exp_amd64(x, true).to_bits(), fma, "amd64 fma x={x:e}");
+            assert_eq!(exp_amd64(x, false).to_bits(), nofma, "amd64 x={x:e}");
+            assert_eq!(exp_arm64(x).to_bits(), arm, "arm64 x={x:e}");
+        }
+    }
+
     #[test]
     fn exp_amd64_fma_is_bit_identical_to_go() {
         for &(x, want) in GO_EXP {
@@ -533,14 +680,45 @@ mod tests {
         }
     }
 
+    /// Checks a whole dump of Go's `math.Exp` bits, lines `(0xX, 0xY),`, named by
+    /// `GO_EXP_FILE` with `GO_EXP_ARCH=amd64-fma|amd64-nofma|arm64` (e.g. printed by a Go program run
+    /// natively and under qemu-aarch64): `cargo test -p oom-core --lib exp_dump -- --ignored`.
+    #[test]
+    #[ignore]
+    fn exp_dump_matches_go() {
+        let text = std::fs::read_to_string(std::env::var("GO_EXP_FILE").unwrap()).unwrap();
+        let arch = std::env::var("GO_EXP_ARCH").unwrap();
+        let mut n = 0;
+        for l in text.lines().filter(|l| l.matches(',').count() == 2) {
+            let parts: std::vec::Vec<u64> = l
+                .trim_matches(|c| c == '(' || c == ')' || c == ',')
+                .split(", ")
+                .map(|h| u64::from_str_radix(h.trim_start_matches("0x"), 16).unwrap())
+                .collect();
+            let x = f64::from_bits(parts[0]);
+            let got = match arch.as_str() {
+                "arm64" => exp_arm64(x),
+                "amd64-nofma" => exp_amd64(x, false),
+                _ => exp_amd64(x, true),
+            };
+            assert_eq!(got.to_bits(), parts[1], "{arch} x={x:e}");
+            n += 1;
+        }
+        assert!(n > 0);
+        std::println!("{n} values match");
+    }
+
     #[test]
     fn exp_variants_agree_with_libm_closely() {
         for &x in &[
             -1e-9, -0.001, -0.5, -1.0, -20.0, -700.0, -745.0, -746.0, -1e12, 1.0, 700.0,
         ] {
             let want = libm::exp(x);
-            for fma in [false, true] {
-                let got = exp_amd64(x, fma);
+            for (fma, got) in [
+                (false, exp_amd64(x, false)),
+                (true, exp_amd64(x, true)),
+                (true, exp_arm64(x)),
+            ] {
                 let tol = want.abs() * 4.0 * f64::EPSILON;
                 assert!(
                     (got - want).abs() <= tol.max(f64::MIN_POSITIVE),
@@ -552,6 +730,10 @@ mod tests {
         assert!(exp_amd64(f64::NAN, true).is_nan());
         assert_eq!(exp_amd64(710.0, false), f64::INFINITY);
         assert_eq!(exp_amd64(f64::INFINITY, false), f64::INFINITY);
+        assert_eq!(exp_arm64(f64::NEG_INFINITY), 0.0);
+        assert!(exp_arm64(f64::NAN).is_nan());
+        assert_eq!(exp_arm64(710.0), f64::INFINITY);
+        assert_eq!(exp_arm64(1e-30), 1.0);
     }
 
     #[test]

@@ -46,12 +46,24 @@ fn tempdir(tag: &str) -> TempDir {
     TempDir(d)
 }
 
-/// Starts holder, lets it profile itself, and returns it still running (quiescent).
-fn holder(bin: &Path, rate: &str) -> Holder {
-    let dir = tempdir("holder");
+/// Fixtures with their arguments: a known heap (holder), inline decks, generics and
+/// closures (inlined), stacks deeper than every limit (deep).
+const FIXTURES: &[(&str, &[&str])] = &[
+    ("holder", &["-large", "8", "-small", "3000"]),
+    ("inlined", &["-n", "200"]),
+    ("deep", &["-depth", "300", "-count", "16"]),
+];
+
+/// MemProfileRate for the encoder comparisons: low enough that every fixture has many
+/// samples, not 1 (so scaling is exercised).
+const COMPARE_RATE: &str = "64";
+
+/// Starts a fixture, lets it profile itself, and returns it still running (quiescent).
+fn holder(bin: &Path, args: &[&str], rate: &str) -> Holder {
+    let dir = tempdir("fixture");
     let profile = dir.0.join("heap.pb.gz");
     let mut cmd = Command::new(bin);
-    cmd.args(["-large", "8", "-small", "3000"])
+    cmd.args(args)
         .env("FIXTURE_PROFILE", &profile)
         .env("FIXTURE_MEMPROFILERATE", rate);
     let mut proc = Running::spawn(&mut cmd).unwrap();
@@ -130,20 +142,111 @@ fn symbolization_equals_callers_frames() {
     let mut total = 0usize;
     for tc in &matrix {
         for variant in Variant::ALL {
-            let path = fixtures::build("holder", tc, variant).unwrap();
-            let bin = GoBinary::load(&path);
-            let h = holder(&path, "1");
-            let bias = load_bias(h.proc.pid(), &bin);
-            let sym = bin.symbolizer(bias);
-            let text = std::fs::read_to_string(format!("{}.frames", h.profile.display())).unwrap();
+            for &(name, args) in FIXTURES {
+                let path = fixtures::build(name, tc, variant).unwrap();
+                let bin = GoBinary::load(&path);
+                let h = holder(&path, args, "1");
+                let bias = load_bias(h.proc.pid(), &bin);
+                let sym = bin.symbolizer(bias);
+                let text =
+                    std::fs::read_to_string(format!("{}.frames", h.profile.display())).unwrap();
+                let recs = parse_frames(&text);
+                assert!(
+                    recs.len() > 5,
+                    "{name} go{} {:?}: only {} records",
+                    tc.version,
+                    variant,
+                    recs.len()
+                );
+                for r in &recs {
+                    let ours: Vec<_> = r
+                        .pcs
+                        .iter()
+                        .map(|&pc| {
+                            let f = sym.frame(pc).unwrap();
+                            (
+                                f.pc,
+                                f.entry,
+                                print_name(&bin.layout, f.function),
+                                f.file.to_string(),
+                                f.line,
+                            )
+                        })
+                        .filter(|f| f.0 != 0 || !f.2.is_empty())
+                        .collect();
+                    assert_eq!(
+                        ours, r.frames,
+                        "{name} go{} {:?}: pcs {:x?}",
+                        tc.version, variant, r.pcs
+                    );
+                    total += r.frames.len();
+                }
+                eprintln!(
+                    "{name} go{} {:?}: {} records match",
+                    tc.version,
+                    variant,
+                    recs.len()
+                );
+            }
+        }
+    }
+    eprintln!("{total} frames matched");
+}
+
+/// Builds `name` for linux/arm64 (CGO off) into `dir`.
+fn build_arm64(tc: &Toolchain, name: &str, dir: &Path, stripped: bool) -> PathBuf {
+    let out = dir.join(format!("{name}-arm64"));
+    let mut cmd = tc.command();
+    cmd.current_dir(fixtures::source_dir())
+        .env("GOARCH", "arm64")
+        .env("CGO_ENABLED", "0")
+        .args(["build", "-o"])
+        .arg(&out);
+    if stripped {
+        cmd.arg("-ldflags=-s -w");
+    }
+    let st = cmd.arg(format!("./{name}")).status().unwrap();
+    assert!(st.success());
+    out
+}
+
+#[test]
+fn arm64_symbolization_under_qemu_equals_callers_frames() {
+    let test = "arm64_symbolization_under_qemu_equals_callers_frames";
+    let Some(matrix) = matrix_or_skip(test) else {
+        return;
+    };
+    if Command::new("qemu-aarch64")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        oom_tests::privileged::skip(
+            test,
+            "qemu-aarch64 not installed (apt-get install qemu-user)",
+        );
+        return;
+    }
+    for tc in &matrix {
+        for stripped in [false, true] {
+            let dir = tempdir("arm64-frames");
+            let exe = build_arm64(tc, "inlined", &dir.0, stripped);
+            let bin = GoBinary::load(&exe);
+            assert_eq!(bin.pclntab().quantum(), 4);
+            let profile = dir.0.join("heap.pb.gz");
+            let mut cmd = Command::new("qemu-aarch64");
+            cmd.arg(&exe)
+                .args(["-n", "50"])
+                .env("FIXTURE_PROFILE", &profile)
+                .env("FIXTURE_MEMPROFILERATE", "1");
+            let mut proc = Running::spawn(&mut cmd).unwrap();
+            proc.wait_line("ready", Duration::from_secs(120)).unwrap();
+            proc.signal(SIGUSR2).unwrap();
+            proc.wait_line("profiled", Duration::from_secs(120))
+                .unwrap();
+            let text = std::fs::read_to_string(format!("{}.frames", profile.display())).unwrap();
             let recs = parse_frames(&text);
-            assert!(
-                recs.len() > 5,
-                "go{} {:?}: only {} records",
-                tc.version,
-                variant,
-                recs.len()
-            );
+            let sym = bin.symbolizer(0);
             for r in &recs {
                 let ours: Vec<_> = r
                     .pcs
@@ -162,20 +265,18 @@ fn symbolization_equals_callers_frames() {
                     .collect();
                 assert_eq!(
                     ours, r.frames,
-                    "go{} {:?}: pcs {:x?}",
-                    tc.version, variant, r.pcs
+                    "arm64 go{} stripped={stripped}: pcs {:x?}",
+                    tc.version, r.pcs
                 );
-                total += r.frames.len();
             }
+            assert!(recs.len() > 5);
             eprintln!(
-                "go{} {:?}: {} records match",
+                "arm64 go{} stripped={stripped}: {} records match",
                 tc.version,
-                variant,
                 recs.len()
             );
         }
     }
-    eprintln!("{total} frames matched");
 }
 
 #[test]
@@ -190,18 +291,7 @@ fn stripped_finder_equals_symtab() {
         }
         // arm64, statically: cross-compiled.
         let dir = tempdir("arm64");
-        let out = dir.0.join("holder");
-        let st = tc
-            .command()
-            .current_dir(fixtures::source_dir())
-            .env("GOARCH", "arm64")
-            .env("CGO_ENABLED", "0")
-            .args(["build", "-o"])
-            .arg(&out)
-            .arg("./holder")
-            .status()
-            .unwrap();
-        assert!(st.success());
+        let out = build_arm64(tc, "holder", &dir.0, false);
         let bin = GoBinary::load(&out);
         assert_eq!(bin.arch, Arch::Arm64);
         check_finder(&bin, &format!("go{} arm64", tc.version));
@@ -287,7 +377,7 @@ fn stripped_addresses_hold_live_values() {
             bin.data_range.clone(),
         )
         .unwrap();
-        let h = holder(&path, "4096");
+        let h = holder(&path, FIXTURES[0].1, "4096");
         let mem = std::fs::File::open(format!("/proc/{}/mem", h.proc.pid())).unwrap();
         assert_eq!(u64_at(&mem, rate_addr) as i64, h.rate, "go{}", tc.version);
         let buckets = walk(&mem, mb, &bin.layout);
@@ -310,16 +400,47 @@ fn encoder_output_equals_go_heap_profile() {
     };
     for tc in &matrix {
         for variant in Variant::ALL {
-            compare_with_go(tc, variant);
+            for &(name, args) in FIXTURES {
+                compare_with_go(tc, variant, name, args);
+            }
         }
     }
 }
 
-fn compare_with_go(tc: &Toolchain, variant: Variant) {
-    let what = format!("go{} {:?}", tc.version, variant);
-    let path = fixtures::build("holder", tc, variant).unwrap();
+/// Runs [`try_compare_with_go`] up to three times: a GC that runs after the fixture
+/// wrote its profile (the profile writer's own garbage can trigger one) legitimately
+/// changes the heap, so a mismatch is retried on a fresh process before it fails.
+fn compare_with_go(tc: &Toolchain, variant: Variant, name: &str, args: &[&str]) {
+    let mut errors = Vec::new();
+    for _ in 0..3 {
+        match try_compare_with_go(tc, variant, name, args) {
+            Ok(msg) => {
+                eprintln!(
+                    "{msg}{}",
+                    if errors.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (after {} retries: {errors:?})", errors.len())
+                    }
+                );
+                return;
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    panic!("{errors:#?}");
+}
+
+fn try_compare_with_go(
+    tc: &Toolchain,
+    variant: Variant,
+    name: &str,
+    args: &[&str],
+) -> Result<String, String> {
+    let what = format!("{name} go{} {:?}", tc.version, variant);
+    let path = fixtures::build(name, tc, variant).unwrap();
     let bin = GoBinary::load(&path);
-    let h = holder(&path, "4096");
+    let h = holder(&path, args, COMPARE_RATE);
     let pid = h.proc.pid();
     let bias = load_bias(pid, &bin);
     let mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
@@ -433,20 +554,17 @@ fn compare_with_go(tc: &Toolchain, variant: Variant) {
     // Buckets created after holder wrote its profile (by the frames dump) appear in our
     // read with zero published values; everything else must be identical.
     let extra: Vec<_> = a.iter().filter(|x| !b.contains(x)).collect();
-    assert!(
-        b.iter().all(|x| a.contains(x)),
-        "{what}: go samples missing from ours: {:#?}",
-        b.iter().filter(|x| !a.contains(x)).collect::<Vec<_>>()
-    );
-    assert!(
-        extra.iter().all(|x| x.1.iter().all(|&v| v == 0)),
-        "{what}: extra non-zero samples: {extra:#?}"
-    );
-    eprintln!(
-        "{what}: {} samples identical ({} extra zero samples)",
-        b.len(),
-        extra.len()
-    );
+    if !b.iter().all(|x| a.contains(x)) {
+        return Err(format!(
+            "{what}: go samples missing from ours: {:#?}",
+            b.iter().filter(|x| !a.contains(x)).collect::<Vec<_>>()
+        ));
+    }
+    if !extra.iter().all(|x| x.1.iter().all(|&v| v == 0)) {
+        return Err(format!(
+            "{what}: extra non-zero samples (a GC ran after the profile?): {extra:#?}"
+        ));
+    }
 
     // Byte for byte: buckets created after holder's profile sit at the head of the
     // list, so the last N buckets are the ones Go wrote, in Go's order.
@@ -459,6 +577,9 @@ fn compare_with_go(tc: &Toolchain, variant: Variant) {
         d
     };
     let (go_samples, go_time) = top_level(&go_bytes);
+    if go_samples == 0 {
+        return Err(format!("{what}: Go's profile has no samples"));
+    }
     let tail = &buckets[buckets.len() - go_samples..];
     let exact = Profile {
         time_nanos: go_time,
@@ -483,14 +604,188 @@ fn compare_with_go(tc: &Toolchain, variant: Variant) {
             .zip(&go_bytes)
             .position(|(a, b)| a != b)
             .unwrap_or(n.min(go_bytes.len()));
-        panic!(
+        return Err(format!(
             "{what}: not byte-identical to runtime/pprof: {n} vs {} bytes, first difference at {at}: ours {:02x?} go {:02x?}",
             go_bytes.len(),
             &out[at.saturating_sub(8)..(at + 24).min(n)],
             &go_bytes[at.saturating_sub(8)..(at + 24).min(go_bytes.len())]
-        );
+        ));
     }
-    eprintln!("{what}: byte-identical to runtime/pprof ({n} bytes)");
+    Ok(format!(
+        "{what}: {} samples, byte-identical to runtime/pprof ({n} bytes; {} extra zero samples in the live read)",
+        b.len(),
+        extra.len()
+    ))
+}
+
+/// The mappings of an uncompressed profile: (start, limit, offset, file, build id).
+fn profile_mappings(buf: &[u8]) -> Vec<(u64, u64, u64, String, String)> {
+    use quick_protobuf::BytesReader;
+    let mut r = BytesReader::from_bytes(buf);
+    let mut strings = Vec::new();
+    let mut raw = Vec::new();
+    while !r.is_eof() {
+        let tag = r.next_tag(buf).unwrap();
+        match tag {
+            0x1a => {
+                let m = r.read_bytes(buf).unwrap();
+                let mut mr = BytesReader::from_bytes(m);
+                let mut f = [0u64; 7];
+                while !mr.is_eof() {
+                    let t = mr.next_tag(m).unwrap();
+                    if t & 7 == 0 && (t >> 3) < 7 {
+                        f[(t >> 3) as usize] = mr.read_uint64(m).unwrap();
+                    } else {
+                        mr.read_unknown(m, t).unwrap();
+                    }
+                }
+                raw.push(f);
+            }
+            0x32 => strings.push(r.read_string(buf).unwrap().to_string()),
+            t => r.read_unknown(buf, t).unwrap(),
+        }
+    }
+    raw.iter()
+        .map(|f| {
+            (
+                f[2],
+                f[3],
+                f[4],
+                strings[f[5] as usize].clone(),
+                strings[f[6] as usize].clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn arm64_encoder_output_under_qemu_equals_go_heap_profile() {
+    let test = "arm64_encoder_output_under_qemu_equals_go_heap_profile";
+    if !oom_tests::privileged::root(test) {
+        return;
+    }
+    let Some(matrix) = matrix_or_skip(test) else {
+        return;
+    };
+    if Command::new("qemu-aarch64")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        oom_tests::privileged::skip(
+            test,
+            "qemu-aarch64 not installed (apt-get install qemu-user)",
+        );
+        return;
+    }
+    for tc in &matrix {
+        for &(name, args) in FIXTURES {
+            let mut errors = Vec::new();
+            let ok = (0..3).any(|_| match arm64_compare(tc, name, args) {
+                Ok(msg) => {
+                    eprintln!("{msg}");
+                    true
+                }
+                Err(e) => {
+                    errors.push(e);
+                    false
+                }
+            });
+            assert!(ok, "{errors:#?}");
+        }
+    }
+}
+
+/// qemu-user maps a static arm64 guest at its link addresses (guest base 0), so the
+/// guest's buckets are readable at the same addresses through the qemu process.
+fn arm64_compare(tc: &Toolchain, name: &str, args: &[&str]) -> Result<String, String> {
+    let what = format!("arm64 {name} go{}", tc.version);
+    let dir = tempdir("arm64-enc");
+    let exe = build_arm64(tc, name, &dir.0, false);
+    let bin = GoBinary::load(&exe);
+    let profile_path = dir.0.join("heap.pb.gz");
+    let mut cmd = Command::new("qemu-aarch64");
+    cmd.arg(&exe)
+        .args(args)
+        .env("FIXTURE_PROFILE", &profile_path)
+        .env("FIXTURE_MEMPROFILERATE", COMPARE_RATE);
+    let mut proc = Running::spawn(&mut cmd).unwrap();
+    proc.wait_line("ready", Duration::from_secs(120)).unwrap();
+    proc.signal(SIGUSR2).unwrap();
+    proc.wait_line("profiled", Duration::from_secs(120))
+        .unwrap();
+    let mem = std::fs::File::open(format!("/proc/{}/mem", proc.pid())).unwrap();
+    let raw = walk(&mem, bin.symbol("runtime.mbuckets").unwrap(), &bin.layout);
+    let cycle = Some((u64_at(&mem, bin.symbol("runtime.mProfCycle").unwrap()) as u32) >> 1);
+    let rate = u64_at(&mem, bin.symbol("runtime.MemProfileRate").unwrap()) as i64;
+    let buckets: Vec<_> = raw
+        .iter()
+        .map(|b| GoBucket::parse(b, &bin.layout).unwrap().bucket)
+        .collect();
+    let go_bytes = {
+        use std::io::Read;
+        let mut d = Vec::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(&profile_path).unwrap())
+            .read_to_end(&mut d)
+            .unwrap();
+        d
+    };
+    // The guest's view of its maps (qemu emulates /proc/self/maps), taken from Go's profile.
+    let maps = profile_mappings(&go_bytes);
+    let mappings: Vec<Mapping> = maps
+        .iter()
+        .map(|(s, l, o, f, b)| Mapping {
+            start: *s,
+            limit: *l,
+            offset: *o,
+            filename: f,
+            build_id: b,
+        })
+        .collect();
+    let (go_samples, go_time) = top_level(&go_bytes);
+    if go_samples == 0 {
+        return Err(format!("{what}: Go's profile has no samples"));
+    }
+    let tail = &buckets[buckets.len() - go_samples..];
+    let fallback = values::needs_fallback(tail.iter().map(|b| &b.record), cycle);
+    let profile = Profile {
+        scale: Scale::new(rate, Exp::Arm64, bin.layout).unwrap(),
+        policy: Policy::GoPublished { cycle, fallback },
+        mappings: &mappings,
+        time_nanos: go_time,
+        default_sample_type: None,
+        comments: &[],
+    };
+    let words: usize = buckets.iter().map(|b| b.stack.len()).sum();
+    let mut strings = vec![StringSlot::default(); 4 * words + 64];
+    let mut locs = vec![LocationSlot::default(); 4 * words + 64];
+    let mut out = vec![0u8; go_bytes.len() + 4096];
+    let sym = bin.symbolizer(0);
+    let n = pprof::encode(
+        &mut out,
+        Tables {
+            strings: &mut strings,
+            locations: &mut locs,
+        },
+        &sym,
+        &profile,
+        tail,
+    )
+    .unwrap();
+    if out[..n] != go_bytes[..] {
+        let at = out
+            .iter()
+            .zip(&go_bytes)
+            .position(|(a, b)| a != b)
+            .unwrap_or(n.min(go_bytes.len()));
+        return Err(format!(
+            "{what}: not byte-identical: {n} vs {} bytes, first difference at {at}",
+            go_bytes.len()
+        ));
+    }
+    Ok(format!(
+        "{what}: {go_samples} samples, byte-identical to runtime/pprof ({n} bytes)"
+    ))
 }
 
 /// (number of samples, time_nanos) of an uncompressed profile.

@@ -135,6 +135,7 @@ fn rust_mirror_matches_the_compiled_abi() {
             ("max_buckets", offset_of!(RawEnd, max_buckets)),
             ("max_nstk", offset_of!(RawEnd, max_nstk)),
             ("cycle_size", offset_of!(RawEnd, cycle_size)),
+            ("zero_tail_buckets", offset_of!(RawEnd, zero_tail_buckets)),
             ("comm", offset_of!(RawEnd, comm)),
         ],
     );

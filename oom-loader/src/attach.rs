@@ -1,5 +1,7 @@
 //! Classic tracepoints: ids and record layouts from tracefs, attach through
-//! `perf_event_open` plus a BPF link (5.15+) or the `SET_BPF` ioctl.
+//! `perf_event_open` plus a BPF link (5.15+) or the `SET_BPF` ioctl; and raw
+//! tracepoints (`BPF_RAW_TRACEPOINT_OPEN`), which need neither tracefs nor the
+//! RCU waits a classic detach makes.
 //!
 //! tracefs is often not mounted (it is not on our CI host). Then we mount it in a
 //! private mount namespace that only a short-lived helper thread enters: the thread
@@ -181,6 +183,26 @@ pub enum Attachment {
         /// The perf event.
         perf: PerfFd,
     },
+    /// A raw tracepoint (`BPF_RAW_TRACEPOINT_OPEN`).
+    Raw {
+        /// The link.
+        link: LinkFd,
+    },
+}
+
+/// Attaches a raw-tracepoint program to the tracepoint `name` (no tracefs needed).
+/// Detaching it does not wait for RCU grace periods, unlike a classic one.
+///
+/// Returns an error if the kernel refuses, e.g. EINVAL when the program reads
+/// more arguments than the tracepoint has.
+pub fn attach_raw_tracepoint(prog: &ProgFd, name: &str) -> Result<Attachment> {
+    let cname = std::ffi::CString::new(name).map_err(|_| Error::Tracepoint {
+        tracepoint: name.into(),
+        reason: "name contains NUL".into(),
+    })?;
+    let link = sys::raw_tracepoint_open(prog, &cname)
+        .map_err(|e| Error::sys(format!("BPF_RAW_TRACEPOINT_OPEN({name})"), e))?;
+    Ok(Attachment::Raw { link })
 }
 
 /// Attaches `prog` to the tracepoint with perf event id `id`.

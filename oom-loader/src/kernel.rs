@@ -30,8 +30,8 @@ use crate::sys::{self, consts, MapFd, ProgBtf, ProgSpec};
 /// Default ring size: 8 MiB, the largest power of two that keeps all our maps under
 /// the 16 MiB kernel-memory budget (8.6 MiB in total at the defaults). Measured on
 /// `manysites` (44-frame stacks, 200k buckets): 54 bytes per bucket with u32 PCs
-/// and shared outer frames, so 154,000 buckets fit; 300-frame `deep` stacks take
-/// 123 bytes per bucket (tests/tests/kernel_walk.rs).
+/// and shared outer frames, so 154,000 buckets fit; `deep`, whose buckets hold
+/// 300-frame stacks, averages ~96 bytes per bucket (tests/tests/kernel_walk.rs).
 pub const DEFAULT_RING_SIZE: usize = 8 << 20;
 /// Default number of processes that can be watched at once.
 pub const DEFAULT_MAX_WATCHED: u32 = 4096;
@@ -43,7 +43,10 @@ pub const DEFAULT_CLASSIFY_WINDOW: Duration = Duration::from_millis(250);
 pub struct KernelConfig {
     /// Ring-buffer data size in bytes: a power of two, at least one page.
     pub ring_size: usize,
-    /// Buckets read per capture, at most [`abi::MAX_BUCKETS_CEILING`].
+    /// Buckets read per capture, at most [`abi::MAX_BUCKETS_CEILING`]. The walk
+    /// also stops after bpf_loop's 8M steps (a bucket takes 1 + nstk/16 steps:
+    /// ~1.9M buckets of 44 frames); either way the end record says
+    /// `WALK_LIMIT`.
     pub max_buckets: u32,
     /// Processes watched at once.
     pub max_watched: u32,
@@ -51,6 +54,13 @@ pub struct KernelConfig {
     pub keep_killed: bool,
     /// How long a finished capture waits for the OOM killer's mark_victim.
     pub classify_window: Duration,
+    /// Attach the program variants for older tracepoint layouts (mark_victim with
+    /// `pid` only, sched_process_exit without `group_dead`) even where the newer
+    /// fields exist. For testing those variants on a new kernel.
+    pub compat_programs: bool,
+    /// Attach with `PERF_EVENT_IOC_SET_BPF` (the pre-5.15 method) even where BPF
+    /// perf links exist. For testing that path on a new kernel.
+    pub ioctl_attach: bool,
 }
 
 impl Default for KernelConfig {
@@ -61,6 +71,8 @@ impl Default for KernelConfig {
             max_watched: DEFAULT_MAX_WATCHED,
             keep_killed: false,
             classify_window: DEFAULT_CLASSIFY_WINDOW,
+            compat_programs: false,
+            ioctl_attach: false,
         }
     }
 }
@@ -121,6 +133,23 @@ pub enum Event {
     Capture(Capture),
 }
 
+/// Where [`Kernel::load`] spent its time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadTimings {
+    /// Feature probes.
+    pub probe: Duration,
+    /// Parsing the object, BTF fixup and BPF_BTF_LOAD.
+    pub object_and_btf: Duration,
+    /// Map creation and relocations.
+    pub maps_and_relocation: Duration,
+    /// Reading tracepoint ids and formats (mounting tracefs privately if needed).
+    pub tracefs: Duration,
+    /// Verifying and attaching the programs.
+    pub programs_and_attach: Duration,
+    /// All of it.
+    pub total: Duration,
+}
+
 /// Kernel object ids of a loaded [`Kernel`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BpfIds {
@@ -134,10 +163,15 @@ pub struct BpfIds {
 #[derive(Debug)]
 struct Choice {
     program: &'static str,
+    /// `category/name` for a classic tracepoint, `name` for a raw one.
     tracepoint: &'static str,
+    raw: bool,
+    /// Program to use instead if the attach fails (an older raw tracepoint with
+    /// fewer arguments than `program` reads).
+    fallback: Option<&'static str>,
 }
 
-fn choose(tps: &HashMap<String, Tracepoint>) -> Result<Vec<Choice>> {
+fn choose(tps: &HashMap<String, Tracepoint>, compat: bool) -> Result<Vec<Choice>> {
     use oom_bpf::programs as p;
     let get = |name: &str| {
         tps.get(name).ok_or_else(|| Error::Tracepoint {
@@ -149,16 +183,12 @@ fn choose(tps: &HashMap<String, Tracepoint>) -> Result<Vec<Choice>> {
         tracepoint: name.into(),
         reason: format!("record layout differs from what the program reads: {what}"),
     };
-    let mut out = Vec::new();
-
-    let sd = get("signal/signal_deliver")?;
-    if !sd.has("sig", 8, 4) {
-        return Err(bad("signal/signal_deliver", "sig@8"));
-    }
-    out.push(Choice {
+    let mut out = vec![Choice {
         program: p::SIGNAL_DELIVER,
-        tracepoint: "signal/signal_deliver",
-    });
+        tracepoint: "signal_deliver",
+        raw: true,
+        fallback: None,
+    }];
 
     let mv = get("oom/mark_victim")?;
     let full = [
@@ -172,7 +202,7 @@ fn choose(tps: &HashMap<String, Tracepoint>) -> Result<Vec<Choice>> {
         ("pgtables", 56, 8),
         ("oom_score_adj", 64, 2),
     ];
-    let program = if full.iter().all(|&(n, o, s)| mv.has(n, o, s)) {
+    let program = if !compat && full.iter().all(|&(n, o, s)| mv.has(n, o, s)) {
         p::MARK_VICTIM
     } else if mv.has("pid", 8, 4) {
         p::MARK_VICTIM_V1
@@ -182,6 +212,8 @@ fn choose(tps: &HashMap<String, Tracepoint>) -> Result<Vec<Choice>> {
     out.push(Choice {
         program,
         tracepoint: "oom/mark_victim",
+        raw: false,
+        fallback: None,
     });
 
     let ex = get("sched/sched_process_exec")?;
@@ -194,16 +226,24 @@ fn choose(tps: &HashMap<String, Tracepoint>) -> Result<Vec<Choice>> {
     out.push(Choice {
         program: p::SCHED_PROCESS_EXEC,
         tracepoint: "sched/sched_process_exec",
+        raw: false,
+        fallback: None,
     });
 
-    let et = get("sched/sched_process_exit")?;
-    out.push(Choice {
-        program: if et.has("group_dead", 32, 1) {
-            p::SCHED_PROCESS_EXIT
-        } else {
-            p::SCHED_PROCESS_EXIT_V1
-        },
-        tracepoint: "sched/sched_process_exit",
+    out.push(if compat {
+        Choice {
+            program: p::SCHED_PROCESS_EXIT_V1,
+            tracepoint: "sched_process_exit",
+            raw: true,
+            fallback: None,
+        }
+    } else {
+        Choice {
+            program: p::SCHED_PROCESS_EXIT,
+            tracepoint: "sched_process_exit",
+            raw: true,
+            fallback: Some(p::SCHED_PROCESS_EXIT_V1),
+        }
     });
     Ok(out)
 }
@@ -225,6 +265,7 @@ pub struct Kernel {
     memlock: u64,
     programs: Vec<(&'static str, &'static str)>,
     ids: BpfIds,
+    timings: LoadTimings,
     assembler: AssemblerBox,
 }
 
@@ -267,7 +308,9 @@ impl Kernel {
         if config.max_watched == 0 {
             return Err(Error::Config("max_watched must be at least 1".into()));
         }
+        let t0 = Instant::now();
         let features = probe::probe()?;
+        let t_probe = t0.elapsed();
 
         let bytes = oom_bpf::object();
         let mut obj = Object::parse(bytes).map_err(|e| object_err("parse", e))?;
@@ -296,6 +339,7 @@ impl Kernel {
             Err(e) => return Err(object_err("BTF fixup", e)),
         };
 
+        let t_btf = t0.elapsed();
         // Maps, with configured sizes.
         let mut defs: Vec<(String, Map)> = obj.maps.drain().collect();
         defs.sort_by(|a, b| a.0.cmp(&b.0));
@@ -321,63 +365,50 @@ impl Kernel {
             .map_err(|e| object_err("call relocation", e))?;
 
         // Tracepoints and the variant each gets.
+        let t_maps = t0.elapsed();
+        // Classic tracepoints whose record layouts we check; the others are raw.
         let tps = attach::index(attach::read_tracepoints(&[
-            "signal/signal_deliver",
             "oom/mark_victim",
             "sched/sched_process_exec",
-            "sched/sched_process_exit",
         ])?);
-        let choices = choose(&tps)?;
+        let choices = choose(&tps, config.compat_programs)?;
 
+        let t_tracefs = t0.elapsed();
         let elf = object::File::parse(bytes).map_err(|e| object_err("ELF", e))?;
         let mut attachments = Vec::new();
         let mut programs = Vec::new();
         let mut prog_ids = Vec::new();
         for choice in &choices {
-            let prog = obj.programs.get(choice.program).ok_or_else(|| {
-                Error::Object(format!(
-                    "program {} missing from the object",
-                    choice.program
-                ))
-            })?;
-            // aya-obj drops the tracepoint name from the section; check it here.
-            let section = elf
-                .section_by_index(SectionIndex(prog.section_index))
-                .and_then(|s| s.name().map(str::to_string))
-                .map_err(|e| object_err("section name", e))?;
-            if section != format!("tracepoint/{}", choice.tracepoint) {
-                return Err(Error::Object(format!(
-                    "program {} is in section {section}, expected tracepoint/{}",
-                    choice.program, choice.tracepoint
-                )));
-            }
-            let func = obj.functions.get(&prog.function_key()).ok_or_else(|| {
-                Error::Object(format!("function of program {} missing", choice.program))
-            })?;
-            let func_info = func.func_info.func_info_bytes();
-            let line_info = func.line_info.line_info_bytes();
-            let kname = format!("oomprof_{}", short_name(choice.program));
-            let spec = ProgSpec {
-                prog_type: consts::PROG_TYPE_TRACEPOINT,
-                insns: &func.instructions,
-                license: &prog.license,
-                name: &kname,
-                btf: btf.as_ref().map(|fd| ProgBtf {
-                    btf_fd: std::os::fd::AsFd::as_fd(fd),
-                    func_info: &func_info,
-                    func_info_rec_size: func.func_info_rec_size as u32,
-                    line_info: &line_info,
-                    line_info_rec_size: func.line_info_rec_size as u32,
-                }),
+            let mut program = choice.program;
+            let attachment = loop {
+                let prog_fd = load_program(&obj, &elf, btf.as_ref(), program, choice)?;
+                let attached = if choice.raw {
+                    attach::attach_raw_tracepoint(&prog_fd, choice.tracepoint)
+                } else {
+                    attach::attach_tracepoint(
+                        &prog_fd,
+                        &tps[choice.tracepoint],
+                        features.perf_link && !config.ioctl_attach,
+                    )
+                };
+                match (attached, choice.fallback) {
+                    (Ok(a), _) => {
+                        prog_ids.push(maps::fdinfo_field(&prog_fd, "prog_id")? as u32);
+                        break a;
+                    }
+                    (Err(e), Some(fb)) if program != fb => {
+                        log::debug!("{program} does not attach ({e}); using {fb}");
+                        program = fb;
+                    }
+                    (Err(e), _) => return Err(e),
+                }
+                // The attachment keeps the program alive; its fd can close now.
             };
-            let prog_fd = progs::load(&spec)?;
-            prog_ids.push(maps::fdinfo_field(&prog_fd, "prog_id")? as u32);
-            let tp = &tps[choice.tracepoint];
-            attachments.push(attach::attach_tracepoint(&prog_fd, tp, features.perf_link)?);
-            programs.push((choice.program, choice.tracepoint));
-            // The attachment keeps the program alive; its fd can close now.
+            attachments.push(attachment);
+            programs.push((program, choice.tracepoint));
         }
 
+        let t_progs = t0.elapsed();
         let mut memlock = 0;
         let mut ring = None;
         let mut watched = None;
@@ -398,7 +429,17 @@ impl Kernel {
         let watched = watched.ok_or_else(|| Error::Object("no watched map".into()))?;
         let ring = RingBuf::new(ring, config.ring_size)
             .map_err(|e| Error::sys("mmap of the ring buffer", e))?;
+        let timings = LoadTimings {
+            probe: t_probe,
+            object_and_btf: t_btf - t_probe,
+            maps_and_relocation: t_maps - t_btf,
+            tracefs: t_tracefs - t_maps,
+            programs_and_attach: t_progs - t_tracefs,
+            total: t0.elapsed(),
+        };
+        log::debug!("loaded: {timings:?}");
         Ok(Kernel {
+            timings,
             attachments,
             ring,
             watched,
@@ -543,6 +584,11 @@ impl Kernel {
         Ok(())
     }
 
+    /// When a finished capture waiting for its mark_victim must be classified.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.assembler.0.next_deadline()
+    }
+
     /// The kernel program's global counters (captures, records lost to a full ring).
     ///
     /// Returns an error if the `.bss` map cannot be read.
@@ -573,6 +619,11 @@ impl Kernel {
         &self.programs
     }
 
+    /// Where loading spent its time.
+    pub fn load_timings(&self) -> LoadTimings {
+        self.timings
+    }
+
     /// Kernel ids of our programs and maps (as `bpftool prog/map show id N` takes).
     pub fn bpf_ids(&self) -> &BpfIds {
         &self.ids
@@ -584,12 +635,79 @@ impl Kernel {
     }
 }
 
+/// Loads `program` (of `choice`'s kind) from the relocated object.
+fn load_program(
+    obj: &Object,
+    elf: &object::File<'_>,
+    btf: Option<&OwnedFd>,
+    program: &str,
+    choice: &Choice,
+) -> Result<sys::ProgFd> {
+    let prog = obj
+        .programs
+        .get(program)
+        .ok_or_else(|| Error::Object(format!("program {program} missing from the object")))?;
+    // aya-obj drops the tracepoint name from the section; check it here.
+    let section = elf
+        .section_by_index(SectionIndex(prog.section_index))
+        .and_then(|s| s.name().map(str::to_string))
+        .map_err(|e| object_err("section name", e))?;
+    let (want, prog_type) = if choice.raw {
+        (
+            format!("raw_tracepoint/{}", choice.tracepoint),
+            consts::PROG_TYPE_RAW_TRACEPOINT,
+        )
+    } else {
+        (
+            format!("tracepoint/{}", choice.tracepoint),
+            consts::PROG_TYPE_TRACEPOINT,
+        )
+    };
+    if section != want {
+        return Err(Error::Object(format!(
+            "program {program} is in section {section}, expected {want}"
+        )));
+    }
+    let func = obj
+        .functions
+        .get(&prog.function_key())
+        .ok_or_else(|| Error::Object(format!("function of program {program} missing")))?;
+    let func_info = func.func_info.func_info_bytes();
+    let line_info = func.line_info.line_info_bytes();
+    let kname = format!("oomprof_{}", short_name(program));
+    let spec = ProgSpec {
+        prog_type,
+        insns: &func.instructions,
+        license: &prog.license,
+        name: &kname,
+        btf: btf.map(|fd| ProgBtf {
+            btf_fd: std::os::fd::AsFd::as_fd(fd),
+            func_info: &func_info,
+            func_info_rec_size: func.func_info_rec_size as u32,
+            line_info: &line_info,
+            line_info_rec_size: func.line_info_rec_size as u32,
+        }),
+    };
+    progs::load(&spec)
+}
+
+impl std::os::fd::AsFd for Kernel {
+    /// The ring buffer's fd, for an outer event loop: when it is readable, call
+    /// [`Kernel::poll`] with a zero timeout. Also call `poll` when
+    /// [`Kernel::next_deadline`] passes (captures waiting to be classified).
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.ring.as_fd()
+    }
+}
+
 impl Drop for Kernel {
     fn drop(&mut self) {
-        // Each detach waits for an RCU grace period in the kernel (tracepoint
-        // unregistration), 15–120 ms apiece on the test VM; closing the
-        // attachments on parallel threads lets those waits overlap. The maps
-        // are freed after all programs are detached (field drop order).
+        // A classic tracepoint detach waits in the kernel: closing a perf link
+        // took ~30 ms and closing its perf event (tracepoint unregistration,
+        // which syncs RCU under event_mutex) 40-120 ms on the test VM; a raw
+        // tracepoint link closes in ~0.1 ms. Parallel threads overlap what the
+        // kernel lets overlap (20-80 ms in total for our two classic ones). The
+        // maps are freed after all programs are detached (field drop order).
         let attachments = std::mem::take(&mut self.attachments);
         std::thread::scope(|s| {
             for a in attachments {
@@ -606,5 +724,134 @@ fn short_name(program: &str) -> &str {
         "sched_process_exec" => "exec",
         "sched_process_exit" | "sched_process_exit_v1" => "exit",
         other => other,
+    }
+}
+
+// The Monitor may run the kernel handle on its own thread.
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<Kernel>();
+    assert_send::<Capture>();
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attach::Field;
+
+    fn tp(name: &str, fields: &[(&str, u32, u32)]) -> (String, Tracepoint) {
+        let fields = fields
+            .iter()
+            .map(|&(n, offset, size)| Field {
+                name: n.into(),
+                offset,
+                size,
+            })
+            .collect();
+        (
+            name.to_string(),
+            Tracepoint {
+                name: name.into(),
+                id: 1,
+                fields,
+            },
+        )
+    }
+
+    fn kernel(new: bool) -> HashMap<String, Tracepoint> {
+        let mut mv = vec![("pid", 8, 4)];
+        let mut exit = vec![("comm", 8, 16), ("pid", 24, 4), ("prio", 28, 4)];
+        if new {
+            mv.extend([
+                ("comm", 12, 4),
+                ("total_vm", 16, 8),
+                ("anon_rss", 24, 8),
+                ("file_rss", 32, 8),
+                ("shmem_rss", 40, 8),
+                ("uid", 48, 4),
+                ("pgtables", 56, 8),
+                ("oom_score_adj", 64, 2),
+            ]);
+            exit.push(("group_dead", 32, 1));
+        }
+        HashMap::from([
+            tp("signal/signal_deliver", &[("sig", 8, 4)]),
+            tp("oom/mark_victim", &mv),
+            tp(
+                "sched/sched_process_exec",
+                &[("filename", 8, 4), ("pid", 12, 4), ("old_pid", 16, 4)],
+            ),
+            tp("sched/sched_process_exit", &exit),
+        ])
+    }
+
+    fn programs(c: Vec<Choice>) -> Vec<&'static str> {
+        c.into_iter().map(|c| c.program).collect()
+    }
+
+    #[test]
+    fn variants_follow_the_record_layout() {
+        use oom_bpf::programs as p;
+        let new = choose(&kernel(true), false).unwrap();
+        assert_eq!(
+            programs(choose(&kernel(true), false).unwrap()),
+            [
+                p::SIGNAL_DELIVER,
+                p::MARK_VICTIM,
+                p::SCHED_PROCESS_EXEC,
+                p::SCHED_PROCESS_EXIT
+            ]
+        );
+        // Raw tracepoints: the exit variant is settled by the attach, with a fallback.
+        assert!(new[0].raw && new[3].raw && !new[1].raw && !new[2].raw);
+        assert_eq!(new[3].fallback, Some(p::SCHED_PROCESS_EXIT_V1));
+        assert_eq!(
+            programs(choose(&kernel(false), false).unwrap()),
+            [
+                p::SIGNAL_DELIVER,
+                p::MARK_VICTIM_V1,
+                p::SCHED_PROCESS_EXEC,
+                p::SCHED_PROCESS_EXIT
+            ]
+        );
+        assert_eq!(
+            programs(choose(&kernel(true), true).unwrap()),
+            [
+                p::SIGNAL_DELIVER,
+                p::MARK_VICTIM_V1,
+                p::SCHED_PROCESS_EXEC,
+                p::SCHED_PROCESS_EXIT_V1
+            ]
+        );
+    }
+
+    #[test]
+    fn unexpected_layouts_are_errors_naming_the_tracepoint() {
+        let mut k = kernel(true);
+        k.insert(
+            "sched/sched_process_exec".into(),
+            tp(
+                "sched/sched_process_exec",
+                &[("filename", 8, 4), ("pid", 16, 4)],
+            )
+            .1,
+        );
+        match choose(&k, false) {
+            Err(Error::Tracepoint { tracepoint, .. }) => {
+                assert_eq!(tracepoint, "sched/sched_process_exec")
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut k = kernel(true);
+        k.remove("oom/mark_victim");
+        match choose(&k, false) {
+            Err(Error::Tracepoint { tracepoint, reason }) => {
+                assert_eq!(
+                    (tracepoint.as_str(), reason.as_str()),
+                    ("oom/mark_victim", "not found")
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -78,4 +78,6 @@ pub mod walk;
 
 pub use capture::{Capture, KillReason, OwnedBucket};
 pub use error::{Error, Result};
-pub use kernel::{BpfIds, CycleLayout, Event, ExecEvent, Kernel, KernelConfig, WatchInfo};
+pub use kernel::{
+    BpfIds, CycleLayout, Event, ExecEvent, Kernel, KernelConfig, LoadTimings, WatchInfo,
+};

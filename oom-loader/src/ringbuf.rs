@@ -70,6 +70,13 @@ pub struct RingBuf {
     _map: MapFd,
 }
 
+impl std::os::fd::AsFd for RingBuf {
+    /// The ring-buffer map fd: readable (EPOLLIN) when records are waiting.
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self._map.as_fd()
+    }
+}
+
 impl RingBuf {
     /// Maps the ring buffer `map` whose data area is `size` bytes.
     ///

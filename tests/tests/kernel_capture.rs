@@ -182,8 +182,11 @@ fn kernel_kill9_is_killed_and_kept_only_when_asked() {
                 .any(|e| matches!(e, Event::Exit(x) if x.pid == pid)),
             "exit event of the watched pid: {seen:?}"
         );
+        // Other tests on the host may OOM-kill their own processes meanwhile.
         assert!(
-            !seen.iter().any(|e| matches!(e, Event::Victim(_))),
+            !seen
+                .iter()
+                .any(|e| matches!(e, Event::Victim(v) if v.pid == pid)),
             "{seen:?}"
         );
         assert!(!k.is_watched(pid).unwrap(), "watch entry removed at exit");
@@ -258,4 +261,69 @@ fn kernel_oom_every_go_version() {
             tc.version, c.end.buckets_emitted, c.end.mem_profile_rate, c.end.mprof_cycle
         );
     }
+}
+
+#[test]
+fn kernel_compat_programs_for_older_kernels() {
+    if !privileged::root("kernel_compat_programs_for_older_kernels") {
+        return;
+    }
+    let Some(tc) = gomatrix::newest("kernel_compat_programs_for_older_kernels") else {
+        return;
+    };
+    let _g = serial();
+    let (bin, syms) = oomer(&tc);
+    // The variants attached where mark_victim has only `pid` (before ~6.9) and
+    // sched_process_exit has no `group_dead` (before ~6.16), attached the way
+    // kernels before 5.15 need (ioctl, no BPF link).
+    let cfg = KernelConfig {
+        compat_programs: true,
+        ioctl_attach: true,
+        ..KernelConfig::default()
+    };
+    let mut k = load(&cfg);
+    assert!(k
+        .programs()
+        .iter()
+        .any(|(p, _)| *p == oom_bpf_names::MARK_VICTIM_V1));
+    let cg = MemCgroup::create(LIMIT).expect("cgroup");
+    let mut p = start_oomer(&k, &cg, &bin, &syms, &tc);
+    let pid = p.pid() as u32;
+    p.send_line("go").expect("release oomer");
+    let mut seen = Vec::new();
+    let c = wait_capture(&mut k, pid, Duration::from_secs(30), &mut seen)
+        .unwrap_or_else(|| panic!("no capture; events {seen:?}"));
+    let _ = p.wait_exit(Duration::from_secs(10));
+    assert_eq!(c.reason, KillReason::Oom);
+    let v = c.victim.expect("victim");
+    assert!(
+        v.details.is_none(),
+        "the pid-only variant has no details: {v:?}"
+    );
+    check_oomer_capture(&c, &syms);
+    // The leader's exit stands in for the group's.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !seen
+        .iter()
+        .any(|e| matches!(e, Event::Exit(x) if x.pid == pid))
+    {
+        assert!(Instant::now() < deadline, "no exit event: {seen:?}");
+        seen.extend(k.poll(Some(Duration::from_millis(100))).expect("poll"));
+    }
+    assert!(!k.is_watched(pid).unwrap());
+    let ids = k.bpf_ids().clone();
+    drop(k);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !leftover_bpf_objects(&ids).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "ioctl-attached objects left after drop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Program names of the kernel object, as the loader reports them.
+mod oom_bpf_names {
+    pub const MARK_VICTIM_V1: &str = "mark_victim_v1";
 }

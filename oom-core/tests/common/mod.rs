@@ -141,7 +141,7 @@ impl GoBinary {
             self.pclntab(),
             self.moduledata.text,
             &self.data[self.gofunc.clone()],
-            bias,
+            oom_core::pclntab::LoadBias(bias),
             self.layout,
         )
     }

@@ -97,6 +97,15 @@ pub(crate) struct LinkCreate {
     pub bpf_cookie: u64,
 }
 
+/// `BPF_RAW_TRACEPOINT_OPEN`.
+#[repr(C)]
+#[derive(Default)]
+pub(crate) struct RawTpOpen {
+    pub name: u64,
+    pub prog_fd: u32,
+    pub pad: u32,
+}
+
 /// `perf_event_attr`, `PERF_ATTR_SIZE_VER0` (64 bytes).
 #[repr(C)]
 #[derive(Default)]
@@ -142,12 +151,15 @@ pub(crate) mod cmd {
     pub const BTF_LOAD: u32 = 18;
     pub const MAP_FREEZE: u32 = 22;
     pub const LINK_CREATE: u32 = 28;
+    pub const RAW_TRACEPOINT_OPEN: u32 = 17;
 }
 
 /// Program, map and attach types used here.
 pub mod consts {
     /// `BPF_PROG_TYPE_SOCKET_FILTER`.
     pub const PROG_TYPE_SOCKET_FILTER: u32 = 1;
+    /// `BPF_PROG_TYPE_RAW_TRACEPOINT`.
+    pub const PROG_TYPE_RAW_TRACEPOINT: u32 = 17;
     /// `BPF_PROG_TYPE_TRACEPOINT`.
     pub const PROG_TYPE_TRACEPOINT: u32 = 5;
     /// `BPF_MAP_TYPE_HASH`.

@@ -2,7 +2,7 @@
 //!
 //! The functions here take borrowed slices and typed fds and build the attr structs
 //! themselves, so the rest of the crate cannot hand the kernel a dangling pointer or
-//! a short buffer. All `bpf(2)` calls go through [`sys_bpf`].
+//! a short buffer. All `bpf(2)` calls go through one private function, `sys_bpf`.
 #![allow(unsafe_code)]
 
 pub(crate) mod attr;
@@ -15,7 +15,9 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 pub use attr::consts;
-use attr::{cmd, BtfLoad, LinkCreate, MapCreate, MapElem, MapFdOnly, PerfEventAttr, ProgLoad};
+use attr::{
+    cmd, BtfLoad, LinkCreate, MapCreate, MapElem, MapFdOnly, PerfEventAttr, ProgLoad, RawTpOpen,
+};
 pub use fd::{LinkFd, MapFd, PerfFd, ProgFd};
 
 /// The attr structs of [`attr`]: plain `#[repr(C)]` data the kernel may read.
@@ -26,6 +28,7 @@ impl BpfAttr for MapFdOnly {}
 impl BpfAttr for ProgLoad {}
 impl BpfAttr for BtfLoad {}
 impl BpfAttr for LinkCreate {}
+impl BpfAttr for RawTpOpen {}
 
 /// The one `bpf(2)` chokepoint. Returns the syscall's non-negative result.
 fn sys_bpf<A: BpfAttr>(command: u32, attr: &mut A) -> io::Result<i64> {
@@ -258,6 +261,17 @@ pub fn link_create_perf_event(prog: &ProgFd, perf: &PerfFd) -> io::Result<LinkFd
         ..Default::default()
     };
     sys_bpf_fd(cmd::LINK_CREATE, &mut a).map(LinkFd::new)
+}
+
+/// `BPF_RAW_TRACEPOINT_OPEN`: attaches a raw-tracepoint program to `name`
+/// (4.17+; the fd is a BPF link from 5.7).
+pub fn raw_tracepoint_open(prog: &ProgFd, name: &CStr) -> io::Result<LinkFd> {
+    let mut a = RawTpOpen {
+        name: name.as_ptr() as u64,
+        prog_fd: prog.as_raw_fd() as u32,
+        pad: 0,
+    };
+    sys_bpf_fd(cmd::RAW_TRACEPOINT_OPEN, &mut a).map(LinkFd::new)
 }
 
 /// Probes `BPF_LINK_CREATE` with invalid fds: a kernel that knows the command

@@ -91,7 +91,8 @@ pub fn load(config: &KernelConfig) -> Kernel {
     }
 }
 
-/// Polls until a capture of `pid` arrives, collecting every event seen.
+/// Polls until a capture of `pid` arrives, collecting every other event seen
+/// (including those that came in the same batch as the capture).
 pub fn wait_capture(
     k: &mut Kernel,
     pid: u32,
@@ -99,18 +100,17 @@ pub fn wait_capture(
     seen: &mut Vec<Event>,
 ) -> Option<Capture> {
     let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
+    let mut found = None;
+    while found.is_none() && Instant::now() < deadline {
         let left = deadline.saturating_duration_since(Instant::now());
         for ev in k.poll(Some(left)).expect("poll") {
-            if let Event::Capture(c) = &ev {
-                if c.pid == pid {
-                    return Some(c.clone());
-                }
+            match ev {
+                Event::Capture(c) if c.pid == pid && found.is_none() => found = Some(c),
+                other => seen.push(other),
             }
-            seen.push(ev);
         }
     }
-    None
+    found
 }
 
 /// In-use bytes of a bucket under the Latest policy: active plus every future cycle.
