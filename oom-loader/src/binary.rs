@@ -192,7 +192,7 @@ impl GoBinary {
             tab,
             self.info.text,
             gofunc,
-            bias,
+            oom_core::pclntab::LoadBias(bias),
             self.info.layout,
         ))
     }

@@ -198,7 +198,7 @@ fn target_exp(arch: Arch) -> Exp {
             let fma = false;
             Exp::Amd64 { fma }
         }
-        Arch::Arm64 => Exp::Portable,
+        Arch::Arm64 => Exp::Arm64,
     }
 }
 
