@@ -107,6 +107,10 @@ typedef int16_t __s16;
 #define OOM_END_RING_FULL 0x08   /* ring ran out of space: see ring_full_buckets */
 #define OOM_END_RATE_FAULT 0x10  /* MemProfileRate could not be read */
 #define OOM_END_CYCLE_FAULT 0x20 /* mProfCycle could not be read */
+#define OOM_END_LOOP 0x40        /* allnext loops back (corrupt list): walk stopped;
+				  * entries up to the detection may repeat */
+#define OOM_END_INVALID 0x80     /* buckets with a bad type or an impossible depth
+				  * were left out (counted in read_fault_buckets) */
 
 /* ---- watch flags ---- */
 #define OOM_WATCH_PC32 0x01 /* try u32 PC offsets from pc_base */
@@ -181,7 +185,8 @@ struct oom_end {
 	__u32 buckets_seen;     /* list nodes visited, captured or not */
 	__u32 buckets_emitted;  /* entries in the emitted chunks */
 	__u32 ring_full_buckets;   /* buckets dropped because the ring was full */
-	__u32 read_fault_buckets;  /* buckets whose stack or counters faulted */
+	__u32 read_fault_buckets;  /* buckets whose stack or counters faulted, or
+				    * whose header was invalid (OOM_END_INVALID) */
 	__u32 truncated_stacks;    /* entries cut to max_nstk (still emitted) */
 	__u64 bytes_emitted;    /* payload bytes in the emitted chunks */
 	__u32 max_buckets;      /* walk limit in force */

@@ -138,6 +138,11 @@ struct tp_sched_process_exec {
 
 struct walk {
 	__u64 node;      /* next bucket to visit, 0 at the end */
+	/* Brent's cycle detection over allnext: O(1) state, a loop of length L
+	 * after a tail of T nodes is caught within 2(T + L) steps. */
+	__u64 loop_saved;
+	__u32 loop_power;
+	__u32 loop_steps;
 	__u64 pc_base;
 	__u64 rate_addr;  /* runtime.MemProfileRate, copied: the watch entry may */
 	__u64 cycle_addr; /* be deleted and reused while the walk runs */
@@ -468,6 +473,15 @@ static long walk_one(__u64 index, struct walk *c)
 	}
 	if (node == 0 || c->seen >= c->max_buckets)
 		return 1;
+	if (node == c->loop_saved) {
+		c->status |= OOM_END_LOOP;
+		return 1;
+	}
+	if (++c->loop_steps >= c->loop_power) {
+		c->loop_saved = node;
+		c->loop_power <<= 1;
+		c->loop_steps = 0;
+	}
 	if (bpf_probe_read_user(hdr, sizeof(hdr), (void *)(node + 8))) {
 		/* Without the header there is no next pointer: the list is cut. */
 		c->status |= OOM_END_WALK_FAULT;
@@ -475,6 +489,13 @@ static long walk_one(__u64 index, struct walk *c)
 	}
 	c->seen++;
 	c->node = hdr[0];
+	/* Only memory-profile buckets (typ 1) of a depth Go can record: anything
+	 * else is corruption. Leave it out, counted, and follow its link. */
+	if (hdr[1] != 1 || hdr[4] > OOM_MAX_NSTK) {
+		c->status |= OOM_END_INVALID;
+		c->faults++;
+		return 0;
+	}
 	if (c->full) {
 		c->ring_full++;
 		return 0;
@@ -568,6 +589,7 @@ int signal_deliver(__u64 *ctx)
 	if (max > OOM_MAX_BUCKETS_CEILING)
 		max = OOM_MAX_BUCKETS_CEILING;
 	c.max_buckets = max;
+	c.loop_power = 1;
 	/* Steps, not buckets (see stage_bucket): the most bpf_loop allows. */
 	bpf_loop(OOM_MAX_LOOPS, walk_one, &c, 0);
 	if (c.phase) {
@@ -577,7 +599,7 @@ int signal_deliver(__u64 *ctx)
 	}
 	/* Stopped with list left: max_buckets, or (with very deep stacks) the
 	 * step budget. */
-	if (c.node && !(c.status & OOM_END_WALK_FAULT))
+	if (c.node && !(c.status & (OOM_END_WALK_FAULT | OOM_END_LOOP)))
 		c.status |= OOM_END_WALK_LIMIT;
 	flush_chunk(&c);
 	emit_end(&c, (__u32)pid_tgid, start);

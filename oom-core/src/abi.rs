@@ -84,6 +84,12 @@ pub mod end_status {
     pub const RATE_FAULT: u32 = 0x10;
     /// `runtime.mProfCycle` could not be read.
     pub const CYCLE_FAULT: u32 = 0x20;
+    /// `allnext` loops back (a corrupt list): the walk stopped; entries up to the
+    /// detection may repeat.
+    pub const LOOP: u32 = 0x40;
+    /// Buckets with a bad type or an impossible depth were left out (counted in
+    /// `read_fault_buckets`).
+    pub const INVALID: u32 = 0x80;
 }
 
 /// Watch flags (`OOM_WATCH_*`).
@@ -545,7 +551,9 @@ impl End {
             & (end_status::HEAD_FAULT
                 | end_status::WALK_FAULT
                 | end_status::WALK_LIMIT
-                | end_status::RING_FULL)
+                | end_status::RING_FULL
+                | end_status::LOOP
+                | end_status::INVALID)
             == 0
             && self.read_fault_buckets == 0
             && self.buckets_emitted == self.buckets_seen

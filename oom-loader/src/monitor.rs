@@ -588,7 +588,18 @@ impl Monitor {
                     end.ring_full_buckets
                 ));
             }
-            if end.read_fault_buckets > 0 {
+            if end.status & st::LOOP != 0 {
+                why.push(
+                    "the bucket list loops back (corrupt): walk stopped, some buckets may be counted twice"
+                        .to_string(),
+                );
+            }
+            if end.status & st::INVALID != 0 {
+                why.push(format!(
+                    "{} buckets unreadable or invalid (bad type or depth) left out",
+                    end.read_fault_buckets
+                ));
+            } else if end.read_fault_buckets > 0 {
                 why.push(format!("{} buckets unreadable", end.read_fault_buckets));
             }
             problems.push(format!(
