@@ -54,7 +54,14 @@ fn main() {
                     std::process::exit(0)
                 }
                 Err(()) => {
-                    eprintln!("{}", early.output.trim_end());
+                    // argh's messages can span lines; errors here are one line.
+                    let msg: Vec<&str> = early
+                        .output
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .collect();
+                    eprintln!("oomprof: {} (see --help)", msg.join(" "));
                     std::process::exit(2)
                 }
             }

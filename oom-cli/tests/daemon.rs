@@ -3,23 +3,17 @@
 //! error paths give one clear line and the documented exit codes.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use oom_tests::cgroup::MemCgroup;
 use oom_tests::fixtures::{self, Variant};
 use oom_tests::gomatrix;
 use oom_tests::privileged;
 use oom_tests::process::Running;
 
-const OOMPROF: &str = env!("CARGO_BIN_EXE_oomprof");
+mod common;
 
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("oomprof-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use common::*;
 
 fn profiles(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -32,55 +26,7 @@ fn profiles(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Starts the daemon and waits for its "ready" log line.
-fn start_daemon(bin: &str, dir: &Path, extra: &[&str]) -> std::process::Child {
-    let mut child = Command::new(bin)
-        .arg("--dir")
-        .arg(dir)
-        .args(extra)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            eprintln!("[oomprof] {line}");
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(l) if l.contains("ready in") => break,
-            Ok(_) => {}
-            Err(_) => panic!("oomprof did not get ready"),
-        }
-    }
-    std::mem::forget(rx);
-    child
-}
-
-fn stop_daemon(mut child: std::process::Child) {
-    // SAFETY: kill on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            assert!(s.success(), "oomprof exited with {s:?} after SIGTERM");
-            return;
-        }
-        assert!(Instant::now() < deadline, "oomprof did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// `go tool pprof -top` of `file`: (flat bytes text, function) of the first row.
+/// `go tool pprof -top` of `file`.
 fn pprof_top(tc: &gomatrix::Toolchain, bin: &Path, file: &Path) -> String {
     let out = tc
         .command()
@@ -101,30 +47,14 @@ pub fn daemon_writes_a_profile_for_an_oom_kill(oomprof: &str) {
     let Some(tc) = gomatrix::newest("daemon_writes_a_profile_for_an_oom_kill") else {
         return;
     };
+    let _g = serial();
     let dir = tmpdir("daemon");
-    let daemon = start_daemon(oomprof, &dir, &[]);
+    let daemon = Daemon::start(Command::new(oomprof).arg("--dir").arg(&dir));
     let bin = fixtures::build("oomer", &tc, Variant::Stripped).unwrap();
-    let cg = MemCgroup::create(64 << 20).unwrap();
-    let mut p = Running::adopt(cg.spawn(&mut Command::new(&bin)).unwrap());
-    let pid = p.pid();
-    p.wait_exit(Duration::from_secs(60)).unwrap();
-    assert!(cg.oom_kills().unwrap() > 0);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let file = loop {
-        if let Some(f) = profiles(&dir)
-            .into_iter()
-            .find(|f| f.to_string_lossy().contains(&format!("-{pid}-")))
-        {
-            break f;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no profile file for pid {pid} in {}",
-            dir.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    stop_daemon(daemon);
+    let pid = oom_once(&bin);
+    let file = profile_of(&dir, pid, Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no profile file for pid {pid} in {}", dir.display()));
+    daemon.sigterm();
     let name = file.file_name().unwrap().to_string_lossy().into_owned();
     assert!(name.starts_with(&format!("oomer-{pid}-")), "{name}");
     use std::os::unix::fs::PermissionsExt;
@@ -132,14 +62,29 @@ pub fn daemon_writes_a_profile_for_an_oom_kill(oomprof: &str) {
         std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let top = pprof_top(&tc, &bin, &file);
-    eprintln!("{top}");
-    let first = top
-        .lines()
-        .skip_while(|l| !l.trim_start().starts_with("flat"))
-        .nth(1)
-        .unwrap_or("");
-    assert!(first.ends_with("main.allocChunk"), "top row: {first:?}");
+    assert_eq!(top_function(&tc, &bin, &file), "main.allocChunk");
+    // `oomprof top` agrees with pprof on the top row.
+    let ours = Command::new(oomprof)
+        .args(["top", "-n", "1"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let ours = String::from_utf8_lossy(&ours.stdout).into_owned();
+    let theirs = pprof_top(&tc, &bin, &file);
+    let row = |t: &str| {
+        t.lines()
+            .skip_while(|l| !l.trim_start().starts_with("flat"))
+            .nth(1)
+            .unwrap_or("")
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        row(&ours),
+        row(&theirs),
+        "oomprof top:\n{ours}\npprof:\n{theirs}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

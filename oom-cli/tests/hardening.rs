@@ -2,179 +2,22 @@
 //! output faults (full disk), PID reuse, and least privilege.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+
 use std::time::{Duration, Instant};
 
 use oom_tests::cgroup::MemCgroup;
 use oom_tests::fixtures::{self, Variant};
-use oom_tests::gomatrix::{self, Toolchain};
+use oom_tests::gomatrix;
 use oom_tests::privileged;
 use oom_tests::process::Running;
 
-const OOMPROF: &str = env!("CARGO_BIN_EXE_oomprof");
+mod common;
 
-/// One daemon at a time per test binary: each sees every kill on the host.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("oomprof-hard-{}-{name}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    fs::set_permissions(&d, fs::Permissions::from_mode(0o700)).unwrap();
-    d
-}
-
-/// A daemon whose stderr lines arrive on a channel; SIGKILLed on drop if still running.
-struct Daemon {
-    child: Child,
-    lines: Receiver<String>,
-    log: Vec<String>,
-}
-
-impl Daemon {
-    fn start(cmd: &mut Command) -> Daemon {
-        let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
-        let err = child.stderr.take().unwrap();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(err).lines().map_while(Result::ok) {
-                eprintln!("[oomprof {}] {l}", std::process::id());
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut d = Daemon {
-            child,
-            lines: rx,
-            log: Vec::new(),
-        };
-        d.wait_log("ready in", Duration::from_secs(20));
-        d
-    }
-
-    fn wait_log(&mut self, needle: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => {
-                    self.log.push(l.clone());
-                    if l.contains(needle) {
-                        return l;
-                    }
-                }
-                Err(_) => panic!("no daemon log line with {needle:?}; log: {:#?}", self.log),
-            }
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    /// (prog ids, map ids) the daemon holds, from its fdinfo.
-    fn bpf_ids(&self) -> (Vec<u32>, Vec<u32>) {
-        let mut progs = Vec::new();
-        let mut maps = Vec::new();
-        let dir = format!("/proc/{}/fdinfo", self.pid());
-        for e in fs::read_dir(dir).unwrap().flatten() {
-            let Ok(t) = fs::read_to_string(e.path()) else {
-                continue;
-            };
-            for l in t.lines() {
-                if let Some(v) = l.strip_prefix("prog_id:") {
-                    progs.push(v.trim().parse().unwrap());
-                }
-                if let Some(v) = l.strip_prefix("map_id:") {
-                    maps.push(v.trim().parse().unwrap());
-                }
-            }
-        }
-        progs.sort();
-        progs.dedup();
-        maps.sort();
-        maps.dedup();
-        (progs, maps)
-    }
-
-    fn sigterm(mut self) {
-        // SAFETY: kill on our own child.
-        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
-        let s = self.child.wait().unwrap();
-        assert!(s.success(), "daemon exit after SIGTERM: {s:?}");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn daemon(dir: &Path, extra: &[&str]) -> Daemon {
-    Daemon::start(
-        Command::new(OOMPROF)
-            .args(["run", "--no-scan", "--dir"])
-            .arg(dir)
-            .args(extra),
-    )
-}
-
-/// Runs `bin` (an oomer) in a 64 MiB cgroup until the OOM killer kills it; its pid.
-fn oom_once(bin: &Path) -> i32 {
-    let cg = MemCgroup::create(64 << 20).unwrap();
-    let mut p = Running::adopt(cg.spawn(&mut Command::new(bin)).unwrap());
-    p.wait_exit(Duration::from_secs(60)).unwrap();
-    assert!(cg.oom_kills().unwrap() > 0, "not OOM-killed");
-    p.pid()
-}
-
-fn profile_of(dir: &Path, pid: i32, timeout: Duration) -> Option<PathBuf> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let hit = fs::read_dir(dir)
-            .ok()?
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| {
-                let n = p.file_name().unwrap().to_string_lossy().into_owned();
-                n.contains(&format!("-{pid}-")) && n.ends_with(".pb.gz")
-            });
-        if hit.is_some() || Instant::now() > deadline {
-            return hit;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn top_function(tc: &Toolchain, bin: &Path, file: &Path) -> String {
-    let out = tc
-        .command()
-        .args(["tool", "pprof", "-top", "-sample_index=inuse_space"])
-        .arg(bin)
-        .arg(file)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.lines()
-        .skip_while(|l| !l.trim_start().starts_with("flat"))
-        .nth(1)
-        .and_then(|l| l.split_whitespace().last())
-        .unwrap_or("")
-        .to_string()
-}
+use common::*;
 
 fn bpftool_has(kind: &str, id: u32) -> bool {
     Command::new("bpftool")

@@ -310,12 +310,22 @@ fn summarize(
         if v.inuse_space == 0 {
             continue;
         }
-        let name = b
+        // The first frame outside the runtime, as pprof shows it; a stack that is all
+        // runtime (e.g. goroutine creation) is named by its leaf.
+        let mut leaf = None;
+        let mut name = None;
+        for n in b
             .stack
             .iter()
             .filter_map(|pc| sym.name_at(pc).ok().flatten())
-            .find(|n| !n.starts_with("runtime.") && !n.starts_with("internal/runtime/"))
-            .unwrap_or("?");
+        {
+            leaf.get_or_insert(n);
+            if !n.starts_with("runtime.") && !n.starts_with("internal/runtime/") {
+                name = Some(n);
+                break;
+            }
+        }
+        let name = name.or(leaf).unwrap_or("?");
         *by_func.entry(name.to_string()).or_default() += v.inuse_space;
     }
     if let Some((f, v)) = by_func.into_iter().max_by_key(|(_, v)| *v) {

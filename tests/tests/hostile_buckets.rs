@@ -120,7 +120,11 @@ fn kernel_captures_of_hostile_bucket_lists_stop_and_say_why() {
                 assert!(prof.meta.buckets >= 1, "{mode}");
                 // The walk is bounded: a loop is caught early, not run to the limit.
                 if mode == "cycle" {
-                    assert!(prof.meta.buckets < 1000, "{mode}: {} buckets", prof.meta.buckets);
+                    assert!(
+                        prof.meta.buckets < 1000,
+                        "{mode}: {} buckets",
+                        prof.meta.buckets
+                    );
                 }
             }
             Err(reason) => eprintln!("kernel {mode}: dropped: {reason}"),

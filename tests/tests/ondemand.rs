@@ -176,3 +176,101 @@ fn noprof_is_diagnosed_not_profiled() {
         }
     }
 }
+
+/// Children of `pid` (from /proc/PID/task/*/children).
+fn children(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for t in rd.flatten() {
+        if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+            out.extend(s.split_whitespace().filter_map(|x| x.parse::<i32>().ok()));
+        }
+    }
+    out
+}
+
+#[test]
+fn on_demand_reaches_into_other_pid_and_mount_namespaces() {
+    const T: &str = "on_demand_reaches_into_other_pid_and_mount_namespaces";
+    if !privileged::root(T) {
+        return;
+    }
+    let Some(tc) = gomatrix::newest(T) else {
+        return;
+    };
+    let bin = fixtures::build("holder", &tc, Variant::Stripped).unwrap();
+    // A new pid and mount namespace whose holder runs from a tmpfs that exists only
+    // inside it: its path means nothing on the host.
+    let script = format!(
+        "mkdir -p /tmp/oomprof-ns-$$ && mount -t tmpfs ns /tmp/oomprof-ns-$$ && \
+         cp {} /tmp/oomprof-ns-$$/holder-in-ns && exec /tmp/oomprof-ns-$$/holder-in-ns",
+        bin.display()
+    );
+    let mut p = Running::spawn(
+        Command::new("unshare")
+            .args(["--mount", "--pid", "--fork", "--mount-proc", "sh", "-c"])
+            .arg(&script),
+    )
+    .unwrap();
+    let ready = p.wait_line("ready", Duration::from_secs(30)).unwrap();
+    assert!(
+        ready.contains("pid=1 "),
+        "not pid 1 in its namespace: {ready}"
+    );
+    let host_pid = children(p.pid())[0];
+    let prof = profile_pid(host_pid, &OnDemandOptions::default(), None).unwrap();
+    eprintln!(
+        "pid {host_pid} (1 in its namespace), exe {}: top {:?}",
+        prof.meta.exe.display(),
+        prof.summary.top_function
+    );
+    assert!(prof.meta.exe.to_string_lossy().contains("holder-in-ns"));
+    assert!(
+        !prof.meta.exe.exists(),
+        "the path should exist only in the namespace"
+    );
+    assert_eq!(
+        prof.summary.top_function.as_deref(),
+        Some("main.allocLarge")
+    );
+    drop(p); // kills unshare; the namespace's init (holder) dies with its parent's kill
+             // SAFETY: kill on the holder we started (through unshare).
+    unsafe { libc::kill(host_pid, libc::SIGKILL) };
+    // The mount point was made on the host's /tmp (the tmpfs lived only inside).
+    let _ = std::fs::remove_dir("/tmp/oomprof-ns-1");
+}
+
+#[test]
+fn many_processes_of_one_binary_cost_one_analysis() {
+    const T: &str = "many_processes_of_one_binary_cost_one_analysis";
+    if !privileged::root(T) {
+        return;
+    }
+    let Some(tc) = gomatrix::newest(T) else {
+        return;
+    };
+    let bin = fixtures::build("holder", &tc, Variant::Pie).unwrap();
+    let mut procs = Vec::new();
+    for _ in 0..20 {
+        let mut p = Running::spawn(
+            Command::new(&bin)
+                .args(["-large", "1", "-small", "10"])
+                .env("FIXTURE_MEMPROFILERATE", "1"),
+        )
+        .unwrap();
+        p.wait_line("ready", Duration::from_secs(30)).unwrap();
+        procs.push(p);
+    }
+    let cache = BinaryCache::default();
+    for p in &procs {
+        let prof = profile_pid(p.pid(), &OnDemandOptions::default(), Some(&cache)).unwrap();
+        assert_eq!(
+            prof.summary.top_function.as_deref(),
+            Some("main.allocLarge")
+        );
+    }
+    assert_eq!(cache.analyses(), 1, "20 processes of one binary");
+    assert_eq!(cache.len(), 1);
+}

@@ -3,7 +3,6 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::UNIX_EPOCH;
 
 use anyhow::Context;
 use argh::FromArgs;
@@ -89,13 +88,7 @@ fn dump(pids: &[i32], dir: Option<String>, out: Option<String>) -> anyhow::Resul
                 crate::cmd::run::log_profile(&p, file.as_ref());
             }
             None => {
-                let secs = p
-                    .meta
-                    .time
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs() as i64)
-                    .unwrap_or(0);
-                let base = output::base_name(&p.meta.comm, pid, secs);
+                let base = crate::cmd::run::name_of(&p);
                 match output::write_profile(&dir, &base, &p.pprof_gz) {
                     Ok(path) => crate::cmd::run::log_profile(&p, &path),
                     Err(e) => {

@@ -203,7 +203,8 @@ fn retry(dir: &Path, pending: &mut VecDeque<(String, Vec<u8>)>) {
     }
 }
 
-fn name_of(p: &Profile) -> String {
+/// The file name (without `.pb.gz`) of a profile: `{comm}-{pid}-{YYYYmmddHHMMSS}`.
+pub fn name_of(p: &Profile) -> String {
     let secs = p
         .meta
         .time
