@@ -72,7 +72,9 @@ done
 sed 's/^/[oomprof] /' "$log"
 
 say "running oomer in a 64 MiB cgroup ($cg) until the kernel kills it"
-before=$(ls "$OUT"/oomer-*.pb.gz 2>/dev/null | wc -l)
+count() { find "$OUT" -maxdepth 1 -name 'oomer-*.pb.gz' | wc -l; }
+before=$(count)
+touch "$OUT/.start"
 set +e
 sh -c "echo \$\$ > $cg/cgroup.procs && exec $OUT/oomer" >/dev/null
 status=$?
@@ -80,10 +82,10 @@ set -e
 echo "oomer exited with status $status (137 = SIGKILL)"
 
 for _ in $(seq 50); do
-  [ "$(ls "$OUT"/oomer-*.pb.gz 2>/dev/null | wc -l)" -gt "$before" ] && break
+  [ "$(count)" -gt "$before" ] && break
   sleep 0.1
 done
-profile=$(ls -t "$OUT"/oomer-*.pb.gz 2>/dev/null | head -n1)
+profile=$(find "$OUT" -maxdepth 1 -name 'oomer-*.pb.gz' -newer "$OUT/.start" | sort | tail -n1)
 [ -n "$profile" ] || { echo "demo: no profile was written" >&2; exit 1; }
 
 sed 's/^/[oomprof] /' "$log" | grep "wrote" || true
