@@ -10,11 +10,13 @@ use oom_core::values::{Exp, Policy, Scale};
 use quick_protobuf::BytesReader;
 
 fuzz_target!(|data: &[u8]| {
+    // 4 control bytes: table length (u16), Go minor selector, flags; then table, stacks.
     if data.len() < 8 {
         return;
     }
-    let split = usize::from(u16::from_le_bytes([data[0], data[1]])).min(data.len());
-    let (tab, stacks) = data.split_at(split);
+    let (ctl, rest) = data.split_at(4);
+    let split = usize::from(u16::from_le_bytes([ctl[0], ctl[1]])).min(rest.len());
+    let (tab, stacks) = rest.split_at(split);
     let Ok(t) = Pclntab::parse(tab) else { return };
     let layout = Layout::for_version(GoVersion { minor: 19 + u16::from(data[2] % 9), patch: 0 }).unwrap();
     let sym = Symbolizer::new(t, 0x1000, tab, 0, layout);

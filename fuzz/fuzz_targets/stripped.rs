@@ -8,8 +8,10 @@ fuzz_target!(|data: &[u8]| {
     if data.len() < 4 {
         return;
     }
-    let split = usize::from(u16::from_le_bytes([data[0], data[1]])).min(data.len());
-    let (tab, code) = data.split_at(split);
+    // 2 control bytes: table length (u16); then table, code.
+    let (ctl, rest) = data.split_at(2);
+    let split = usize::from(u16::from_le_bytes([ctl[0], ctl[1]])).min(rest.len());
+    let (tab, code) = rest.split_at(split);
     let Ok(t) = Pclntab::parse(tab) else { return };
     let code = Code { addr: 0x1000, bytes: code };
     for arch in [Arch::Amd64, Arch::Arm64] {

@@ -187,7 +187,8 @@ struct oom_watch {
 	__u32 max_nstk;        /* <= OOM_MAX_NSTK */
 	__u32 flags;           /* OOM_WATCH_* */
 	__u32 claimed;         /* set by the kernel: a capture ran; user space writes 0 */
-	__u64 _reserved[2];
+	__u64 walk_end_ns;     /* set by the kernel when the walk ended; user space writes 0 */
+	__u64 _reserved;
 };
 
 /* Global configuration in .rodata, patched by the loader before load. 16 bytes. */
@@ -197,12 +198,17 @@ struct oom_config {
 	__u64 _reserved;
 };
 
-/* Global counters in .bss (symbol `oom_counters`), read by user space. 32 bytes. */
+/* Global counters in .bss (symbol `oom_counters`), read by user space. 48 bytes. */
 struct oom_counters {
 	__u64 captures;       /* captures started */
 	__u64 lost_events;    /* victim/exec/exit records the full ring refused */
 	__u64 lost_ends;      /* end records the full ring refused */
 	__u64 next_capture_id;/* source of capture ids */
+	/* SIGKILL deliveries to other threads of a process being captured, while
+	 * its walk ran and after it ended: measures whether a walk could be
+	 * continued in a later thread's delivery (see oomprof.bpf.c). */
+	__u64 kills_during_walk;
+	__u64 kills_after_walk;
 };
 
 #endif /* OOM_ABI_H */

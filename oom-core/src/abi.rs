@@ -197,7 +197,8 @@ pub struct RawWatch {
     pub max_nstk: u32,
     pub flags: u32,
     pub claimed: u32,
-    pub reserved: [u64; 2],
+    pub walk_end_ns: u64,
+    pub reserved: u64,
 }
 
 /// `struct oom_config`: the `.rodata` variable `oom_cfg`.
@@ -219,6 +220,8 @@ pub struct RawCounters {
     pub lost_events: u64,
     pub lost_ends: u64,
     pub next_capture_id: u64,
+    pub kills_during_walk: u64,
+    pub kills_after_walk: u64,
 }
 
 // The layout contract with oom_abi.h: sizes and every offset the C side documents.
@@ -257,7 +260,7 @@ const _: () = {
     assert!(offset_of!(RawWatch, cycle_size) == 32);
     assert!(offset_of!(RawWatch, claimed) == 44);
     assert!(size_of::<RawConfig>() == 16);
-    assert!(size_of::<RawCounters>() == 32);
+    assert!(size_of::<RawCounters>() == 48);
 };
 
 /// A malformed record. Names the structure, the field and the byte offset.
@@ -725,6 +728,10 @@ pub struct Counters {
     pub lost_events: u64,
     /// End records refused by a full ring.
     pub lost_ends: u64,
+    /// SIGKILL deliveries to other threads of a process while its walk ran.
+    pub kills_during_walk: u64,
+    /// SIGKILL deliveries to other threads of a process after its walk ended.
+    pub kills_after_walk: u64,
 }
 
 impl Counters {
@@ -737,6 +744,8 @@ impl Counters {
             captures: f.u64(offset_of!(RawCounters, captures))?,
             lost_events: f.u64(offset_of!(RawCounters, lost_events))?,
             lost_ends: f.u64(offset_of!(RawCounters, lost_ends))?,
+            kills_during_walk: f.u64(offset_of!(RawCounters, kills_during_walk))?,
+            kills_after_walk: f.u64(offset_of!(RawCounters, kills_after_walk))?,
         })
     }
 }
@@ -1194,8 +1203,10 @@ mod tests {
         assert_eq!(&w[44..64], &[0u8; 20]);
         let c = encode_config(5);
         assert_eq!(&c[..8], &[5, 0, 0, 0, 1, 0, 0, 0]);
-        let mut cnt = [0u8; 32];
+        let mut cnt = [0u8; 48];
         cnt[8] = 2;
+        cnt[40] = 3;
+        assert_eq!(Counters::parse(&cnt).unwrap().kills_after_walk, 3);
         assert_eq!(Counters::parse(&cnt).unwrap().lost_events, 2);
         assert!(Counters::parse(&cnt[..8]).is_err());
     }

@@ -255,8 +255,8 @@ impl HexId {
             });
         }
         for (pair, b) in buf.chunks_exact_mut(2).zip(id) {
-            pair[0] = DIGITS[usize::from(b >> 4)];
-            pair[1] = DIGITS[usize::from(b & 0xf)];
+            let hex = |n: u8| DIGITS.get(usize::from(n)).copied().unwrap_or(b'0');
+            pair.copy_from_slice(&[hex(b >> 4), hex(b & 0xf)]);
         }
         Ok(HexId {
             buf,

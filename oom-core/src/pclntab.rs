@@ -1060,6 +1060,41 @@ mod tests {
         );
     }
 
+    /// Writes fuzz seeds built from the hand-made tables into `fuzz/seeds/`:
+    /// `cargo test -p oom-core --lib write_fuzz_seeds -- --ignored`.
+    #[test]
+    #[ignore]
+    fn write_fuzz_seeds() {
+        let (t, _) = testdata::tables();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds");
+        let len = (t.len() as u16).to_le_bytes();
+        let stacks: std::vec::Vec<u8> = [
+            0x1015u64, 0x1031, 0x1050, 0x1008, 0x1008, 0x1015, 0x9000, 0x1050,
+        ]
+        .iter()
+        .flat_map(|p| p.to_le_bytes())
+        .collect();
+        let seeds: [(&str, std::vec::Vec<u8>); 3] = [
+            (
+                "pclntab",
+                [&[8u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0][..], &t].concat(),
+            ),
+            (
+                "encode",
+                [&[len[0], len[1], 8, 0][..], &t, &stacks].concat(),
+            ),
+            (
+                "stripped",
+                [&len[..], &t, &[0x48, 0x8b, 0x0d, 0x10, 0, 0, 0][..]].concat(),
+            ),
+        ];
+        for (target, bytes) in seeds {
+            let dir = root.join(target);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("testdata-tables"), bytes).unwrap();
+        }
+    }
+
     #[test]
     fn print_names() {
         assert_eq!(print_name_pieces("main.f").concat(), "main.f");

@@ -438,7 +438,7 @@ impl<'a> Encoder<'_, '_, 'a, '_> {
         }
         self.deck.n = 0;
         let result = core::mem::take(&mut self.deck.result);
-        let addr = self.deck.pcs[0];
+        let addr = self.deck.pcs.first().copied().unwrap_or(0);
         let (pos, _) = self.locs.pos(addr)?;
         self.locs.count += 1;
         let id = self.locs.count;
@@ -453,8 +453,10 @@ impl<'a> Encoder<'_, '_, 'a, '_> {
         let mut new_mask = [false; MAX_DECK];
         let start = self.out.len;
         self.out.uint64_opt(tag::LOCATION_ID, u64::from(id));
-        self.out
-            .uint64_opt(tag::LOCATION_ADDRESS, self.deck.frames[0].pc);
+        self.out.uint64_opt(
+            tag::LOCATION_ADDRESS,
+            self.deck.frames.first().map_or(0, |f| f.pc),
+        );
         for k in 0..n {
             let f = self
                 .deck
@@ -656,7 +658,15 @@ impl<'a> Encoder<'_, '_, 'a, '_> {
         stk: &mut [u64; 1024],
         locs: &mut [u64; MAX_SAMPLE_LOCATIONS],
     ) -> Result<(), Error> {
-        let n = b.stack.len().min(stk.len());
+        let n = b.stack.len();
+        if n > stk.len() {
+            return Err(Error::Invalid {
+                structure: "bucket",
+                field: "stack",
+                offset: 0,
+                value: n as u64,
+            });
+        }
         for (dst, pc) in stk.iter_mut().zip(b.stack.iter()) {
             *dst = pc;
         }
@@ -1060,6 +1070,22 @@ mod tests {
                 .filter(|s| **s == "bytes")
                 .count()
                 == 1
+        );
+    }
+
+    #[test]
+    fn stacks_deeper_than_go_allows_are_errors() {
+        let s = words(&[0x1008; 1025]);
+        let buckets = [bucket(&s, 48, 1, 0)];
+        let mut out = [0u8; 256];
+        assert_eq!(
+            encode_with(27, &buckets, &[], &mut out),
+            Err(Error::Invalid {
+                structure: "bucket",
+                field: "stack",
+                offset: 0,
+                value: 1025
+            })
         );
     }
 

@@ -309,7 +309,7 @@ fn encoder_output_equals_go_heap_profile() {
         return;
     };
     for tc in &matrix {
-        for variant in [Variant::Default, Variant::Pie] {
+        for variant in Variant::ALL {
             compare_with_go(tc, variant);
         }
     }
@@ -323,41 +323,46 @@ fn compare_with_go(tc: &Toolchain, variant: Variant) {
     let pid = h.proc.pid();
     let bias = load_bias(pid, &bin);
     let mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
-    let raw = walk(
-        &mem,
-        bin.symbol("runtime.mbuckets").unwrap() + bias,
-        &bin.layout,
-    );
-    let cycle = (u64_at(&mem, bin.symbol("runtime.mProfCycle").unwrap() + bias) as u32) >> 1;
+    let mbuckets = bin.symbol("runtime.mbuckets").unwrap_or_else(|| {
+        let tab = bin.pclntab();
+        stripped::find_mbuckets(
+            &tab,
+            bin.moduledata.text,
+            bin.code(),
+            bin.arch,
+            bin.data_range.clone(),
+        )
+        .unwrap()
+    });
+    let raw = walk(&mem, mbuckets + bias, &bin.layout);
+    // Without .symtab there is no mProfCycle: `active` alone is right for a quiescent
+    // process whose last profile write flushed the current cycle.
+    let cycle = bin
+        .symbol("runtime.mProfCycle")
+        .map(|a| (u64_at(&mem, a + bias) as u32) >> 1);
     let buckets: Vec<_> = raw
         .iter()
         .map(|b| GoBucket::parse(b, &bin.layout).unwrap().bucket)
         .collect();
-    let fallback = values::needs_fallback(buckets.iter().map(|b| &b.record), Some(cycle));
+    let fallback = values::needs_fallback(buckets.iter().map(|b| &b.record), cycle);
     let sym = bin.symbolizer(bias);
     let maps = mappings(pid);
-    let build_id = bin.gnu_build_id.clone().unwrap_or_default();
+    let ids: Vec<String> = maps.iter().map(|m| common::file_build_id(&m.3)).collect();
     let mappings: Vec<Mapping> = maps
         .iter()
-        .map(|(s, l, o, f)| Mapping {
+        .zip(&ids)
+        .map(|((s, l, o, f), id)| Mapping {
             start: *s,
             limit: *l,
             offset: *o,
             filename: f,
-            build_id: if Path::new(f) == std::fs::read_link(format!("/proc/{pid}/exe")).unwrap() {
-                &build_id
-            } else {
-                ""
-            },
+            build_id: id,
         })
         .collect();
     let fma = std::is_x86_feature_detected!("avx") && std::is_x86_feature_detected!("fma");
     let profile = Profile {
         scale: Scale::new(h.rate, Exp::Amd64 { fma }, bin.layout).unwrap(),
-        policy: Policy::GoPublished {
-            cycle: Some(cycle),
-            fallback,
-        },
+        policy: Policy::GoPublished { cycle, fallback },
         mappings: &mappings,
         time_nanos: 1,
         default_sample_type: None,
@@ -442,6 +447,69 @@ fn compare_with_go(tc: &Toolchain, variant: Variant) {
         b.len(),
         extra.len()
     );
+
+    // Byte for byte: buckets created after holder's profile sit at the head of the
+    // list, so the last N buckets are the ones Go wrote, in Go's order.
+    let go_bytes = {
+        use std::io::Read;
+        let mut d = Vec::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(&h.profile).unwrap())
+            .read_to_end(&mut d)
+            .unwrap();
+        d
+    };
+    let (go_samples, go_time) = top_level(&go_bytes);
+    let tail = &buckets[buckets.len() - go_samples..];
+    let exact = Profile {
+        time_nanos: go_time,
+        comments: &[],
+        ..profile
+    };
+    let mut out = vec![0u8; go_bytes.len() + 4096];
+    let n = pprof::encode(
+        &mut out,
+        Tables {
+            strings: &mut strings,
+            locations: &mut locs,
+        },
+        &sym,
+        &exact,
+        tail,
+    )
+    .unwrap();
+    if out[..n] != go_bytes[..] {
+        let at = out
+            .iter()
+            .zip(&go_bytes)
+            .position(|(a, b)| a != b)
+            .unwrap_or(n.min(go_bytes.len()));
+        panic!(
+            "{what}: not byte-identical to runtime/pprof: {n} vs {} bytes, first difference at {at}: ours {:02x?} go {:02x?}",
+            go_bytes.len(),
+            &out[at.saturating_sub(8)..(at + 24).min(n)],
+            &go_bytes[at.saturating_sub(8)..(at + 24).min(go_bytes.len())]
+        );
+    }
+    eprintln!("{what}: byte-identical to runtime/pprof ({n} bytes)");
+}
+
+/// (number of samples, time_nanos) of an uncompressed profile.
+fn top_level(buf: &[u8]) -> (usize, i64) {
+    use quick_protobuf::BytesReader;
+    let mut r = BytesReader::from_bytes(buf);
+    let (mut samples, mut time) = (0, 0);
+    while !r.is_eof() {
+        let tag = r.next_tag(buf).unwrap();
+        match tag {
+            0x12 => {
+                r.read_bytes(buf).unwrap();
+                samples += 1;
+            }
+            0x48 => time = r.read_int64(buf).unwrap(),
+            t => r.read_unknown(buf, t).unwrap(),
+        }
+    }
+    (samples, time)
 }
 
 /// Decodes with quick-protobuf's reader, independently of our encoder.

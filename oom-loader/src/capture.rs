@@ -11,12 +11,9 @@
 //! pid already has a mark_victim is "oom" at once; otherwise it waits up to the
 //! classification window for one, and is "killed" after that.
 //!
-//! Measured on the 2-CPU test VM (see tests/tests/kernel_capture.rs): the walk runs
-//! with IRQs off, the ring's wake-up is deferred until it ends, and the victim's
-//! other threads dequeue the group SIGKILL within microseconds of each other, so no
-//! consumer can drain the ring in the middle of one process's deliveries. That is why
-//! the kernel side does one walk per capture into free ring space and counts exactly
-//! what did not fit, instead of splitting a walk across threads.
+//! Captures are not split across ring records of several program runs: the walk
+//! runs once, in the first thread's SIGKILL delivery, into the free ring space; why
+//! (with measurements) is explained at the top of `oom-bpf/src/oomprof.bpf.c`.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -119,6 +119,15 @@ pub enum Event {
     Capture(Capture),
 }
 
+/// Kernel object ids of a loaded [`Kernel`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BpfIds {
+    /// Program ids.
+    pub programs: Vec<u32>,
+    /// Map ids.
+    pub maps: Vec<u32>,
+}
+
 /// Which program variant each tracepoint gets, chosen from its record layout.
 #[derive(Debug)]
 struct Choice {
@@ -213,6 +222,7 @@ pub struct Kernel {
     features: Features,
     memlock: u64,
     programs: Vec<(&'static str, &'static str)>,
+    ids: BpfIds,
     assembler: AssemblerBox,
 }
 
@@ -320,6 +330,7 @@ impl Kernel {
         let elf = object::File::parse(bytes).map_err(|e| object_err("ELF", e))?;
         let mut attachments = Vec::new();
         let mut programs = Vec::new();
+        let mut prog_ids = Vec::new();
         for choice in &choices {
             let prog = obj.programs.get(choice.program).ok_or_else(|| {
                 Error::Object(format!(
@@ -358,6 +369,7 @@ impl Kernel {
                 }),
             };
             let prog_fd = progs::load(&spec)?;
+            prog_ids.push(maps::fdinfo_field(&prog_fd, "prog_id")? as u32);
             let tp = &tps[choice.tracepoint];
             attachments.push(attach::attach_tracepoint(&prog_fd, tp, features.perf_link)?);
             programs.push((choice.program, choice.tracepoint));
@@ -369,8 +381,10 @@ impl Kernel {
         let mut watched = None;
         let mut bss = None;
         let mut other_maps = Vec::new();
+        let mut map_ids = Vec::new();
         for (name, fd) in created {
             memlock += maps::memlock_bytes(&fd)?;
+            map_ids.push(maps::fdinfo_field(&fd, "map_id")? as u32);
             match name.as_str() {
                 oom_bpf::maps::EVENTS => ring = Some(fd),
                 oom_bpf::maps::WATCHED => watched = Some(fd),
@@ -392,6 +406,10 @@ impl Kernel {
             features,
             memlock,
             programs,
+            ids: BpfIds {
+                programs: prog_ids,
+                maps: map_ids,
+            },
             assembler: AssemblerBox(Assembler::new(config.classify_window, config.keep_killed)),
         })
     }
@@ -551,6 +569,11 @@ impl Kernel {
     /// (program, tracepoint) pairs attached.
     pub fn programs(&self) -> &[(&'static str, &'static str)] {
         &self.programs
+    }
+
+    /// Kernel ids of our programs and maps (as `bpftool prog/map show id N` takes).
+    pub fn bpf_ids(&self) -> &BpfIds {
+        &self.ids
     }
 
     /// Ring-buffer data size.

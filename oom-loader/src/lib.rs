@@ -17,9 +17,47 @@
 //! ```
 //!
 //! Every system call is in [`sys`], the only module with `unsafe`.
+//!
+//! # Using the kernel handle
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use oom_loader::{CycleLayout, Event, Kernel, KernelConfig, KillReason, WatchInfo};
+//!
+//! # fn main() -> oom_loader::Result<()> {
+//! let mut k = Kernel::load(&KernelConfig::default())?; // probes, loads, attaches
+//! k.watch(1234, &WatchInfo {
+//!     mbuckets: 0x5a1b20,         // runtime.mbuckets (runtime address)
+//!     mem_profile_rate: 0x59f0a8, // runtime.MemProfileRate, 0 = unknown
+//!     mprof_cycle: 0x5a1c40,      // runtime.mProfCycle, 0 = unknown
+//!     pc_base: 0x401000,          // text start: PCs travel as u32 offsets
+//!     cycle_layout: CycleLayout::Words4, // Go <= 1.26; Words2 for 1.27+
+//!     max_nstk: 1024,             // 32 for Go <= 1.22
+//! })?;
+//! loop {
+//!     for ev in k.poll(Some(Duration::from_secs(1)))? {
+//!         match ev {
+//!             Event::Capture(c) if c.reason == KillReason::Oom => {
+//!                 for entry in c.entries() {
+//!                     let entry = entry?; // oom_core::abi::Entry: size, PCs, MemRecord
+//!                     # let _ = entry;
+//!                 }
+//!             }
+//!             Event::Exec(x) => { /* a new image: analyse it, maybe watch x.pid */ }
+//!             Event::Exit(x) => { /* the kernel already dropped the watch of x.pid */ }
+//!             _ => {}
+//!         }
+//!     }
+//! }
+//! # }
+//! ```
+//!
+//! Dropping the [`Kernel`] detaches every program and frees every map.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(test)]
+mod abi_check;
 pub mod attach;
 pub mod binary;
 pub mod cache;
@@ -40,4 +78,4 @@ pub mod walk;
 
 pub use capture::{Capture, KillReason};
 pub use error::{Error, Result};
-pub use kernel::{CycleLayout, Event, ExecEvent, Kernel, KernelConfig, WatchInfo};
+pub use kernel::{BpfIds, CycleLayout, Event, ExecEvent, Kernel, KernelConfig, WatchInfo};

@@ -73,20 +73,28 @@ pub fn create(name: &str, map: &Map, btf: Option<&std::os::fd::OwnedFd>) -> Resu
     Ok(fd)
 }
 
-/// Kernel memory charged for `fd` (`memlock:` in /proc/self/fdinfo).
+/// A numeric field of /proc/self/fdinfo/`fd` (`memlock`, `map_id`, `prog_id`).
 ///
-/// Returns an error if fdinfo cannot be read or lacks the line.
-pub fn memlock_bytes(fd: &impl AsRawFd) -> Result<u64> {
+/// Returns an error if fdinfo cannot be read or lacks the field.
+pub fn fdinfo_field(fd: &impl AsRawFd, field: &str) -> Result<u64> {
     let path = format!("/proc/self/fdinfo/{}", fd.as_raw_fd());
     let text =
         std::fs::read_to_string(&path).map_err(|e| Error::sys(format!("reading {path}"), e))?;
     text.lines()
-        .find_map(|l| l.strip_prefix("memlock:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().parse().ok())
         .ok_or_else(|| {
             Error::sys(
-                format!("parsing {path}"),
+                format!("parsing {field} in {path}"),
                 std::io::ErrorKind::InvalidData.into(),
             )
         })
+}
+
+/// Kernel memory charged for `fd` (`memlock:` in /proc/self/fdinfo, the kernel's
+/// `bpf_map_memory_usage`).
+///
+/// Returns an error if fdinfo cannot be read or lacks the line.
+pub fn memlock_bytes(fd: &impl AsRawFd) -> Result<u64> {
+    fdinfo_field(fd, "memlock")
 }

@@ -228,3 +228,33 @@ fn kernel_non_go_oom_is_silent() {
     );
     assert_eq!(k.counters().unwrap().captures, 0);
 }
+
+#[test]
+fn kernel_oom_every_go_version() {
+    if !privileged::root("kernel_oom_every_go_version") {
+        return;
+    }
+    let Some(matrix) = gomatrix::matrix("kernel_oom_every_go_version") else {
+        return;
+    };
+    let _g = serial();
+    let mut k = load(&KernelConfig::default());
+    for tc in &matrix {
+        let (bin, syms) = oomer(tc);
+        let cg = MemCgroup::create(LIMIT).expect("cgroup");
+        let mut p = start_oomer(&k, &cg, &bin, &syms, tc);
+        let pid = p.pid() as u32;
+        p.send_line("go").expect("release oomer");
+        let mut seen = Vec::new();
+        let c = wait_capture(&mut k, pid, Duration::from_secs(30), &mut seen)
+            .unwrap_or_else(|| panic!("Go {}: no capture; events {seen:?}", tc.version));
+        let _ = p.wait_exit(Duration::from_secs(10));
+        assert_eq!(c.reason, KillReason::Oom, "Go {}", tc.version);
+        assert_eq!(c.end.cycle_size, if tc.minor() >= 27 { 16 } else { 32 });
+        check_oomer_capture(&c, &syms);
+        eprintln!(
+            "Go {}: {} buckets, MemProfileRate {}, mProfCycle {}",
+            tc.version, c.end.buckets_emitted, c.end.mem_profile_rate, c.end.mprof_cycle
+        );
+    }
+}

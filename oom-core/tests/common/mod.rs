@@ -223,3 +223,24 @@ pub fn mappings(pid: i32) -> Vec<(u64, u64, u64, String)> {
     }
     out
 }
+
+/// Lower-case hex GNU build ID of the ELF file at `path`, as runtime/pprof's
+/// `elfBuildID` finds it (SHT_NOTE sections); "" when absent or unreadable.
+pub fn file_build_id(path: &str) -> String {
+    let Ok(data) = std::fs::read(path) else {
+        return String::new();
+    };
+    let Ok(f) = object::File::parse(&*data) else {
+        return String::new();
+    };
+    for s in f.sections() {
+        if s.kind() == object::SectionKind::Note {
+            if let Ok(Some(id)) = s.data().map(buildinfo::gnu_build_id).unwrap_or(Ok(None)) {
+                return buildinfo::HexId::new(id)
+                    .map(|h| h.as_str().to_string())
+                    .unwrap_or_default();
+            }
+        }
+    }
+    String::new()
+}

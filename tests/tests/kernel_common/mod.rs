@@ -126,17 +126,24 @@ pub fn entries(c: &Capture) -> Vec<oom_core::abi::Entry<'_>> {
     c.entries().map(|e| e.expect("entry parses")).collect()
 }
 
-/// Names of our BPF programs and maps still in the kernel, per bpftool.
-pub fn leftover_bpf_objects() -> Vec<String> {
+/// Which of `ids` bpftool still lists. Ids, not names: other tests running at the
+/// same time load programs of the same name.
+pub fn leftover_bpf_objects(ids: &oom_loader::BpfIds) -> Vec<String> {
     let mut out = Vec::new();
-    for what in ["prog", "map"] {
-        let o = std::process::Command::new("bpftool")
-            .args([what, "show"])
-            .output()
-            .expect("bpftool");
-        for line in String::from_utf8_lossy(&o.stdout).lines() {
-            if line.contains("oomprof_") {
-                out.push(line.to_string());
+    for (what, list) in [("prog", &ids.programs), ("map", &ids.maps)] {
+        for id in list {
+            let o = std::process::Command::new("bpftool")
+                .args([what, "show", "id", &id.to_string()])
+                .output()
+                .expect("bpftool");
+            if o.status.success() {
+                out.push(
+                    String::from_utf8_lossy(&o.stdout)
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_string(),
+                );
             }
         }
     }
