@@ -1,5 +1,5 @@
 // allocbench is the allocation-heavy workload of the overhead benchmark: -workers
-// goroutines allocate -n objects in total, of assorted sizes, keeping a small rolling
+// goroutines allocate -n objects in total, of 16 B to 1 KiB, keeping a small rolling
 // window live so the GC has real work. It prints "ready", does the work, then prints
 // "elapsed_ns=<wall ns of the work>" and exits.
 package main
@@ -13,7 +13,7 @@ import (
 	"oomprof.test/fixtures/internal/fixture"
 )
 
-var sizes = [...]int{16, 64, 200, 1024, 4096, 16384}
+var sizes = [...]int{16, 32, 64, 128, 256, 1024}
 
 //go:noinline
 func alloc(n int) []byte {

@@ -170,7 +170,10 @@ impl Daemon {
             if left.is_zero() {
                 return Err(format!("daemon: no {what} within {timeout:?}"));
             }
-            match self.lines.recv_timeout(left.min(Duration::from_millis(100))) {
+            match self
+                .lines
+                .recv_timeout(left.min(Duration::from_millis(100)))
+            {
                 Ok((at, line)) => {
                     let got = pick(&line);
                     self.log.push((at, line));

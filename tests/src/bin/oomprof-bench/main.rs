@@ -168,16 +168,16 @@ fn main() {
             }
         },
     };
-    let static_bin = args
-        .static_bin
-        .clone()
-        .or_else(|| match cargo_build(Some("x86_64-unknown-linux-musl")) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                eprintln!("oomprof-bench: static binary: {e}");
-                None
-            }
-        });
+    let static_bin =
+        args.static_bin
+            .clone()
+            .or_else(|| match cargo_build(Some("x86_64-unknown-linux-musl")) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    eprintln!("oomprof-bench: static binary: {e}");
+                    None
+                }
+            });
     let tmp = std::env::temp_dir().join(format!("oomprof-bench-{}", std::process::id()));
     if let Err(e) = std::fs::create_dir_all(&tmp) {
         eprintln!("oomprof-bench: creating {}: {e}", tmp.display());

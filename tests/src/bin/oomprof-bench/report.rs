@@ -223,10 +223,13 @@ pub fn table(machine: &Machine, rows: &[Row], smoke: bool) -> String {
                 ),
                 Err(_) => ("n/a".into(), "".into(), "0".into()),
             };
-            let bar = r.bar.as_ref().map_or(String::new(), |b| match b.go_original {
-                Some(g) => format!("{} [{g}]", b.text),
-                None => b.text.to_string(),
-            });
+            let bar = r
+                .bar
+                .as_ref()
+                .map_or(String::new(), |b| match b.go_original {
+                    Some(g) => format!("{} [{g}]", b.text),
+                    None => b.text.to_string(),
+                });
             [
                 r.figure.to_string(),
                 r.name.clone(),
@@ -239,7 +242,13 @@ pub fn table(machine: &Machine, rows: &[Row], smoke: bool) -> String {
         })
         .collect();
     let head = [
-        "#", "figure", "median", "min–max", "runs", "bar [Go]", "verdict",
+        "#",
+        "figure",
+        "median",
+        "min–max",
+        "runs",
+        "bar [Go]",
+        "verdict",
     ];
     let mut w = head.map(|h| h.chars().count());
     for c in &cells {
@@ -295,10 +304,13 @@ pub fn markdown(rows: &[Row], smoke: bool) -> String {
             ),
             Err(_) => ("n/a".into(), String::new(), "0".into()),
         };
-        let bar = r.bar.as_ref().map_or(String::new(), |b| match b.go_original {
-            Some(g) => format!("{} [{g}]", b.text),
-            None => b.text.to_string(),
-        });
+        let bar = r
+            .bar
+            .as_ref()
+            .map_or(String::new(), |b| match b.go_original {
+                Some(g) => format!("{} [{g}]", b.text),
+                None => b.text.to_string(),
+            });
         let _ = writeln!(
             s,
             "| {} | {} | {median} | {range} | {runs} | {bar} | {} |",
