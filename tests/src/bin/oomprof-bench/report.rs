@@ -119,12 +119,15 @@ impl Row {
         self
     }
 
-    /// "met", "MISSED", "not measured", "-" (no bar, or smoke mode).
+    /// "met", "MISSED", "not measured", "-" (no bar, or smoke mode), or for ratios
+    /// whose pairs spread by more than 0.1, "inconclusive": the noise is larger than
+    /// what the bar asks to see.
     pub fn verdict(&self, smoke: bool) -> &'static str {
         match (&self.value, &self.bar) {
             (Err(_), _) => "not measured",
             (Ok(_), None) => "-",
             (Ok(_), Some(_)) if smoke => "(smoke)",
+            (Ok(s), Some(_)) if self.unit == "ratio" && s.max - s.min > 0.1 => "inconclusive",
             (Ok(s), Some(b)) if s.median <= b.limit => "met",
             (Ok(_), Some(_)) => "MISSED",
         }
@@ -448,6 +451,10 @@ mod tests {
             Row::missing(1, "x", "ms", "why".into()).verdict(false),
             "not measured"
         );
+        let r = Row::samples(10, "x", "ratio", &[0.9, 1.0, 1.3]).bar(1.02, "≤ 1.02", None);
+        assert_eq!(r.verdict(false), "inconclusive");
+        let r = Row::samples(10, "x", "ratio", &[0.99, 1.0, 1.01]).bar(1.02, "≤ 1.02", None);
+        assert_eq!(r.verdict(false), "met");
     }
 
     #[test]
