@@ -735,12 +735,14 @@ pub fn idle(cx: &Ctx) -> Result<Vec<Row>, String> {
         Row::samples(7, "idle CPU, 50 Go processes", "s/min", &cpu)
             .bar(0.01, "≈ 0 (≤ 0.01 s/min)", Some("0.1 s/min"))
             .note(format!(
-                "utime+stime from /proc/PID/stat over {window}, per minute (10 ms ticks); per-thread schedstat run time: median {:.4} s/min; CPU since start incl. discovery: median {:.2} s; NOT a quiet machine: other users' execs the daemon examined during the window (watch + skip lines): median {:.0} (range {:.0}–{:.0})",
+                "utime+stime from /proc/PID/stat over {window}, per minute (10 ms ticks); per-thread schedstat run time: median {:.4} s/min; CPU since start incl. discovery: median {:.2} s; NOT a quiet machine: per run, CPU s/min with the number of other users' execs the daemon examined in the window (watch + skip lines): {}",
                 med(&sched),
                 med(&total),
-                med(&others),
-                Stats::of(&others).map_or(f64::NAN, |s| s.min),
-                Stats::of(&others).map_or(f64::NAN, |s| s.max)
+                cpu.iter()
+                    .zip(&others)
+                    .map(|(c, o)| format!("{c:.3} with {o:.0}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
     ])
 }
