@@ -177,7 +177,14 @@ impl GoBinary {
         let key = BinaryKey::of(file).map_err(io)?;
         let map = crate::sys::mmap::map_readonly(file).map_err(io)?;
         let info = BinaryInfo::analyze(&map, path)?;
+        crate::sys::mmap::release(&map);
         Ok(GoBinary { map, key, info })
+    }
+
+    /// Drops the pages the last symbolization touched from this process's RSS (they
+    /// stay in the page cache).
+    pub fn release_pages(&self) {
+        crate::sys::mmap::release(&self.map);
     }
 
     /// A symbolizer for a process running this binary with load bias `bias`.

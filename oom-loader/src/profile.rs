@@ -282,6 +282,7 @@ pub fn assemble(
     out.truncate(len);
 
     let summary = summarize(&sym, &scale, policy, buckets);
+    bin.release_pages();
     let mut gz = flate2::write::GzEncoder::new(
         Vec::with_capacity(len / 3 + 64),
         flate2::Compression::fast(),

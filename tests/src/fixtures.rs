@@ -87,8 +87,8 @@ pub fn source_hash() -> String {
 
 /// Builds fixture `name` with `tc` in `variant` (or returns the cached binary).
 ///
-/// Concurrent callers are safe: each builds into its own temporary file and renames it
-/// into place.
+/// Concurrent callers are safe: each builds into its own temporary file and links it
+/// into place without replacing a copy that is already there (and may be running).
 ///
 /// Returns an error with the compiler's output if the build fails.
 pub fn build(name: &str, tc: &Toolchain, variant: Variant) -> Result<PathBuf, String> {
@@ -142,6 +142,13 @@ pub fn build(name: &str, tc: &Toolchain, variant: Variant) -> Result<PathBuf, St
             String::from_utf8_lossy(&res.stderr)
         ));
     }
-    std::fs::rename(&tmp, &out).map_err(|e| format!("renaming to {}: {e}", out.display()))?;
-    Ok(out)
+    // Never replace a binary another test may be running (its /proc/PID/exe would turn
+    // into "(deleted)"): link without replacing, and keep whichever copy came first.
+    let linked = std::fs::hard_link(&tmp, &out);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(out),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(out),
+        Err(e) => Err(format!("installing {}: {e}", out.display())),
+    }
 }

@@ -125,7 +125,8 @@ pub fn run(args: RunArgs, _debug: bool) -> anyhow::Result<()> {
 
     let mut pending: VecDeque<(String, Vec<u8>)> = VecDeque::new();
     while !stop.load(Ordering::Relaxed) {
-        let events = match monitor.poll(Some(Duration::from_millis(200))) {
+        // Short enough that SIGTERM is noticed within 50 ms; idle wake-ups cost nothing.
+        let events = match monitor.poll(Some(Duration::from_millis(50))) {
             Ok(e) => e,
             Err(e) => {
                 log::error!("reading kernel events: {e}");

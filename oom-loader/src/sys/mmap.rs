@@ -14,3 +14,13 @@ pub fn map_readonly(file: &File) -> io::Result<memmap2::Mmap> {
     // a running executable (ETXTBSY), which is the case this crate relies on.
     unsafe { memmap2::MmapOptions::new().map(file) }
 }
+
+/// Drops this process's page-table references to `map`'s pages (they stay in the page
+/// cache and come back on the next touch): the analysis cache keeps executables mapped
+/// for later symbolization without holding their pages in the daemon's RSS.
+pub fn release(map: &memmap2::Mmap) {
+    // SAFETY: MADV_DONTNEED on a private, read-only file mapping only discards our page
+    // references; the next access re-reads the same bytes from the file. No reference
+    // into the mapping is invalidated (its contents cannot change), so this is sound.
+    let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+}
