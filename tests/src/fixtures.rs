@@ -14,6 +14,8 @@ pub const ALL: &[&str] = &[
     "inlined",
     "noprof",
     "churn",
+    "hostile",
+    "allocbench",
 ];
 
 /// How a fixture is built.
