@@ -258,8 +258,10 @@ fn monitor_eight_simultaneous_victims_of_different_binaries() {
         let cg = MemCgroup::create(LIMIT).unwrap();
         let mut p = Running::adopt(
             cg.spawn(
+                // Rate 1: exact in-use totals (see the matrix test).
                 Command::new(&bin)
                     .arg("-wait")
+                    .env("FIXTURE_MEMPROFILERATE", "1")
                     .stdin(std::process::Stdio::piped())
                     .stdout(std::process::Stdio::piped()),
             )
