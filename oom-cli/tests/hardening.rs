@@ -269,7 +269,7 @@ fn a_reused_pid_is_profiled_with_its_new_binary() {
     let holder = fixtures::build("holder", old_tc, Variant::Default).unwrap();
     let oomer = fixtures::build("oomer", new_tc, Variant::Default).unwrap();
     let mut reused = None;
-    for _attempt in 0..20 {
+    for _attempt in 0..50 {
         let mut old =
             Running::spawn(Command::new(&holder).args(["-large", "1", "-small", "10"])).unwrap();
         old.wait_line("ready", Duration::from_secs(20)).unwrap();
