@@ -119,10 +119,13 @@ fn cgroup_is_removed_even_when_the_test_panics() {
 /// Holder's own profile, as `go tool pprof -raw` of the same Go version reads it.
 fn holder_profile(tc: &gomatrix::Toolchain, rate: Option<u32>) -> RawProfile {
     let bin = fixtures::build("holder", tc, Variant::Default).unwrap();
+    // One directory per (Go version, rate): the two holder tests run in parallel and
+    // each removes its own directory when done.
     let dir = std::env::temp_dir().join(format!(
-        "oomprof-holder-{}-{}",
+        "oomprof-holder-{}-{}-{}",
         std::process::id(),
-        tc.version
+        tc.version,
+        rate.unwrap_or(0)
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let prof = dir.join(format!("holder-{}.pb.gz", rate.unwrap_or(0)));
