@@ -16,7 +16,7 @@
 //! ondemand.rs: profile_pid() = binary + maps + walk + profile, no BPF
 //! ```
 //!
-//! Every system call is in [`sys`], the only module with `unsafe`.
+//! Every system call is in [`sys`], the only module allowed unchecked code.
 //!
 //! # Using the kernel handle
 //!
