@@ -171,6 +171,20 @@ struct Choice {
     fallback: Option<&'static str>,
 }
 
+/// The `oom/mark_victim` record fields (name, offset, size) the full program reads:
+/// the layout since about Linux 6.9 (before it, only `pid`).
+const MARK_VICTIM_FULL: [(&str, u32, u32); 9] = [
+    ("pid", 8, 4),
+    ("comm", 12, 4),
+    ("total_vm", 16, 8),
+    ("anon_rss", 24, 8),
+    ("file_rss", 32, 8),
+    ("shmem_rss", 40, 8),
+    ("uid", 48, 4),
+    ("pgtables", 56, 8),
+    ("oom_score_adj", 64, 2),
+];
+
 fn choose(tps: &HashMap<String, Tracepoint>, compat: bool) -> Result<Vec<Choice>> {
     use oom_bpf::programs as p;
     let get = |name: &str| {
@@ -191,18 +205,7 @@ fn choose(tps: &HashMap<String, Tracepoint>, compat: bool) -> Result<Vec<Choice>
     }];
 
     let mv = get("oom/mark_victim")?;
-    let full = [
-        ("pid", 8, 4),
-        ("comm", 12, 4),
-        ("total_vm", 16, 8),
-        ("anon_rss", 24, 8),
-        ("file_rss", 32, 8),
-        ("shmem_rss", 40, 8),
-        ("uid", 48, 4),
-        ("pgtables", 56, 8),
-        ("oom_score_adj", 64, 2),
-    ];
-    let program = if !compat && full.iter().all(|&(n, o, s)| mv.has(n, o, s)) {
+    let program = if !compat && MARK_VICTIM_FULL.iter().all(|&(n, o, s)| mv.has(n, o, s)) {
         p::MARK_VICTIM
     } else if mv.has("pid", 8, 4) {
         p::MARK_VICTIM_V1
@@ -762,16 +765,7 @@ mod tests {
         let mut mv = vec![("pid", 8, 4)];
         let mut exit = vec![("comm", 8, 16), ("pid", 24, 4), ("prio", 28, 4)];
         if new {
-            mv.extend([
-                ("comm", 12, 4),
-                ("total_vm", 16, 8),
-                ("anon_rss", 24, 8),
-                ("file_rss", 32, 8),
-                ("shmem_rss", 40, 8),
-                ("uid", 48, 4),
-                ("pgtables", 56, 8),
-                ("oom_score_adj", 64, 2),
-            ]);
+            mv = MARK_VICTIM_FULL.to_vec();
             exit.push(("group_dead", 32, 1));
         }
         HashMap::from([
