@@ -58,14 +58,21 @@ typedef int16_t __s16;
 #endif
 
 /* Version of this ABI; bumped on any incompatible change. */
-#define OOM_ABI_VERSION 2
+#define OOM_ABI_VERSION 3
 
 /* ---- limits ---- */
 
 /* Longest Go stack a bucket can hold (runtime maxProfStackDepth, Go 1.23+). */
 #define OOM_MAX_NSTK 1024
-/* Default and ceiling of buckets read per capture (configurable below it). */
-#define OOM_DEFAULT_MAX_BUCKETS 1000000
+/* Default and ceiling of buckets read per capture (configurable below it).
+ * The default fits the default 8 MiB ring at ~54 B per bucket (measured on
+ * 44-frame stacks); the walk also stops when the ring is full. */
+#define OOM_DEFAULT_MAX_BUCKETS 150000
+/* Default walk time budget: see oom-loader's DEFAULT_WALK_BUDGET for the
+ * figures it is set from. */
+#define OOM_DEFAULT_WALK_BUDGET_NS (100ULL * 1000 * 1000)
+/* The walk reads the clock once per this many buckets (a power of two). */
+#define OOM_BUDGET_CHECK_EVERY 64
 /* bpf_loop refuses more than BPF_MAX_LOOPS (8M) iterations. */
 #define OOM_MAX_LOOPS (8 * 1024 * 1024)
 /* A bucket takes at least one loop step, so no more can be walked. */
@@ -104,13 +111,17 @@ typedef int16_t __s16;
 #define OOM_END_HEAD_FAULT 0x01  /* *mbuckets could not be read */
 #define OOM_END_WALK_FAULT 0x02  /* a bucket header could not be read: list cut */
 #define OOM_END_WALK_LIMIT 0x04  /* max_buckets reached with more buckets left */
-#define OOM_END_RING_FULL 0x08   /* ring ran out of space: see ring_full_buckets */
+#define OOM_END_RING_FULL 0x08   /* ring ran out of space: the walk stopped there;
+				  * ring_full_buckets were read but not sent, the
+				  * buckets after them were not visited */
 #define OOM_END_RATE_FAULT 0x10  /* MemProfileRate could not be read */
 #define OOM_END_CYCLE_FAULT 0x20 /* mProfCycle could not be read */
 #define OOM_END_LOOP 0x40        /* allnext loops back (corrupt list): walk stopped;
 				  * entries up to the detection may repeat */
 #define OOM_END_INVALID 0x80     /* buckets with a bad type or an impossible depth
 				  * were left out (counted in read_fault_buckets) */
+#define OOM_END_TIME_BUDGET 0x100 /* the walk reached oom_config.walk_budget_ns and
+				   * stopped with buckets left (not counted) */
 
 /* ---- watch flags ---- */
 #define OOM_WATCH_PC32 0x01 /* try u32 PC offsets from pc_base */
@@ -207,17 +218,20 @@ struct oom_watch {
 	__u32 flags;           /* OOM_WATCH_* */
 	__u32 claimed;         /* set by the kernel: a capture ran; user space writes 0 */
 	__u64 walk_end_ns;     /* set by the kernel when the walk ended; user space writes 0 */
-	__u64 _reserved;
+	__u64 kill_ns;         /* set by the kernel when a SIGKILL was generated for the
+				* process (signal_generate); user space writes 0. A
+				* SIGKILL delivered without it (exit_group and exec zap
+				* the other threads that way) is not a kill: no walk */
 };
 
 /* Global configuration in .rodata, patched by the loader before load. 16 bytes. */
 struct oom_config {
-	__u32 max_buckets;  /* per capture, <= OOM_MAX_BUCKETS_CEILING */
-	__u32 abi_version;  /* OOM_ABI_VERSION, checked by the loader */
-	__u64 _reserved;
+	__u32 max_buckets;     /* per capture, <= OOM_MAX_BUCKETS_CEILING */
+	__u32 abi_version;     /* OOM_ABI_VERSION, checked by the loader */
+	__u64 walk_budget_ns;  /* longest walk (IRQs off in the victim); 0 = no limit */
 };
 
-/* Global counters in .bss (symbol `oom_counters`), read by user space. 48 bytes. */
+/* Global counters in .bss (symbol `oom_counters`), read by user space. 72 bytes. */
 struct oom_counters {
 	__u64 captures;       /* captures started */
 	__u64 lost_events;    /* victim/exec/exit records the full ring refused */
@@ -228,6 +242,14 @@ struct oom_counters {
 	 * continued in a later thread's delivery (see oomprof.bpf.c). */
 	__u64 kills_during_walk;
 	__u64 kills_after_walk;
+	/* SIGKILLs generated for watched processes (signal_generate). */
+	__u64 kill_marks;
+	/* SIGKILL deliveries to a watched process for which no SIGKILL was
+	 * generated: exit_group or exec zapping the other threads. No walk. */
+	__u64 unmarked_deliveries;
+	/* SIGKILLs generated for a thread that is not a watched group leader,
+	 * remembered by thread id (see killed_tids in oomprof.bpf.c). */
+	__u64 tid_marks;
 };
 
 #endif /* OOM_ABI_H */

@@ -22,8 +22,11 @@ pub fn object() -> &'static [u8] {
 
 /// Names of the programs in the object (function names), by tracepoint.
 pub mod programs {
-    /// `tracepoint/signal/signal_deliver`: the capture.
+    /// `raw_tracepoint/signal_deliver`: the capture, for marked processes only.
     pub const SIGNAL_DELIVER: &str = "signal_deliver";
+    /// `tracepoint/signal/signal_generate`: marks a watched process a SIGKILL was
+    /// generated for.
+    pub const SIGNAL_GENERATE: &str = "signal_generate";
     /// `tracepoint/oom/mark_victim` for kernels whose record has comm, rss, uid (~6.9+).
     pub const MARK_VICTIM: &str = "mark_victim";
     /// `tracepoint/oom/mark_victim` for kernels whose record has only `pid`.
@@ -42,6 +45,8 @@ pub mod maps {
     pub const EVENTS: &str = "events";
     /// Hash map tgid → `struct oom_watch`.
     pub const WATCHED: &str = "watched";
+    /// LRU hash thread id → time of a SIGKILL generated for that thread.
+    pub const KILLED_TIDS: &str = "killed_tids";
     /// Per-CPU staging area.
     pub const SCRATCH: &str = "scratch";
     /// `.rodata` variable holding `struct oom_config`.

@@ -2,8 +2,10 @@
 /*
  * oomprof's kernel program.
  *
- * - signal/signal_deliver: when a watched Go process is about to die from
- *   SIGKILL, walk its runtime.mbuckets list (allnext chain) in the victim's
+ * - signal/signal_generate: a SIGKILL was generated for a watched process
+ *   (the OOM killer, kill -9, cgroup.kill): mark it.
+ * - signal/signal_deliver: when a marked watched Go process is about to die
+ *   from that SIGKILL, walk its runtime.mbuckets list (allnext chain) in the victim's
  *   own context with bpf_loop + bpf_probe_read_user and stream compact bucket
  *   entries into the `events` ring buffer, then an end-of-capture record.
  * - oom/mark_victim: who the OOM killer picked (user space correlates it with
@@ -44,6 +46,7 @@
 
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)BPF_FUNC_map_lookup_elem;
 static long (*bpf_map_delete_elem)(void *map, const void *key) = (void *)BPF_FUNC_map_delete_elem;
+static long (*bpf_map_update_elem)(void *map, const void *key, const void *value, __u64 flags) = (void *)BPF_FUNC_map_update_elem;
 static __u64 (*bpf_ktime_get_ns)(void) = (void *)BPF_FUNC_ktime_get_ns;
 static __u64 (*bpf_get_current_pid_tgid)(void) = (void *)BPF_FUNC_get_current_pid_tgid;
 static long (*bpf_get_current_comm)(void *buf, __u32 size) = (void *)BPF_FUNC_get_current_comm;
@@ -63,6 +66,7 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile struct oom_config oom_cfg = {
 	.max_buckets = OOM_DEFAULT_MAX_BUCKETS,
 	.abi_version = OOM_ABI_VERSION,
+	.walk_budget_ns = OOM_DEFAULT_WALK_BUDGET_NS,
 };
 
 struct oom_counters oom_counters = {};
@@ -80,6 +84,20 @@ struct {
 	__type(key, __u32);
 	__type(value, struct oom_watch);
 } watched SEC(".maps");
+
+/* Thread id -> CLOCK_MONOTONIC ns of a SIGKILL generated for that thread when
+ * it is not the leader of a watched process (tgkill, or kill(2) of a thread
+ * id: the whole group dies, and the targeted thread is among those that take
+ * the delivery). LRU: most such kills are of processes that are not watched,
+ * and a mark is only trusted for OOM_TID_MARK_TTL_NS. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u64);
+} killed_tids SEC(".maps");
+
+#define OOM_TID_MARK_TTL_NS (5ULL * 1000 * 1000 * 1000)
 
 /* Per-CPU staging area for one chunk record. Safe per CPU: the programs
  * run with migration disabled and tracepoint programs do not nest. */
@@ -127,6 +145,21 @@ struct tp_mark_victim {
 	short oom_score_adj;     /* @64 */
 };
 
+struct tp_signal_generate {
+	__u64 common;
+	int sig;        /* @8 */
+	int errno_;     /* @12 */
+	int code;       /* @16 */
+	char comm[16];  /* @20 */
+	int pid;        /* @36: the target task's pid (thread id) */
+	int group;      /* @40 */
+	int result;     /* @44: TRACE_SIGNAL_* */
+};
+
+/* include/trace/events/signal.h */
+#define TRACE_SIGNAL_DELIVERED 0
+#define TRACE_SIGNAL_ALREADY_PENDING 2
+
 struct tp_sched_process_exec {
 	__u64 common;
 	__u32 filename_loc; /* @8 __data_loc char[] */
@@ -165,6 +198,7 @@ struct walk {
 	__u32 zero_tail;
 	__u32 prev_n; /* PCs in scratch.prev; 0: the previous entry shares nothing */
 	__u32 max_buckets;
+	__u64 deadline_ns; /* stop here (bpf_ktime_get_ns), 0: no budget */
 	/* The entry being staged (see walk_one). */
 	__u32 phase;     /* 0: at a list node; 1: narrowing the staged entry's PCs */
 	__u32 j;         /* next group of OOM_NARROW_STEP PCs */
@@ -461,18 +495,28 @@ fault:
 	return 0;
 }
 
-/* One step of the walk: bpf_loop callback. Returns 1 to stop. */
-static long walk_one(__u64 index, struct walk *c)
+/* Visits the list node c->node: checks the walk's limits, reads the bucket
+ * header and stages the bucket. Returns 1 to stop the walk. A global function,
+ * like the per-bucket steps, so the bpf_loop callback stays tiny. */
+__attribute__((noinline)) int visit_node(struct walk *c)
 {
 	__u64 hdr[5]; /* bucket+8: allnext, typ, hash, size, nstk */
-	__u64 node = c->node;
+	__u64 node;
 
-	if (c->phase) {
-		narrow_step(c);
-		return 0;
-	}
+	if (!c)
+		return 1;
+	node = c->node;
+	/* Stop at a full ring: every further bucket would cost user reads with
+	 * IRQs off for nothing. What was not visited is not counted. */
+	if (c->full)
+		return 1;
 	if (node == 0 || c->seen >= c->max_buckets)
 		return 1;
+	if (c->deadline_ns && (c->seen & (OOM_BUDGET_CHECK_EVERY - 1)) == 0 &&
+	    bpf_ktime_get_ns() >= c->deadline_ns) {
+		c->status |= OOM_END_TIME_BUDGET;
+		return 1;
+	}
 	if (node == c->loop_saved) {
 		c->status |= OOM_END_LOOP;
 		return 1;
@@ -496,11 +540,25 @@ static long walk_one(__u64 index, struct walk *c)
 		c->faults++;
 		return 0;
 	}
-	if (c->full) {
-		c->ring_full++;
+	stage_bucket(c, node, hdr[3], hdr[4]);
+	return 0;
+}
+
+/* One step of the walk: bpf_loop callback. Returns 1 to stop. */
+static long walk_one(__u64 index, struct walk *c)
+{
+	if (c->phase) {
+		narrow_step(c);
 		return 0;
 	}
-	stage_bucket(c, node, hdr[3], hdr[4]);
+	long stop = visit_node(c);
+
+	/* clang knows visit_node returns 0 or 1 and would pass the result through
+	 * unchanged, which the verifier (global function: any scalar) cannot
+	 * bound to [0, 1]. Hide the value from it so that it branches. */
+	asm volatile("" : "+r"(stop));
+	if (stop)
+		return 1;
 	return 0;
 }
 
@@ -562,6 +620,20 @@ int signal_deliver(__u64 *ctx)
 	w = bpf_map_lookup_elem(&watched, &tgid);
 	if (!w)
 		return 0;
+	/* Only a process a SIGKILL was generated for is being killed: exit_group
+	 * and exec kill the other threads through this same delivery path. The
+	 * mark is on the watch entry, or (a kill aimed at a thread id) on the
+	 * delivering thread. */
+	if (!w->kill_ns) {
+		__u32 tid = (__u32)pid_tgid;
+		__u64 *m = bpf_map_lookup_elem(&killed_tids, &tid);
+
+		if (!m || bpf_ktime_get_ns() - *m > OOM_TID_MARK_TTL_NS) {
+			__sync_fetch_and_add(&oom_counters.unmarked_deliveries, 1);
+			return 0;
+		}
+		bpf_map_delete_elem(&killed_tids, &tid);
+	}
 	/* First thread only: every thread of the group dequeues the SIGKILL. */
 	if (__sync_val_compare_and_swap(&w->claimed, 0, 1) != 0) {
 		if (w->walk_end_ns)
@@ -589,6 +661,8 @@ int signal_deliver(__u64 *ctx)
 	if (max > OOM_MAX_BUCKETS_CEILING)
 		max = OOM_MAX_BUCKETS_CEILING;
 	c.max_buckets = max;
+	if (oom_cfg.walk_budget_ns)
+		c.deadline_ns = start + oom_cfg.walk_budget_ns;
 	c.loop_power = 1;
 	/* Steps, not buckets (see stage_bucket): the most bpf_loop allows. */
 	bpf_loop(OOM_MAX_LOOPS, walk_one, &c, 0);
@@ -599,13 +673,45 @@ int signal_deliver(__u64 *ctx)
 	}
 	/* Stopped with list left: max_buckets, or (with very deep stacks) the
 	 * step budget. */
-	if (c.node && !(c.status & (OOM_END_WALK_FAULT | OOM_END_LOOP)))
+	if (c.node && !(c.status & (OOM_END_WALK_FAULT | OOM_END_LOOP | OOM_END_RING_FULL |
+				    OOM_END_TIME_BUDGET)))
 		c.status |= OOM_END_WALK_LIMIT;
 	flush_chunk(&c);
 	emit_end(&c, (__u32)pid_tgid, start);
 	/* Diagnostics only: after a racing exit + reuse of the entry this may
 	 * land in another process's entry, where it only shifts the counters. */
 	w->walk_end_ns = bpf_ktime_get_ns();
+	return 0;
+}
+
+/* signal/signal_generate, in the sender's context: marks a watched process
+ * for which a SIGKILL was generated (the OOM killer, kill -9, cgroup.kill,
+ * systemd-oomd), so that its delivery walks. Classic, not raw: the raw
+ * arguments carry the target only as a task_struct pointer, whose layout
+ * needs BTF; the classic record carries its pid. */
+SEC("tracepoint/signal/signal_generate")
+int signal_generate(struct tp_signal_generate *ctx)
+{
+	__u32 pid;
+	__u64 now;
+	struct oom_watch *w;
+
+	if (ctx->sig != 9 || (ctx->result != TRACE_SIGNAL_DELIVERED &&
+			      ctx->result != TRACE_SIGNAL_ALREADY_PENDING))
+		return 0;
+	pid = ctx->pid;
+	now = bpf_ktime_get_ns();
+	w = bpf_map_lookup_elem(&watched, &pid);
+	if (w) {
+		if (!w->kill_ns)
+			w->kill_ns = now;
+		__sync_fetch_and_add(&oom_counters.kill_marks, 1);
+		return 0;
+	}
+	/* Not a watched leader: perhaps a thread of one. The thread id alone
+	 * says nothing about its group here, so remember it briefly. */
+	bpf_map_update_elem(&killed_tids, &pid, &now, BPF_ANY);
+	__sync_fetch_and_add(&oom_counters.tid_marks, 1);
 	return 0;
 }
 

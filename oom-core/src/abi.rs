@@ -18,11 +18,15 @@ use core::mem::{offset_of, size_of};
 use crate::bucket::{Bucket, Cycle, MemRecord, Stack};
 
 /// `OOM_ABI_VERSION`.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 /// `OOM_MAX_NSTK`: the longest stack a bucket can hold (Go 1.23+ `maxProfStackDepth`).
 pub const MAX_NSTK: u32 = 1024;
-/// `OOM_DEFAULT_MAX_BUCKETS`.
-pub const DEFAULT_MAX_BUCKETS: u32 = 1_000_000;
+/// `OOM_DEFAULT_MAX_BUCKETS`: fits the default 8 MiB ring at ~54 B per bucket.
+pub const DEFAULT_MAX_BUCKETS: u32 = 150_000;
+/// `OOM_DEFAULT_WALK_BUDGET_NS`: the walk's default time budget.
+pub const DEFAULT_WALK_BUDGET_NS: u64 = 100_000_000;
+/// `OOM_BUDGET_CHECK_EVERY`: the walk reads the clock once per this many buckets.
+pub const BUDGET_CHECK_EVERY: u32 = 64;
 /// `OOM_MAX_BUCKETS_CEILING`: `bpf_loop` runs at most 8,388,608 iterations.
 pub const MAX_BUCKETS_CEILING: u32 = 8_000_000;
 /// `OOM_CHUNK_FLUSH`.
@@ -78,7 +82,8 @@ pub mod end_status {
     pub const WALK_FAULT: u32 = 0x02;
     /// `max_buckets` was reached with more buckets left.
     pub const WALK_LIMIT: u32 = 0x04;
-    /// The ring ran out of space; `ring_full_buckets` were dropped.
+    /// The ring ran out of space and the walk stopped there: `ring_full_buckets`
+    /// were read but not sent, the buckets after them were not visited.
     pub const RING_FULL: u32 = 0x08;
     /// `runtime.MemProfileRate` could not be read.
     pub const RATE_FAULT: u32 = 0x10;
@@ -90,6 +95,8 @@ pub mod end_status {
     /// Buckets with a bad type or an impossible depth were left out (counted in
     /// `read_fault_buckets`).
     pub const INVALID: u32 = 0x80;
+    /// The walk used up its time budget and stopped with buckets left (not counted).
+    pub const TIME_BUDGET: u32 = 0x100;
 }
 
 /// Watch flags (`OOM_WATCH_*`).
@@ -210,7 +217,7 @@ pub struct RawWatch {
     pub flags: u32,
     pub claimed: u32,
     pub walk_end_ns: u64,
-    pub reserved: u64,
+    pub kill_ns: u64,
 }
 
 /// `struct oom_config`: the `.rodata` variable `oom_cfg`.
@@ -220,7 +227,7 @@ pub struct RawWatch {
 pub struct RawConfig {
     pub max_buckets: u32,
     pub abi_version: u32,
-    pub reserved: u64,
+    pub walk_budget_ns: u64,
 }
 
 /// `struct oom_counters`: the `.bss` variable `oom_counters`.
@@ -234,6 +241,9 @@ pub struct RawCounters {
     pub next_capture_id: u64,
     pub kills_during_walk: u64,
     pub kills_after_walk: u64,
+    pub kill_marks: u64,
+    pub unmarked_deliveries: u64,
+    pub tid_marks: u64,
 }
 
 // The layout contract with oom_abi.h: sizes and every offset the C side documents.
@@ -271,8 +281,11 @@ const _: () = {
     assert!(size_of::<RawWatch>() == 64);
     assert!(offset_of!(RawWatch, cycle_size) == 32);
     assert!(offset_of!(RawWatch, claimed) == 44);
+    assert!(offset_of!(RawWatch, kill_ns) == 56);
     assert!(size_of::<RawConfig>() == 16);
-    assert!(size_of::<RawCounters>() == 48);
+    assert!(offset_of!(RawConfig, walk_budget_ns) == 8);
+    assert!(size_of::<RawCounters>() == 72);
+    assert!(offset_of!(RawCounters, tid_marks) == 64);
 };
 
 /// A malformed record. Names the structure, the field and the byte offset.
@@ -723,7 +736,9 @@ pub fn encode_watch(
 }
 
 /// Encodes a `struct oom_config` (the `.rodata` variable `oom_cfg`).
-pub fn encode_config(max_buckets: u32) -> [u8; size_of::<RawConfig>()] {
+///
+/// `walk_budget_ns` 0 means no time limit.
+pub fn encode_config(max_buckets: u32, walk_budget_ns: u64) -> [u8; size_of::<RawConfig>()] {
     let mut out = [0u8; size_of::<RawConfig>()];
     for (off, v) in [
         (offset_of!(RawConfig, max_buckets), max_buckets),
@@ -732,6 +747,10 @@ pub fn encode_config(max_buckets: u32) -> [u8; size_of::<RawConfig>()] {
         if let Some(dst) = out.get_mut(off..off + 4) {
             dst.copy_from_slice(&v.to_le_bytes());
         }
+    }
+    let off = offset_of!(RawConfig, walk_budget_ns);
+    if let Some(dst) = out.get_mut(off..off + 8) {
+        dst.copy_from_slice(&walk_budget_ns.to_le_bytes());
     }
     out
 }
@@ -749,6 +768,13 @@ pub struct Counters {
     pub kills_during_walk: u64,
     /// SIGKILL deliveries to other threads of a process after its walk ended.
     pub kills_after_walk: u64,
+    /// SIGKILLs generated for watched processes.
+    pub kill_marks: u64,
+    /// SIGKILL deliveries to watched processes no SIGKILL was generated for
+    /// (exit_group or exec zapping the other threads): no walk.
+    pub unmarked_deliveries: u64,
+    /// SIGKILLs generated for a thread id that is not a watched process's.
+    pub tid_marks: u64,
 }
 
 impl Counters {
@@ -763,6 +789,9 @@ impl Counters {
             lost_ends: f.u64(offset_of!(RawCounters, lost_ends))?,
             kills_during_walk: f.u64(offset_of!(RawCounters, kills_during_walk))?,
             kills_after_walk: f.u64(offset_of!(RawCounters, kills_after_walk))?,
+            kill_marks: f.u64(offset_of!(RawCounters, kill_marks))?,
+            unmarked_deliveries: f.u64(offset_of!(RawCounters, unmarked_deliveries))?,
+            tid_marks: f.u64(offset_of!(RawCounters, tid_marks))?,
         })
     }
 }
@@ -1345,14 +1374,23 @@ mod tests {
         assert_eq!(w[24], 4);
         assert_eq!(&w[32..36], &16u32.to_le_bytes());
         assert_eq!(&w[44..64], &[0u8; 20]);
-        let c = encode_config(5);
-        assert_eq!(&c[..8], &[5, 0, 0, 0, 2, 0, 0, 0]);
-        let mut cnt = [0u8; 48];
+        let c = encode_config(5, 0x0102);
+        assert_eq!(&c[..8], &[5, 0, 0, 0, 3, 0, 0, 0]);
+        assert_eq!(&c[8..16], &0x0102u64.to_le_bytes());
+        let mut cnt = [0u8; 72];
         cnt[8] = 2;
         cnt[40] = 3;
-        assert_eq!(Counters::parse(&cnt).unwrap().kills_after_walk, 3);
-        assert_eq!(Counters::parse(&cnt).unwrap().lost_events, 2);
-        assert!(Counters::parse(&cnt[..8]).is_err());
+        cnt[48] = 4;
+        cnt[56] = 5;
+        cnt[64] = 6;
+        let p = Counters::parse(&cnt).unwrap();
+        assert_eq!(p.kills_after_walk, 3);
+        assert_eq!(p.lost_events, 2);
+        assert_eq!(
+            (p.kill_marks, p.unmarked_deliveries, p.tid_marks),
+            (4, 5, 6)
+        );
+        assert!(Counters::parse(&cnt[..64]).is_err());
     }
 
     #[test]

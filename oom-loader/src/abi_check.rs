@@ -152,6 +152,7 @@ fn rust_mirror_matches_the_compiled_abi() {
             ("flags", offset_of!(RawWatch, flags)),
             ("claimed", offset_of!(RawWatch, claimed)),
             ("walk_end_ns", offset_of!(RawWatch, walk_end_ns)),
+            ("kill_ns", offset_of!(RawWatch, kill_ns)),
         ],
     );
     check(
@@ -160,6 +161,7 @@ fn rust_mirror_matches_the_compiled_abi() {
         &[
             ("max_buckets", offset_of!(RawConfig, max_buckets)),
             ("abi_version", offset_of!(RawConfig, abi_version)),
+            ("walk_budget_ns", offset_of!(RawConfig, walk_budget_ns)),
         ],
     );
     check(
@@ -177,6 +179,12 @@ fn rust_mirror_matches_the_compiled_abi() {
                 "kills_after_walk",
                 offset_of!(RawCounters, kills_after_walk),
             ),
+            ("kill_marks", offset_of!(RawCounters, kill_marks)),
+            (
+                "unmarked_deliveries",
+                offset_of!(RawCounters, unmarked_deliveries),
+            ),
+            ("tid_marks", offset_of!(RawCounters, tid_marks)),
         ],
     );
 }

@@ -28,6 +28,9 @@ pub enum KillReason {
     Oom,
     /// Some other SIGKILL (kill -9, systemd-oomd, cgroup.kill, …).
     Killed,
+    /// No mark_victim arrived, but the kernel lost event records around the capture
+    /// (a full ring): it may have been the OOM killer's. Always kept.
+    Unknown,
 }
 
 /// One complete capture: the bucket entries of a process at its SIGKILL.
@@ -139,6 +142,9 @@ pub(crate) struct Assembler {
     exits: HashMap<u32, (u64, Instant)>,
     window: Duration,
     keep_killed: bool,
+    /// When the kernel was last seen losing event records (a mark_victim among them
+    /// would leave its capture unclassifiable).
+    last_loss: Option<Instant>,
 }
 
 /// How far a mark_victim may trail its victim's exit and still be its own (the killer
@@ -157,7 +163,13 @@ impl Assembler {
             exits: HashMap::new(),
             window,
             keep_killed,
+            last_loss: None,
         }
+    }
+
+    /// The kernel lost event records (seen in its counters at `now`).
+    pub(crate) fn lost_events(&mut self, now: Instant) {
+        self.last_loss = Some(now);
     }
 
     pub(crate) fn chunk(&mut self, c: &Chunk<'_>) {
@@ -242,13 +254,24 @@ impl Assembler {
         });
     }
 
-    /// Captures whose window passed: "killed" (dropped unless asked to keep them).
+    /// Captures whose window passed: "killed" (dropped unless asked to keep them), or
+    /// "unknown" (kept) when records were lost from a window before the capture
+    /// ended to now: its mark_victim may be among them.
     pub(crate) fn expire(&mut self, now: Instant, out: &mut Vec<Capture>) {
         let mut i = 0;
         while i < self.waiting.len() {
             if self.waiting[i].1 <= now {
-                let (cap, _, _) = self.waiting.swap_remove(i);
-                if self.keep_killed {
+                let (mut cap, deadline, _) = self.waiting.swap_remove(i);
+                let ended = deadline.checked_sub(self.window).unwrap_or(deadline);
+                let lost_near = self.last_loss.is_some_and(|t| t + self.window >= ended);
+                if lost_near {
+                    cap.reason = KillReason::Unknown;
+                    log::warn!(
+                        "pid {}: capture kept as reason=unknown: kernel event records were lost around it, its mark_victim may be one",
+                        cap.pid
+                    );
+                    out.push(cap);
+                } else if self.keep_killed {
                     out.push(cap);
                 } else {
                     log::debug!(
@@ -379,6 +402,29 @@ mod tests {
                 assert_eq!(out[0].reason, KillReason::Killed);
             }
         }
+    }
+
+    #[test]
+    fn a_capture_near_lost_records_is_unknown_and_kept() {
+        let t = Instant::now();
+        let w = Duration::from_millis(100);
+        // Loss seen while the capture waited, or shortly before it ended.
+        for loss_at in [t + Duration::from_millis(50), t - Duration::from_millis(60)] {
+            let mut a = Assembler::new(w, false);
+            assert!(a.end(end(7, 1, 0), t).is_none());
+            a.lost_events(loss_at);
+            let mut out = Vec::new();
+            a.expire(t + w, &mut out);
+            assert_eq!(out.len(), 1);
+            assert_eq!(out[0].reason, KillReason::Unknown);
+        }
+        // A loss long before says nothing about this capture: killed, dropped.
+        let mut a = Assembler::new(w, false);
+        a.lost_events(t);
+        assert!(a.end(end(7, 1, 0), t + Duration::from_secs(1)).is_none());
+        let mut out = Vec::new();
+        a.expire(t + Duration::from_secs(2), &mut out);
+        assert!(out.is_empty());
     }
 
     #[test]

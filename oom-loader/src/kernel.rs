@@ -35,6 +35,10 @@ use crate::sys::{self, consts, MapFd, ProgBtf, ProgSpec};
 pub const DEFAULT_RING_SIZE: usize = 8 << 20;
 /// Default number of processes that can be watched at once.
 pub const DEFAULT_MAX_WATCHED: u32 = 4096;
+/// Default walk time budget. It bounds the pathological case (a million buckets,
+/// corrupt lists) and must never cut a typical service (up to 50k buckets); the
+/// figures it is set from are in docs/benchmarks.md ("walk").
+pub const DEFAULT_WALK_BUDGET: Duration = Duration::from_nanos(abi::DEFAULT_WALK_BUDGET_NS);
 /// Default time a finished capture waits for its mark_victim.
 pub const DEFAULT_CLASSIFY_WINDOW: Duration = Duration::from_millis(250);
 
@@ -50,6 +54,9 @@ pub struct KernelConfig {
     pub max_buckets: u32,
     /// Processes watched at once.
     pub max_watched: u32,
+    /// Longest time one walk may run (it holds the victim's siglock with interrupts
+    /// off); `None`: no limit. A walk that reaches it stops and the profile says so.
+    pub walk_budget: Option<Duration>,
     /// Yield captures of processes killed by something other than the OOM killer.
     pub keep_killed: bool,
     /// How long a finished capture waits for the OOM killer's mark_victim.
@@ -69,6 +76,7 @@ impl Default for KernelConfig {
             ring_size: DEFAULT_RING_SIZE,
             max_buckets: abi::DEFAULT_MAX_BUCKETS,
             max_watched: DEFAULT_MAX_WATCHED,
+            walk_budget: Some(DEFAULT_WALK_BUDGET),
             keep_killed: false,
             classify_window: DEFAULT_CLASSIFY_WINDOW,
             compat_programs: false,
@@ -204,6 +212,17 @@ fn choose(tps: &HashMap<String, Tracepoint>, compat: bool) -> Result<Vec<Choice>
         fallback: None,
     }];
 
+    let sg = get("signal/signal_generate")?;
+    if !(sg.has("sig", 8, 4) && sg.has("pid", 36, 4) && sg.has("result", 44, 4)) {
+        return Err(bad("signal/signal_generate", "sig@8, pid@36, result@44"));
+    }
+    out.push(Choice {
+        program: p::SIGNAL_GENERATE,
+        tracepoint: "signal/signal_generate",
+        raw: false,
+        fallback: None,
+    });
+
     let mv = get("oom/mark_victim")?;
     let program = if !compat && MARK_VICTIM_FULL.iter().all(|&(n, o, s)| mv.has(n, o, s)) {
         p::MARK_VICTIM
@@ -270,6 +289,20 @@ pub struct Kernel {
     ids: BpfIds,
     timings: LoadTimings,
     assembler: AssemblerBox,
+    /// Kernel records lost so far (event and end records refused by a full ring), as
+    /// last read from the counters; and ring records that did not parse.
+    lost: Lost,
+}
+
+/// Records lost on the way from the kernel program, counted since load.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lost {
+    /// exec / exit / mark_victim records the full ring refused.
+    pub events: u64,
+    /// Capture end records the full ring refused (each a whole capture).
+    pub ends: u64,
+    /// Ring records that did not parse (skipped).
+    pub malformed: u64,
 }
 
 /// Wrapper so `Kernel` can derive Debug.
@@ -317,7 +350,16 @@ impl Kernel {
 
         let bytes = oom_bpf::object();
         let mut obj = Object::parse(bytes).map_err(|e| object_err("parse", e))?;
-        let cfg = abi::encode_config(config.max_buckets);
+        let budget_ns = match config.walk_budget {
+            None => 0,
+            Some(d) if d.is_zero() || d > Duration::from_secs(10) => {
+                return Err(Error::Config(format!(
+                    "walk budget {d:?} must be more than 0 and at most 10 s"
+                )))
+            }
+            Some(d) => d.as_nanos() as u64,
+        };
+        let cfg = abi::encode_config(config.max_buckets, budget_ns);
         obj.patch_map_data(HashMap::from([(
             oom_bpf::maps::CONFIG_VAR,
             (&cfg[..], true),
@@ -373,6 +415,7 @@ impl Kernel {
         let tps = attach::index(attach::read_tracepoints(&[
             "oom/mark_victim",
             "sched/sched_process_exec",
+            "signal/signal_generate",
         ])?);
         let choices = choose(&tps, config.compat_programs)?;
 
@@ -457,6 +500,7 @@ impl Kernel {
                 maps: map_ids,
             },
             assembler: AssemblerBox(Assembler::new(config.classify_window, config.keep_killed)),
+            lost: Lost::default(),
         })
     }
 
@@ -522,12 +566,13 @@ impl Kernel {
     /// Waits up to `timeout` (`None`: forever) for events and returns those ready;
     /// empty on timeout. Drains the ring completely before sleeping.
     ///
-    /// Returns an error if epoll fails or a record is malformed.
+    /// Returns an error if epoll fails (a malformed record is skipped with a warning).
     pub fn poll(&mut self, timeout: Option<Duration>) -> Result<Vec<Event>> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut out = Vec::new();
         loop {
             self.drain(&mut out)?;
+            self.check_lost();
             let now = Instant::now();
             let mut caps = Vec::new();
             self.assembler.0.expire(now, &mut caps);
@@ -550,11 +595,56 @@ impl Kernel {
         }
     }
 
+    /// Records lost so far.
+    pub fn lost(&self) -> Lost {
+        self.lost
+    }
+
+    /// Reads the kernel's lost counters and reports what was lost since the last look:
+    /// a lost exec leaves a process unwatched, a lost mark_victim leaves an OOM kill
+    /// unclassified, a lost end record loses a capture.
+    fn check_lost(&mut self) {
+        let c = match self.counters() {
+            Ok(c) => c,
+            Err(e) => {
+                log::warn!("reading the kernel counters: {e}");
+                return;
+            }
+        };
+        let (events, ends) = (
+            c.lost_events.saturating_sub(self.lost.events),
+            c.lost_ends.saturating_sub(self.lost.ends),
+        );
+        if events == 0 && ends == 0 {
+            return;
+        }
+        log::warn!(
+            "the kernel ring buffer was full: {events} event records (exec/exit/mark_victim) and {ends} capture end records lost ({} and {} since start); raise --ring-size",
+            c.lost_events,
+            c.lost_ends
+        );
+        self.lost.events = c.lost_events;
+        self.lost.ends = c.lost_ends;
+        self.assembler.0.lost_events(Instant::now());
+    }
+
     fn drain(&mut self, out: &mut Vec<Event>) -> Result<()> {
         while let Some(rec) = self.ring.next() {
             let now = Instant::now();
             let asm = &mut self.assembler.0;
-            match Record::parse(&rec)? {
+            let parsed = match Record::parse(&rec) {
+                Ok(r) => r,
+                Err(e) => {
+                    // One bad record must not cost the rest of the batch.
+                    self.lost.malformed += 1;
+                    log::warn!(
+                        "skipping a malformed kernel record ({} so far): {e}",
+                        self.lost.malformed
+                    );
+                    continue;
+                }
+            };
+            match parsed {
                 Record::Victim(v) => {
                     if let Some(c) = asm.victim(v, now) {
                         out.push(Event::Victim(v));
@@ -723,6 +813,7 @@ impl Drop for Kernel {
 fn short_name(program: &str) -> &str {
     match program {
         "signal_deliver" => "signal",
+        "signal_generate" => "kill",
         "mark_victim" | "mark_victim_v1" => "victim",
         "sched_process_exec" => "exec",
         "sched_process_exit" | "sched_process_exit_v1" => "exit",
@@ -770,6 +861,15 @@ mod tests {
         }
         HashMap::from([
             tp("signal/signal_deliver", &[("sig", 8, 4)]),
+            tp(
+                "signal/signal_generate",
+                &[
+                    ("sig", 8, 4),
+                    ("pid", 36, 4),
+                    ("group", 40, 4),
+                    ("result", 44, 4),
+                ],
+            ),
             tp("oom/mark_victim", &mv),
             tp(
                 "sched/sched_process_exec",
@@ -791,18 +891,20 @@ mod tests {
             programs(choose(&kernel(true), false).unwrap()),
             [
                 p::SIGNAL_DELIVER,
+                p::SIGNAL_GENERATE,
                 p::MARK_VICTIM,
                 p::SCHED_PROCESS_EXEC,
                 p::SCHED_PROCESS_EXIT
             ]
         );
         // Raw tracepoints: the exit variant is settled by the attach, with a fallback.
-        assert!(new[0].raw && new[3].raw && !new[1].raw && !new[2].raw);
-        assert_eq!(new[3].fallback, Some(p::SCHED_PROCESS_EXIT_V1));
+        assert!(new[0].raw && new[4].raw && !new[1].raw && !new[2].raw && !new[3].raw);
+        assert_eq!(new[4].fallback, Some(p::SCHED_PROCESS_EXIT_V1));
         assert_eq!(
             programs(choose(&kernel(false), false).unwrap()),
             [
                 p::SIGNAL_DELIVER,
+                p::SIGNAL_GENERATE,
                 p::MARK_VICTIM_V1,
                 p::SCHED_PROCESS_EXEC,
                 p::SCHED_PROCESS_EXIT
@@ -812,6 +914,7 @@ mod tests {
             programs(choose(&kernel(true), true).unwrap()),
             [
                 p::SIGNAL_DELIVER,
+                p::SIGNAL_GENERATE,
                 p::MARK_VICTIM_V1,
                 p::SCHED_PROCESS_EXEC,
                 p::SCHED_PROCESS_EXIT_V1

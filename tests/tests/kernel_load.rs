@@ -26,10 +26,10 @@ fn kernel_load_attach_detach_time_and_cleanup() {
         let loaded = t.elapsed();
         eprintln!("{:?}", k.load_timings());
         memory = k.kernel_memory();
-        assert_eq!(k.bpf_ids().programs.len(), 4);
+        assert_eq!(k.bpf_ids().programs.len(), 5);
         assert_eq!(
             leftover_bpf_objects(k.bpf_ids()).len(),
-            4 + k.bpf_ids().maps.len(),
+            5 + k.bpf_ids().maps.len(),
             "bpftool shows all our objects while loaded"
         );
         ids.push(k.bpf_ids().clone());
@@ -121,7 +121,7 @@ fn kernel_features_probed() {
     eprintln!("features: {f:?}; programs: {:?}", k.programs());
     // Linux 6.18: memcg accounting (5.11) and perf-event links (5.15).
     assert!(f.memcg_accounting && f.perf_link, "{f:?}");
-    assert_eq!(k.programs().len(), 4);
+    assert_eq!(k.programs().len(), 5);
     assert_eq!(k.ring_size(), oom_loader::kernel::DEFAULT_RING_SIZE);
 }
 
