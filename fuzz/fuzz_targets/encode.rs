@@ -30,9 +30,10 @@ fuzz_target!(|data: &[u8]| {
     let maps = [Mapping { start: 0x1000, limit: 0x10_0000, offset: 0, filename: "/bin/x", build_id: "ab" }];
     let profile = Profile {
         scale: Scale::new(4096, Exp::Portable, layout).unwrap(),
-        policy: Policy::Latest,
+        policy: if data[3] & 2 == 0 { Policy::Latest } else { Policy::GoPublished { cycle: Some(u32::from(data[3] >> 4)), fallback: false } },
         mappings: if data[3] & 1 == 0 { &maps } else { &[] },
         time_nanos: 5,
+        recent: data[3] & 4 != 0,
         default_sample_type: None,
         comments: &["fuzz"],
     };

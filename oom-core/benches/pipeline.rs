@@ -132,6 +132,7 @@ fn main() {
         policy: Policy::Latest,
         mappings: &mapping,
         time_nanos: 1,
+        recent: false,
         default_sample_type: None,
         comments: &["bench"],
     };

@@ -39,7 +39,8 @@
 //!                       build_id: gnu.as_ref().map_or("", |h| h.as_str()) }];
 //! let profile = Profile {
 //!     scale: Scale::new(rate, Exp::Amd64 { fma: true }, layout)?,
-//!     policy: Policy::GoPublished { cycle: None, fallback },      // or Policy::Latest at OOM
+//!     policy: Policy::GoPublished { cycle: None, fallback },
+//!     recent: true, // at OOM: the allocations Go has not published yet, as extra types
 //!     mappings: &maps, time_nanos: 0, default_sample_type: None, comments: &["reason=oom"],
 //! };
 //! let words: usize = buckets.iter().map(|b| b.stack.len()).sum();

@@ -9,9 +9,9 @@
 //! counting and returns [`Error::BufferTooSmall`] with the exact size needed; it never
 //! returns truncated output. Gzip is the caller's job.
 
-use crate::bucket::Bucket;
+use crate::bucket::{Bucket, Cycle};
 use crate::pclntab::{Frame, Symbolizer};
-use crate::values::{counts, Policy, Scale};
+use crate::values::{counts, unpublished, Policy, Scale};
 use crate::Error;
 
 /// Field numbers of `perftools.profiles.Profile` and its messages (profile.proto).
@@ -72,6 +72,12 @@ pub const MAX_DECK: usize = 128;
 /// Most locations one sample can have: the deepest Go stack plus a final expansion.
 pub const MAX_SAMPLE_LOCATIONS: usize = 1024 + MAX_DECK;
 
+/// Sample type of the allocated objects the runtime has not published yet (counted
+/// since the last completed GC cycles; whether they are still live is unknown).
+pub const RECENT_OBJECTS: &str = "recent_alloc_objects";
+/// Sample type of the bytes of [`RECENT_OBJECTS`].
+pub const RECENT_SPACE: &str = "recent_alloc_space";
+
 /// One executable mapping of the target, as runtime/pprof reads it from
 /// `/proc/PID/maps` (runtime addresses).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -95,6 +101,10 @@ pub struct Profile<'a, 'c> {
     pub scale: Scale,
     /// Which counters become sample values.
     pub policy: Policy,
+    /// Also write the allocations `policy` leaves out (recorded, not yet published by
+    /// the runtime) as two more sample types, [`RECENT_OBJECTS`] and [`RECENT_SPACE`],
+    /// after Go's four.
+    pub recent: bool,
     /// Executable mappings in `/proc/PID/maps` order; empty means Go's fake mapping.
     /// At most [`MAX_MAPPINGS`].
     pub mappings: &'c [Mapping<'a>],
@@ -694,9 +704,24 @@ impl<'a> Encoder<'_, '_, 'a, '_> {
         }
         let c = counts(&b.record, self.profile.policy);
         let v = self.profile.scale.values(c, b.size).to_array();
+        let recent = if self.profile.recent {
+            let u = unpublished(&b.record, self.profile.policy);
+            let r = self.profile.scale.values(
+                Cycle {
+                    allocs: u.allocs,
+                    frees: 0,
+                },
+                b.size,
+            );
+            [r.alloc_objects, r.alloc_space]
+        } else {
+            [0; 2]
+        };
+        let nrecent = if self.profile.recent { 2 } else { 0 };
         let start = self.out.len;
+        let all = v.iter().chain(recent.iter().take(nrecent));
         self.out
-            .varints(tag::SAMPLE_VALUE, v.iter().map(|&x| x as u64), v.len());
+            .varints(tag::SAMPLE_VALUE, all.map(|&x| x as u64), v.len() + nrecent);
         let ids = locs.get(..nlocs).unwrap_or_default();
         self.out
             .varints(tag::SAMPLE_LOCATION, ids.iter().copied(), ids.len());
@@ -767,6 +792,10 @@ pub fn encode<'a, 'b>(
     e.value_type(tag::PROFILE_SAMPLE_TYPE, "alloc_space", "bytes")?;
     e.value_type(tag::PROFILE_SAMPLE_TYPE, "inuse_objects", "count")?;
     e.value_type(tag::PROFILE_SAMPLE_TYPE, "inuse_space", "bytes")?;
+    if profile.recent {
+        e.value_type(tag::PROFILE_SAMPLE_TYPE, RECENT_OBJECTS, "count")?;
+        e.value_type(tag::PROFILE_SAMPLE_TYPE, RECENT_SPACE, "bytes")?;
+    }
     if let Some(d) = profile.default_sample_type {
         let i = e.strings.index(d)?;
         e.out.int64_opt(tag::PROFILE_DEFAULT_SAMPLE_TYPE, i);
@@ -902,6 +931,7 @@ mod tests {
             policy: Policy::Latest,
             mappings: maps,
             time_nanos: 0,
+            recent: false,
             default_sample_type: None,
             comments: &[],
         };
@@ -1133,6 +1163,7 @@ mod tests {
             policy: Policy::Latest,
             mappings: &[],
             time_nanos: 0,
+            recent: false,
             default_sample_type: Some("alloc_space"),
             comments: &["reason=oom"],
         };

@@ -72,6 +72,32 @@ pub fn counts(record: &MemRecord, policy: Policy) -> Cycle {
     }
 }
 
+/// The cycles of `record` that `policy` leaves out: what the runtime has recorded but
+/// not published yet (allocations since the last completed GC cycles, whose frees are
+/// only recorded when sweeping reaches them, so their liveness is unknown).
+///
+/// Zero under [`Policy::Latest`] and under Go's all-zero fallback, which count every
+/// cycle; all three `future` cycles when the cycle is unknown.
+pub fn unpublished(record: &MemRecord, policy: Policy) -> Cycle {
+    match policy {
+        Policy::Latest | Policy::GoPublished { fallback: true, .. } => Cycle::default(),
+        Policy::GoPublished {
+            cycle: Some(c),
+            fallback: false,
+        } => add(
+            record.future[((c + 1) % 3) as usize],
+            record.future[((c + 2) % 3) as usize],
+        ),
+        Policy::GoPublished {
+            cycle: None,
+            fallback: false,
+        } => record
+            .future
+            .iter()
+            .fold(Cycle::default(), |a, &b| add(a, b)),
+    }
+}
+
 /// The `exp` routine the target Go process used (`math.Exp`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exp {
@@ -368,6 +394,36 @@ mod tests {
             active: c(active),
             future: [c(f[0]), c(f[1]), c(f[2])],
         }
+    }
+
+    #[test]
+    fn unpublished_is_what_the_policy_leaves_out() {
+        let r = rec((10, 4), [(1, 0), (2, 1), (3, 2)]);
+        let p = |cycle, fallback| Policy::GoPublished { cycle, fallback };
+        let all = counts(&r, Policy::Latest);
+        for policy in [
+            p(Some(4), false),
+            p(Some(0), false),
+            p(None, false),
+            p(Some(2), true),
+        ] {
+            let (a, b) = (counts(&r, policy), unpublished(&r, policy));
+            assert_eq!(
+                (a.allocs + b.allocs, a.frees + b.frees),
+                (all.allocs, all.frees),
+                "{policy:?}"
+            );
+        }
+        // Cycle 4: future[1] is published, future[2] and future[0] are not.
+        assert_eq!(
+            unpublished(&r, p(Some(4), false)),
+            Cycle {
+                allocs: 4,
+                frees: 2
+            }
+        );
+        assert_eq!(unpublished(&r, Policy::Latest), Cycle::default());
+        assert_eq!(unpublished(&r, p(Some(4), true)), Cycle::default());
     }
 
     #[test]

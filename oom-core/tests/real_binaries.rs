@@ -486,6 +486,7 @@ fn try_compare_with_go(
         policy: Policy::GoPublished { cycle, fallback },
         mappings: &mappings,
         time_nanos: 1,
+        recent: false,
         default_sample_type: None,
         comments: &["oomprof test"],
     };
@@ -753,6 +754,7 @@ fn arm64_compare(tc: &Toolchain, name: &str, args: &[&str]) -> Result<String, St
         policy: Policy::GoPublished { cycle, fallback },
         mappings: &mappings,
         time_nanos: go_time,
+        recent: false,
         default_sample_type: None,
         comments: &[],
     };

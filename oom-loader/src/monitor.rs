@@ -45,18 +45,7 @@ use crate::capture::{Capture, KillReason};
 use crate::kernel::{CycleLayout, Event, Kernel, KernelConfig, WatchInfo};
 use crate::ondemand;
 use crate::procmaps::{self, MapEntry};
-use crate::profile::{assemble, Profile, ProfileMeta, Reason, Rss};
-
-/// Which counters a kill's profile shows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum ValuePolicy {
-    /// Everything recorded, including cycles the runtime has not published yet: at OOM
-    /// time the newest allocations are the point.
-    #[default]
-    Latest,
-    /// What the program's own runtime/pprof would have written at that moment.
-    GoPublished,
-}
+use crate::profile::{assemble, disabled_diagnosis, Profile, ProfileMeta, RateSeen, Reason, Rss};
 
 /// A process being watched.
 #[derive(Clone, Debug)]
@@ -104,7 +93,8 @@ pub enum MonitorEvent {
         /// Why.
         reason: String,
     },
-    /// A Go program whose memory profiling is disabled (said once per binary).
+    /// A Go program was killed with memory profiling off (`runtime.MemProfileRate` 0
+    /// at the kill): no profile. Said once per binary, later kills are `Dropped`.
     ProfilingDisabled {
         /// Process id.
         pid: u32,
@@ -112,6 +102,8 @@ pub enum MonitorEvent {
         comm: String,
         /// Executable.
         exe: PathBuf,
+        /// What was seen and both fixes ([`crate::profile::disabled_diagnosis`]).
+        detail: &'static str,
     },
     /// A finished profile.
     Profile(Box<Profile>),
@@ -133,8 +125,6 @@ pub struct MonitorConfig {
     pub kernel: KernelConfig,
     /// Watch Go processes already running at start.
     pub scan_existing: bool,
-    /// Value policy for kills.
-    pub policy: ValuePolicy,
     /// The procfs to read.
     pub proc_root: PathBuf,
     /// Most binaries kept analysed.
@@ -148,7 +138,6 @@ impl Default for MonitorConfig {
         Self {
             kernel: KernelConfig::default(),
             scan_existing: true,
-            policy: ValuePolicy::Latest,
             proc_root: PathBuf::from("/proc"),
             max_cached_binaries: crate::cache::DEFAULT_MAX_ENTRIES,
             max_mapped_bytes: crate::cache::DEFAULT_MAX_MAPPED,
@@ -184,12 +173,6 @@ impl MonitorBuilder {
     /// Watch Go processes already running at start (default on).
     pub fn scan_existing(mut self, scan: bool) -> Self {
         self.config.scan_existing = scan;
-        self
-    }
-
-    /// Value policy for kills (default [`ValuePolicy::Latest`]).
-    pub fn policy(mut self, policy: ValuePolicy) -> Self {
-        self.config.policy = policy;
         self
     }
 
@@ -352,7 +335,7 @@ impl Monitor {
         for pid in pids {
             let mut out = Vec::new();
             self.discover(pid, None, &mut out);
-            // A scan is noisy: keep what matters (watched processes, disabled profiling).
+            // A scan is noisy: keep what matters (watched processes).
             self.pending.extend(
                 out.into_iter()
                     .filter(|e| !matches!(e, MonitorEvent::Skipped { .. })),
@@ -423,7 +406,9 @@ impl Monitor {
         }
     }
 
-    /// Looks at `pid` and watches it if it is a Go program with profiling on.
+    /// Looks at `pid` and watches it if it is a Go program. Whatever the linker's
+    /// `disableMemoryProfiling` says: a program may set `runtime.MemProfileRate` itself,
+    /// and the rate read at the kill decides.
     fn discover(&mut self, pid: u32, exec_ts: Option<u64>, out: &mut Vec<MonitorEvent>) {
         let root = self.config.proc_root.clone();
         let ipid = pid as i32;
@@ -439,12 +424,6 @@ impl Monitor {
                 return;
             }
         };
-        if bin.info.profiling_disabled_by_linker == Some(true) {
-            if self.disabled_said.insert(bin.key) {
-                out.push(MonitorEvent::ProfilingDisabled { pid, comm, exe });
-            }
-            return;
-        }
         let maps = match procmaps::read(&root, ipid) {
             Ok(m) => m,
             Err(e) => {
@@ -529,21 +508,29 @@ impl Monitor {
                 reason: "capture of a process oomprof no longer knows".into(),
             };
         };
-        let rate = c.end.mem_profile_rate as i64;
-        if rate == 0 {
+        use oom_core::abi::end_status as st;
+        let seen =
+            if w.bin.info.vars.mem_profile_rate.is_none() || c.end.status & st::RATE_FAULT != 0 {
+                RateSeen::Unknown
+            } else {
+                RateSeen::Read(c.end.mem_profile_rate as i64)
+            };
+        let Some((rate, rate_problem)) = seen.scale_rate() else {
+            let detail = disabled_diagnosis(w.bin.info.profiling_disabled_by_linker);
             if self.disabled_said.insert(w.bin.key) {
                 return MonitorEvent::ProfilingDisabled {
                     pid,
                     comm: w.comm,
                     exe: w.exe,
+                    detail,
                 };
             }
             return MonitorEvent::Dropped {
                 pid,
                 comm: w.comm,
-                reason: "memory profiling is disabled in this program".into(),
+                reason: detail.into(),
             };
-        }
+        };
         // Expand the entries (whose stacks share outer frames with the entry before)
         // into whole-stack buckets backed by one arena.
         let mut arena: Vec<u8> = Vec::new();
@@ -566,9 +553,8 @@ impl Monitor {
             })
             .collect();
         let end = &c.end;
-        let mut problems = Vec::new();
+        let mut problems: Vec<String> = rate_problem.map(String::from).into_iter().collect();
         if !end.is_complete() {
-            use oom_core::abi::end_status as st;
             let mut why = Vec::new();
             if end.status & st::HEAD_FAULT != 0 {
                 why.push("runtime.mbuckets unreadable".to_string());
@@ -584,8 +570,14 @@ impl Monitor {
             }
             if end.status & st::RING_FULL != 0 || end.ring_full_buckets > 0 {
                 why.push(format!(
-                    "ring buffer full: {} buckets dropped (raise --ring-size)",
+                    "ring buffer full: walk stopped, {} buckets read but not sent and the rest of the list not read (raise --ring-size)",
                     end.ring_full_buckets
+                ));
+            }
+            if end.status & st::TIME_BUDGET != 0 {
+                why.push(format!(
+                    "walk stopped at its time budget after {:.1} ms, the rest of the list not read (raise --walk-budget)",
+                    end.elapsed_ns as f64 / 1e6
                 ));
             }
             if end.status & st::LOOP != 0 {
@@ -621,15 +613,19 @@ impl Monitor {
         if let Some(err) = entry_error {
             problems.push(format!("malformed entry: {err}"));
         }
-        let policy = match self.config.policy {
-            ValuePolicy::Latest => Policy::Latest,
-            ValuePolicy::GoPublished => {
-                let cycle = (w.bin.info.vars.mprof_cycle.is_some()).then_some(end.mprof_cycle >> 1);
-                Policy::GoPublished {
-                    cycle,
-                    fallback: needs_fallback(buckets.iter().map(|b| &b.record), cycle),
-                }
-            }
+        // Go's publication rule, as runtime.MemProfile would apply it at the kill; what
+        // it leaves out goes to the recent_* sample types.
+        let cycle = (w.bin.info.vars.mprof_cycle.is_some() && end.status & st::CYCLE_FAULT == 0)
+            .then_some(end.mprof_cycle >> 1);
+        if cycle.is_none() {
+            problems.push(
+                "runtime.mProfCycle unknown: Go's view taken as of the last flush (may lag one GC)"
+                    .into(),
+            );
+        }
+        let policy = Policy::GoPublished {
+            cycle,
+            fallback: needs_fallback(buckets.iter().map(|b| &b.record), cycle),
         };
         let (reason, trigger, rss) = match c.reason {
             KillReason::Oom => {
@@ -652,6 +648,7 @@ impl Monitor {
                 )
             }
             KillReason::Killed => (Reason::Killed, None, None),
+            KillReason::Unknown => (Reason::Unknown, None, None),
         };
         let info = &w.bin.info;
         let meta = ProfileMeta {
@@ -675,7 +672,7 @@ impl Monitor {
             walk_ns: Some(end.elapsed_ns),
             time: SystemTime::now(),
         };
-        match assemble(&w.bin, w.bias, &buckets, &w.maps, policy, meta) {
+        match assemble(&w.bin, w.bias, &buckets, &w.maps, policy, true, meta) {
             Ok(p) => MonitorEvent::Profile(Box::new(p)),
             Err(e) => MonitorEvent::Dropped {
                 pid,

@@ -15,7 +15,9 @@ use crate::binary::GoBinary;
 use crate::cache::BinaryCache;
 use crate::procmaps;
 use crate::procmem::ProcMem;
-use crate::profile::{assemble, AssembleError, Profile, ProfileMeta, Reason};
+use crate::profile::{
+    assemble, disabled_diagnosis, AssembleError, Profile, ProfileMeta, RateSeen, Reason,
+};
 use crate::walk::{Walk, DEFAULT_MAX_BUCKETS};
 
 /// Options for [`profile_pid`].
@@ -60,14 +62,14 @@ pub enum OnDemandError {
         /// Why.
         reason: Arc<str>,
     },
-    /// Memory profiling is off in the target.
-    #[error("pid {pid} ({comm}): memory profiling is disabled in this program{detail}; fix: make the program reference runtime.MemProfile, e.g. import _ \"net/http/pprof\", and do not set runtime.MemProfileRate = 0")]
+    /// Memory profiling is off in the target (`runtime.MemProfileRate` is 0 now).
+    #[error("pid {pid} ({comm}): {detail}")]
     ProfilingDisabled {
         /// The process.
         pid: i32,
         /// Its command name.
         comm: String,
-        /// What was seen.
+        /// What was seen and both fixes ([`crate::profile::disabled_diagnosis`]).
         detail: &'static str,
     },
     /// The runtime's variables could not be read.
@@ -208,24 +210,23 @@ pub fn profile_pid(
             },
         })
     };
-    let rate = match vars.mem_profile_rate {
-        Some(a) => read_u64("runtime.MemProfileRate", a)? as i64,
-        None => {
-            return Err(OnDemandError::Read {
-                pid,
-                what: "runtime.MemProfileRate",
-                addr: 0,
-                source: io::Error::new(io::ErrorKind::NotFound, "not found in the binary"),
-            })
-        }
+    // The rate in force now decides (the linker's flag is only the initial state); an
+    // unknown rate is never taken for "off".
+    let seen = match vars.mem_profile_rate {
+        Some(a) => match read_u64("runtime.MemProfileRate", a) {
+            Ok(r) => RateSeen::Read(r as i64),
+            Err(e @ OnDemandError::Gone(_)) => return Err(e),
+            Err(e) => {
+                log::warn!("{e}");
+                RateSeen::Unknown
+            }
+        },
+        None => RateSeen::Unknown,
     };
-    if rate == 0 {
-        let detail = match bin.info.profiling_disabled_by_linker {
-            Some(true) => " (the Go linker disabled it: nothing references runtime.MemProfile)",
-            _ => " (runtime.MemProfileRate is 0)",
-        };
+    let Some((rate, rate_problem)) = seen.scale_rate() else {
+        let detail = disabled_diagnosis(bin.info.profiling_disabled_by_linker);
         return Err(OnDemandError::ProfilingDisabled { pid, comm, detail });
-    }
+    };
     let cycle = match vars.mprof_cycle {
         Some(a) => mem.u32(a.wrapping_add(bias)).ok().map(|v| v >> 1),
         None => None,
@@ -254,12 +255,16 @@ pub fn profile_pid(
         cgroup: cgroup(root, pid),
         mem_profile_rate: rate,
         buckets: buckets.len(),
-        incomplete: walk.problems(),
+        incomplete: match (rate_problem, walk.problems()) {
+            (None, p) => p,
+            (Some(r), None) => Some(r.into()),
+            (Some(r), Some(p)) => Some(format!("{r}; {p}")),
+        },
         kill_mono_ns: None,
         walk_ns: None,
         time: SystemTime::now(),
     };
-    assemble(&bin, bias, &buckets, &maps, policy, meta)
+    assemble(&bin, bias, &buckets, &maps, policy, false, meta)
         .map_err(|source| OnDemandError::Assemble { pid, source })
 }
 

@@ -7,9 +7,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use oom_core::bucket::Cycle;
 use oom_core::pprof::{self, LocationSlot, Mapping, StringSlot, Tables};
 use oom_core::stripped::Arch;
-use oom_core::values::{counts, Exp, Policy, Scale};
+use oom_core::values::{counts, unpublished, Exp, Policy, Scale};
 use oom_core::Bucket;
 
 use crate::binary::GoBinary;
@@ -24,6 +25,9 @@ pub enum Reason {
     Killed,
     /// Asked for while the process runs.
     OnDemand,
+    /// SIGKILLed, and the kernel lost event records around the kill, so whether the
+    /// OOM killer did it is unknown.
+    Unknown,
 }
 
 impl Reason {
@@ -33,6 +37,7 @@ impl Reason {
             Reason::Oom => "oom",
             Reason::Killed => "killed",
             Reason::OnDemand => "on-demand",
+            Reason::Unknown => "unknown",
         }
     }
 }
@@ -148,6 +153,45 @@ impl ProfileMeta {
     }
 }
 
+/// Go's default `runtime.MemProfileRate` (512 KiB): the scale used when the rate in
+/// force could not be read (and the profile says so).
+pub const GO_DEFAULT_RATE: i64 = 512 * 1024;
+
+/// What the target's `runtime.MemProfileRate` was when its buckets were read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateSeen {
+    /// Read: this value (0 means profiling is off).
+    Read(i64),
+    /// Not located in the binary, or the read failed.
+    Unknown,
+}
+
+impl RateSeen {
+    /// The rate to scale with, and the problem to report when it is a guess; `None`
+    /// when profiling is off (rate 0 or negative, which Go treats as off).
+    pub fn scale_rate(self) -> Option<(i64, Option<&'static str>)> {
+        match self {
+            RateSeen::Read(r) if r > 0 => Some((r, None)),
+            RateSeen::Read(_) => None,
+            RateSeen::Unknown => Some((
+                GO_DEFAULT_RATE,
+                Some("runtime.MemProfileRate could not be read: values scaled as for Go's default 524288"),
+            )),
+        }
+    }
+}
+
+/// Why a Go program's profile is empty, naming both fixes: the linker turns profiling
+/// off in programs that never reference `runtime.MemProfile` (`linker`: what the
+/// binary's `runtime.disableMemoryProfiling` says), and a program may set the rate
+/// to 0 itself.
+pub fn disabled_diagnosis(linker: Option<bool>) -> &'static str {
+    match linker {
+        Some(true) => "memory profiling is off: runtime.MemProfileRate is 0, as the Go linker set it because nothing references runtime.MemProfile; fix: reference it (e.g. import _ \"net/http/pprof\") or set runtime.MemProfileRate (e.g. to 524288) early in main",
+        _ => "memory profiling is off: runtime.MemProfileRate is 0; fix: do not set it to 0 (Go's default is 524288), or set it early in main",
+    }
+}
+
 /// Headline figures of a profile, for log lines.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -159,6 +203,13 @@ pub struct Summary {
     pub top_function: Option<String>,
     /// In-use bytes of `top_function`.
     pub top_inuse_bytes: i64,
+    /// Bytes allocated but not yet published by the runtime (scaled): the
+    /// `recent_alloc_space` total, 0 when the profile has no recent types.
+    pub recent_bytes: i64,
+    /// The function with the most `recent_alloc_space`.
+    pub recent_top_function: Option<String>,
+    /// `recent_alloc_space` of `recent_top_function`.
+    pub recent_top_bytes: i64,
 }
 
 /// A finished profile.
@@ -203,7 +254,9 @@ fn target_exp(arch: Arch) -> Exp {
 }
 
 /// Builds the profile of `buckets` taken from a process running `bin` with load bias
-/// `bias` and the given mappings.
+/// `bias` and the given mappings. `policy` picks Go's four sample types; `recent`
+/// adds the allocations it leaves out as `recent_alloc_objects`/`recent_alloc_space`
+/// (and makes `inuse_space` the default type, so pprof opens on Go's view).
 ///
 /// Returns an error if profiling was disabled (rate 0) or encoding fails.
 pub fn assemble(
@@ -212,6 +265,7 @@ pub fn assemble(
     buckets: &[Bucket<'_>],
     maps: &[MapEntry],
     policy: Policy,
+    recent: bool,
     meta: ProfileMeta,
 ) -> Result<Profile, AssembleError> {
     let scale = Scale::new(
@@ -250,9 +304,10 @@ pub fn assemble(
     let profile = pprof::Profile {
         scale,
         policy,
+        recent,
         mappings: &mappings,
         time_nanos,
-        default_sample_type: None,
+        default_sample_type: recent.then_some("inuse_space"),
         comments: &comment_refs,
     };
 
@@ -281,7 +336,7 @@ pub fn assemble(
     };
     out.truncate(len);
 
-    let summary = summarize(&sym, &scale, policy, buckets);
+    let summary = summarize(&sym, &scale, policy, recent, buckets);
     bin.release_pages();
     let mut gz = flate2::write::GzEncoder::new(
         Vec::with_capacity(len / 3 + 64),
@@ -300,38 +355,72 @@ fn summarize(
     sym: &oom_core::Symbolizer<'_>,
     scale: &Scale,
     policy: Policy,
+    recent: bool,
     buckets: &[Bucket<'_>],
 ) -> Summary {
     let mut s = Summary::default();
-    let mut by_func: std::collections::HashMap<String, i64> = Default::default();
+    let mut inuse: std::collections::HashMap<&str, i64> = Default::default();
+    let mut fresh: std::collections::HashMap<&str, i64> = Default::default();
     for b in buckets {
         let v = scale.values(counts(&b.record, policy), b.size);
-        s.inuse_bytes += v.inuse_space;
-        s.inuse_objects += v.inuse_objects;
-        if v.inuse_space == 0 {
+        let r = if recent {
+            let u = unpublished(&b.record, policy);
+            let c = Cycle {
+                allocs: u.allocs,
+                frees: 0,
+            };
+            scale.values(c, b.size).alloc_space
+        } else {
+            0
+        };
+        s.inuse_bytes = s.inuse_bytes.wrapping_add(v.inuse_space);
+        s.inuse_objects = s.inuse_objects.wrapping_add(v.inuse_objects);
+        s.recent_bytes = s.recent_bytes.wrapping_add(r);
+        if v.inuse_space == 0 && r == 0 {
             continue;
         }
-        // The first frame outside the runtime, as pprof shows it; a stack that is all
-        // runtime (e.g. goroutine creation) is named by its leaf.
-        let mut leaf = None;
-        let mut name = None;
-        for n in b
-            .stack
-            .iter()
-            .filter_map(|pc| sym.name_at(pc).ok().flatten())
-        {
-            leaf.get_or_insert(n);
-            if !n.starts_with("runtime.") && !n.starts_with("internal/runtime/") {
-                name = Some(n);
-                break;
-            }
+        let name = flat_function(sym, b);
+        if v.inuse_space != 0 {
+            let e = inuse.entry(name).or_default();
+            *e = e.wrapping_add(v.inuse_space);
         }
-        let name = name.or(leaf).unwrap_or("?");
-        *by_func.entry(name.to_string()).or_default() += v.inuse_space;
+        if r != 0 {
+            let e = fresh.entry(name).or_default();
+            *e = e.wrapping_add(r);
+        }
     }
-    if let Some((f, v)) = by_func.into_iter().max_by_key(|(_, v)| *v) {
+    // Ties go to the smaller name, so the line is the same from run to run.
+    let top = |m: std::collections::HashMap<&str, i64>| {
+        m.into_iter()
+            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
+            .map(|(f, v)| (f.to_string(), v))
+    };
+    if let Some((f, v)) = top(inuse) {
         s.top_function = Some(f);
         s.top_inuse_bytes = v;
     }
+    if let Some((f, v)) = top(fresh) {
+        s.recent_top_function = Some(f);
+        s.recent_top_bytes = v;
+    }
     s
+}
+
+/// The function `go tool pprof -top` charges a bucket's values to (its flat
+/// function): runtime/pprof drops the leading runtime frames, and a return PC is
+/// looked up at PC − 1, innermost inlined function first. A stack that is all
+/// runtime (e.g. goroutine creation) is named by its leaf.
+fn flat_function<'a>(sym: &oom_core::Symbolizer<'a>, b: &Bucket<'_>) -> &'a str {
+    let mut leaf = None;
+    for pc in b.stack.iter() {
+        let Ok(f) = sym.frame(pc) else { continue };
+        if !f.is_known() {
+            continue;
+        }
+        leaf.get_or_insert(f.function);
+        if !f.function.starts_with("runtime.") && !f.function.starts_with("internal/runtime/") {
+            return f.function;
+        }
+    }
+    leaf.unwrap_or("?")
 }

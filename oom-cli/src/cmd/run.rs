@@ -155,14 +155,21 @@ fn handle(e: MonitorEvent, dir: &Path, pending: &mut VecDeque<(String, Vec<u8>)>
         } => log::debug!(
             "watch pid {pid} ({comm}) {} {go_version}{}",
             exe.display(),
-            latency.map(|l| format!(", {l:.2?} after exec")).unwrap_or_default()
+            latency
+                .map(|l| format!(", {l:.2?} after exec"))
+                .unwrap_or_default()
         ),
         MonitorEvent::Unwatched { pid, why } => log::debug!("unwatch pid {pid} ({why})"),
         MonitorEvent::Skipped { pid, comm, reason } => {
             log::debug!("skip pid {pid} ({comm}): {reason}")
         }
-        MonitorEvent::ProfilingDisabled { pid, comm, exe } => log::warn!(
-            "pid {pid} ({comm}, {}): memory profiling is disabled in this Go program, so no profile can be written; fix: make it reference runtime.MemProfile, e.g. import _ \"net/http/pprof\"",
+        MonitorEvent::ProfilingDisabled {
+            pid,
+            comm,
+            exe,
+            detail,
+        } => log::warn!(
+            "pid {pid} ({comm}, {}): killed, no profile written: {detail}",
             exe.display()
         ),
         MonitorEvent::Dropped { pid, comm, reason } => {

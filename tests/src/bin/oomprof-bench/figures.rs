@@ -473,6 +473,7 @@ pub fn pipeline(cx: &Ctx) -> Result<Vec<Row>, String> {
             policy: Policy::Latest,
             mappings: &exe_maps,
             time_nanos: 1,
+            recent: false,
             default_sample_type: None,
             comments: &["oomprof-bench"],
         };
