@@ -187,8 +187,8 @@ impl RateSeen {
 /// to 0 itself.
 pub fn disabled_diagnosis(linker: Option<bool>) -> &'static str {
     match linker {
-        Some(true) => "memory profiling is off: runtime.MemProfileRate is 0, as the Go linker set it because nothing references runtime.MemProfile; fix: reference it (e.g. import _ \"net/http/pprof\") or set runtime.MemProfileRate (e.g. to 524288) early in main",
-        _ => "memory profiling is off: runtime.MemProfileRate is 0; fix: do not set it to 0 (Go's default is 524288), or set it early in main",
+        Some(true) => "memory profiling is off: runtime.MemProfileRate is 0, as the Go linker set it because nothing references runtime.MemProfile; fix: make the program reference runtime.MemProfile (e.g. import _ \"net/http/pprof\") or set runtime.MemProfileRate (e.g. to 524288) early in main",
+        _ => "memory profiling is off: runtime.MemProfileRate is 0 (the Go linker sets it so when nothing references runtime.MemProfile, or the program set it); fix: make the program reference runtime.MemProfile (e.g. import _ \"net/http/pprof\") or set runtime.MemProfileRate (e.g. to 524288) early in main",
     }
 }
 

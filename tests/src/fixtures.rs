@@ -16,6 +16,8 @@ pub const ALL: &[&str] = &[
     "churn",
     "hostile",
     "allocbench",
+    "oracle",
+    "leakchurn",
 ];
 
 /// How a fixture is built.

@@ -12,6 +12,7 @@ pub mod gomatrix;
 pub mod pprof_raw;
 pub mod privileged;
 pub mod process;
+pub mod watch;
 
 use std::path::PathBuf;
 

@@ -1,6 +1,10 @@
 //! A parser for `go tool pprof -raw` output: the judge's view of a profile.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+
+/// A sample as the judge compares it: values, labels, and each location's address and
+/// frames (`function file:line:col`).
+pub type SampleKey = (Vec<i64>, Vec<(String, String)>, Vec<(u64, Vec<String>)>);
 
 /// One frame line of a location: function name and `file:line:column`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -213,6 +217,57 @@ impl RawProfile {
             })
             .map(|s| s.values.get(i).copied().unwrap_or(0))
             .sum()
+    }
+
+    /// The leaf-most non-runtime function holding the most of sample type `name`
+    /// (the function `pprof -top` lists first by flat value), with that total.
+    pub fn top_function(&self, name: &str) -> Option<(String, i64)> {
+        let i = self.index(name)?;
+        let mut by: std::collections::BTreeMap<String, i64> = Default::default();
+        for s in &self.samples {
+            let fs = self.functions(s);
+            let f = fs
+                .iter()
+                .find(|f| !f.starts_with("runtime.") && !f.starts_with("internal/runtime/"))
+                .or(fs.first());
+            if let Some(f) = f {
+                *by.entry(f.clone()).or_default() += s.values.get(i).copied().unwrap_or(0);
+            }
+        }
+        by.into_iter().max_by_key(|(_, v)| *v)
+    }
+
+    /// The samples as the judge compares them: the first `nvalues` values, the labels,
+    /// and each location's address and frames, counted; with `nonzero` samples whose
+    /// compared values are all zero are left out. Mapping ids are left out (two writers
+    /// list the same maps under other ids).
+    pub fn keyed_samples(&self, nvalues: usize, nonzero: bool) -> BTreeMap<SampleKey, usize> {
+        let mut m = BTreeMap::new();
+        for s in &self.samples {
+            let values: Vec<i64> = s.values.iter().take(nvalues).copied().collect();
+            if nonzero && values.iter().all(|v| *v == 0) {
+                continue;
+            }
+            let locs = s
+                .locations
+                .iter()
+                .map(|id| {
+                    let l = self.locations.get(id);
+                    (
+                        l.map_or(0, |l| l.address),
+                        l.map(|l| {
+                            l.lines
+                                .iter()
+                                .map(|x| format!("{} {}", x.function, x.position))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    )
+                })
+                .collect();
+            *m.entry((values, s.labels.clone(), locs)).or_default() += 1;
+        }
+        m
     }
 
     /// Sum of sample type `name` over all samples.

@@ -10,39 +10,12 @@ use oom_loader::cache::BinaryCache;
 use oom_loader::ondemand::{profile_pid, OnDemandError, OnDemandOptions};
 use oom_tests::fixtures::{self, Variant};
 use oom_tests::gomatrix::{self, Toolchain};
-use oom_tests::pprof_raw::RawProfile;
+use oom_tests::pprof_raw::{RawProfile, SampleKey};
 use oom_tests::privileged;
 use oom_tests::process::Running;
 
-/// A sample as the judge sees it: values, `bytes` label and each location's address and
-/// frames. Mapping ids are left out (ours and Go's list the same maps, but Go reads them
-/// from inside the process).
-type Key = (Vec<i64>, Vec<(String, String)>, Vec<(u64, Vec<String>)>);
-
-fn samples(p: &RawProfile, nonzero: bool) -> BTreeMap<Key, usize> {
-    let mut m = BTreeMap::new();
-    for s in &p.samples {
-        if nonzero && s.values.iter().all(|v| *v == 0) {
-            continue;
-        }
-        let locs = s
-            .locations
-            .iter()
-            .map(|id| {
-                let l = &p.locations[id];
-                (
-                    l.address,
-                    l.lines
-                        .iter()
-                        .map(|x| format!("{} {}", x.function, x.position))
-                        .collect(),
-                )
-            })
-            .collect();
-        *m.entry((s.values.clone(), s.labels.clone(), locs))
-            .or_default() += 1;
-    }
-    m
+fn samples(p: &RawProfile, nonzero: bool) -> BTreeMap<SampleKey, usize> {
+    p.keyed_samples(usize::MAX, nonzero)
 }
 
 struct Compared {

@@ -1,12 +1,15 @@
 // noprof never references runtime.MemProfile, so the Go linker sets
 // runtime.disableMemoryProfiling and the runtime records (almost) nothing. It allocates
-// 1 MiB chunks until killed, or with -hold prints "ready" and waits.
+// 1 MiB chunks until killed, or with -hold prints "ready" and waits. With -rate N it
+// sets runtime.MemProfileRate = N itself first: the linker flag stays set, but the
+// runtime samples again.
 package main
 
 import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"time"
 )
 
@@ -23,7 +26,11 @@ func allocNoprof() []byte {
 
 func main() {
 	hold := flag.Bool("hold", false, "allocate 8 MiB, print ready and wait")
+	rate := flag.Int("rate", 0, "set runtime.MemProfileRate to this first (0: leave it)")
 	flag.Parse()
+	if *rate > 0 {
+		runtime.MemProfileRate = *rate
+	}
 	if *hold {
 		for i := 0; i < 8; i++ {
 			kept = append(kept, allocNoprof())
