@@ -17,5 +17,6 @@ fuzz_target!(|data: &[u8]| {
     for arch in [Arch::Amd64, Arch::Arm64] {
         let _ = stripped::find_mbuckets(&t, 0x1000, code, arch, 0..u64::MAX);
         let _ = stripped::find_mem_profile_rate(&t, 0x1000, code, arch, 0..u64::MAX);
+        let _ = stripped::find_mprof_cycle(&t, 0x1000, code, arch, 0..u64::MAX);
     }
 });

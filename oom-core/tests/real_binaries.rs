@@ -1,7 +1,8 @@
 //! oom-core against real Go binaries of the whole matrix (test bed: `oom-tests`).
 //!
 //! - symbolization equals `runtime.CallersFrames` inside the process, 100 %;
-//! - the stripped-binary finder gives the `.symtab` addresses;
+//! - the stripped-binary finder gives the `.symtab` addresses, and in stripped builds
+//!   its addresses hold live values (`mProfCycle` counts GCs, amd64 and arm64);
 //! - our encoder's profile of a quiescent `holder` equals holder's own heap profile
 //!   under `go tool pprof -raw`.
 
@@ -195,16 +196,23 @@ fn symbolization_equals_callers_frames() {
 
 /// Builds `name` for linux/arm64 (CGO off) into `dir`.
 fn build_arm64(tc: &Toolchain, name: &str, dir: &Path, stripped: bool) -> PathBuf {
-    let out = dir.join(format!("{name}-arm64"));
+    let flags: &[&str] = if stripped { &["-ldflags=-s -w"] } else { &[] };
+    build_arm64_with(tc, name, dir, flags)
+}
+
+/// Builds `name` for linux/arm64 (CGO off) into `dir` with extra `go build` flags.
+fn build_arm64_with(tc: &Toolchain, name: &str, dir: &Path, flags: &[&str]) -> PathBuf {
+    let out = dir.join(format!(
+        "{name}-arm64{}",
+        flags.concat().replace([' ', '='], "")
+    ));
     let mut cmd = tc.command();
     cmd.current_dir(fixtures::source_dir())
         .env("GOARCH", "arm64")
         .env("CGO_ENABLED", "0")
         .args(["build", "-o"])
-        .arg(&out);
-    if stripped {
-        cmd.arg("-ldflags=-s -w");
-    }
+        .arg(&out)
+        .args(flags);
     let st = cmd.arg(format!("./{name}")).status().unwrap();
     assert!(st.success());
     out
@@ -295,7 +303,46 @@ fn stripped_finder_equals_symtab() {
         let bin = GoBinary::load(&out);
         assert_eq!(bin.arch, Arch::Arm64);
         check_finder(&bin, &format!("go{} arm64", tc.version));
+        let out = build_arm64_with(tc, "holder", &dir.0, &["-buildmode=pie"]);
+        let bin = GoBinary::load(&out);
+        assert!(bin.is_pie);
+        check_finder(&bin, &format!("go{} arm64 pie", tc.version));
+        // Stripped arm64 has no .symtab to compare with: the finder must still succeed
+        // and land in .bss or .noptrbss, 4-aligned.
+        let out = build_arm64(tc, "holder", &dir.0, true);
+        let bin = GoBinary::load(&out);
+        assert!(bin.symbol("runtime.mProfCycle").is_none());
+        let at = find_mprof_cycle(&bin).unwrap();
+        let bss = bss_range(&bin);
+        assert!(
+            bss.contains(&at) && at.is_multiple_of(4),
+            "go{} arm64 stripped: mProfCycle {at:#x} not in bss {bss:x?}",
+            tc.version
+        );
     }
+}
+
+fn find_mprof_cycle(bin: &GoBinary) -> Result<u64, oom_core::Error> {
+    stripped::find_mprof_cycle(
+        &bin.pclntab(),
+        bin.moduledata.text,
+        bin.code(),
+        bin.arch,
+        bin.data_range.clone(),
+    )
+}
+
+/// Link-address range covering `.bss` and `.noptrbss` (adjacent in Go's layout).
+fn bss_range(bin: &GoBinary) -> std::ops::Range<u64> {
+    use object::{Object, ObjectSection};
+    let f = object::File::parse(&*bin.data).unwrap();
+    let (lo, hi) = [".bss", ".noptrbss"]
+        .iter()
+        .map(|n| f.section_by_name(n).unwrap())
+        .fold((u64::MAX, 0), |(lo, hi), s| {
+            (lo.min(s.address()), hi.max(s.address() + s.size()))
+        });
+    lo..hi
 }
 
 fn check_finder(bin: &GoBinary, what: &str) {
@@ -321,6 +368,10 @@ fn check_finder(bin: &GoBinary, what: &str) {
         bin.symbol("runtime.MemProfileRate"),
         "{what}: MemProfileRate"
     );
+    let want = bin
+        .symbol("runtime.mProfCycle")
+        .unwrap_or_else(|| panic!("{what}: no runtime.mProfCycle in .symtab"));
+    assert_eq!(find_mprof_cycle(bin), Ok(want), "{what}: mProfCycle");
 }
 
 /// Reads `len` bytes of `pid`'s memory at `addr`.
@@ -377,7 +428,8 @@ fn stripped_addresses_hold_live_values() {
             bin.data_range.clone(),
         )
         .unwrap();
-        let h = holder(&path, FIXTURES[0].1, "4096");
+        let cycle_addr = find_mprof_cycle(&bin).unwrap();
+        let mut h = holder(&path, FIXTURES[0].1, "4096");
         let mem = std::fs::File::open(format!("/proc/{}/mem", h.proc.pid())).unwrap();
         assert_eq!(u64_at(&mem, rate_addr) as i64, h.rate, "go{}", tc.version);
         let buckets = walk(&mem, mb, &bin.layout);
@@ -386,6 +438,92 @@ fn stripped_addresses_hold_live_values() {
             "go{}: {} buckets",
             tc.version,
             buckets.len()
+        );
+        // mProfCycle: cycle<<1 | flushed. Each profile trigger runs runtime.GC() twice,
+        // and every GC's mark termination advances the cycle by one.
+        let u32_at = |a| u32::from_le_bytes(read_mem(&mem, a, 4).try_into().unwrap());
+        let before = u32_at(cycle_addr);
+        h.proc.signal(SIGUSR2).unwrap();
+        h.proc
+            .wait_line("profiled", Duration::from_secs(60))
+            .unwrap();
+        let after = u32_at(cycle_addr);
+        const WRAP: u32 = 3 * (2 << 24); // mProfCycleWrap, Go 1.19–1.27
+        assert!(
+            before >> 1 >= 2 && after >> 1 < WRAP && (after >> 1) >= (before >> 1) + 2,
+            "go{}: mProfCycle {before:#x} then {after:#x} around two runtime.GC()",
+            tc.version
+        );
+        eprintln!(
+            "go{} stripped: mProfCycle at {cycle_addr:#x}: {before:#x} -> {after:#x}",
+            tc.version
+        );
+    }
+}
+
+/// The arm64 finder's `mProfCycle` of a stripped build counts GCs in a live process
+/// under qemu-user, which maps a static guest at its link addresses (checked), so
+/// guest addresses can be read through qemu's `/proc/PID/mem`.
+#[test]
+fn arm64_stripped_mprof_cycle_under_qemu_holds_live_value() {
+    let test = "arm64_stripped_mprof_cycle_under_qemu_holds_live_value";
+    if !oom_tests::privileged::root(test) {
+        return;
+    }
+    let Some(matrix) = matrix_or_skip(test) else {
+        return;
+    };
+    if Command::new("qemu-aarch64")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        oom_tests::privileged::skip(
+            test,
+            "qemu-aarch64 not installed (apt-get install qemu-user)",
+        );
+        return;
+    }
+    for tc in &matrix {
+        let dir = tempdir("arm64-cycle");
+        let exe = build_arm64(tc, "holder", &dir.0, true);
+        let bin = GoBinary::load(&exe);
+        let at = find_mprof_cycle(&bin).unwrap();
+        let profile = dir.0.join("heap.pb.gz");
+        let mut cmd = Command::new("qemu-aarch64");
+        cmd.arg(&exe)
+            .args(FIXTURES[0].1)
+            .env("FIXTURE_PROFILE", &profile)
+            .env("FIXTURE_MEMPROFILERATE", "4096");
+        let mut proc = Running::spawn(&mut cmd).unwrap();
+        proc.wait_line("ready", Duration::from_secs(120)).unwrap();
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", proc.pid())).unwrap();
+        let exe_name = exe.display().to_string();
+        assert!(
+            maps.lines().any(|l| l.starts_with("00010000-")
+                && l.split_whitespace().nth(2) == Some("00000000")
+                && l.ends_with(&exe_name)),
+            "go{}: qemu did not map the guest at its link address:\n{maps}",
+            tc.version
+        );
+        let mem = std::fs::File::open(format!("/proc/{}/mem", proc.pid())).unwrap();
+        let u32_at = |a| u32::from_le_bytes(read_mem(&mem, a, 4).try_into().unwrap());
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            proc.signal(SIGUSR2).unwrap();
+            proc.wait_line("profiled", Duration::from_secs(120))
+                .unwrap();
+            seen.push(u32_at(at));
+        }
+        let (before, after) = (seen[0], seen[1]);
+        assert!(
+            before >> 1 >= 2 && (after >> 1) >= (before >> 1) + 2 && after >> 1 < 3 * (2 << 24),
+            "go{} arm64: mProfCycle {before:#x} then {after:#x} around two runtime.GC()",
+            tc.version
+        );
+        eprintln!(
+            "go{} arm64 stripped: mProfCycle at {at:#x}: {before:#x} -> {after:#x}",
+            tc.version
         );
     }
 }
@@ -456,10 +594,10 @@ fn try_compare_with_go(
         .unwrap()
     });
     let raw = walk(&mem, mbuckets + bias, &bin.layout);
-    // Without .symtab there is no mProfCycle: `active` alone is right for a quiescent
-    // process whose last profile write flushed the current cycle.
+    // mProfCycle from .symtab, else (stripped) from the code, as oom-loader does.
     let cycle = bin
         .symbol("runtime.mProfCycle")
+        .or_else(|| find_mprof_cycle(&bin).ok())
         .map(|a| (u64_at(&mem, a + bias) as u32) >> 1);
     let buckets: Vec<_> = raw
         .iter()

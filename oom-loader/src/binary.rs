@@ -3,8 +3,8 @@
 //! symbolizer needs. Works on stripped (`-s -w`), PIE and cgo binaries.
 //!
 //! The file is memory-mapped, never read whole: only the pages the analysis touches
-//! (ELF headers, buildinfo, notes, gopclntab, moduledata, two functions' code) are
-//! paged in.
+//! (ELF headers, buildinfo, notes, gopclntab, moduledata, the code of a few runtime
+//! functions) are paged in.
 
 use std::fs::File;
 use std::ops::Range;
@@ -93,7 +93,7 @@ pub struct RuntimeVars {
     pub mbuckets: u64,
     /// `runtime.MemProfileRate`, if found.
     pub mem_profile_rate: Option<u64>,
-    /// `runtime.mProfCycle`, if found (only through `.symtab` for now).
+    /// `runtime.mProfCycle`, if found.
     pub mprof_cycle: Option<u64>,
     /// `runtime.disableMemoryProfiling`, if found (only through `.symtab`).
     pub disable_memory_profiling: Option<u64>,
@@ -387,12 +387,15 @@ impl BinaryInfo {
                 let mbuckets = stripped::find_mbuckets(&tab, md.text, code, arch, writable.clone())
                     .map_err(|e| unsupported("runtime.mbuckets", e))?;
                 let rate =
-                    stripped::find_mem_profile_rate(&tab, md.text, code, arch, writable).ok();
+                    stripped::find_mem_profile_rate(&tab, md.text, code, arch, writable.clone())
+                        .ok();
+                // Without it the profile lags a GC flush (go-runtime.md §1.4), no more.
+                let cycle = stripped::find_mprof_cycle(&tab, md.text, code, arch, writable).ok();
                 (
                     RuntimeVars {
                         mbuckets,
                         mem_profile_rate: rate,
-                        mprof_cycle: None,
+                        mprof_cycle: cycle,
                         disable_memory_profiling: None,
                     },
                     VarSource::Code,
