@@ -1196,6 +1196,121 @@ mod tests {
         ));
     }
 
+    /// Three entries byte for byte as the kernel wrote them in a Go 1.27 capture of
+    /// `tests/go/deep -depth 300 -oom` at the default profstackdepth (Go cut the stacks
+    /// at 130 frames, so they end in `main.descend` repeated, not in goexit); in the
+    /// capture other entries lay between them. One stack sent whole, one that shares
+    /// every frame with it, and the leak, which shares all but its 5 innermost frames.
+    /// The counters follow the frames the entry carries, not its `nstk`.
+    #[test]
+    fn deep_truncated_stacks_share_outer_frames_and_keep_their_counters() {
+        const DESCEND: u64 = 0xe7ee9; // main.descend's recursive call, as offset
+        let mut b = [0u8; 700];
+        let mut n = 0;
+        // growslice of the leak's slice: 130 PCs of its own, future[1] = 1 alloc.
+        hdr(
+            &mut b,
+            &mut n,
+            4096,
+            130,
+            0,
+            0b0100,
+            entry_flags::PC32 | entry_flags::CNT32,
+        );
+        for pc in [0x7d1cc, 0x80987, 0xe820e, 0xe7edb] {
+            put(&mut b, &mut n, pc, 4); // mallocgc, growslice, main.main.func1, descend
+        }
+        for _ in 0..126 {
+            put(&mut b, &mut n, DESCEND, 4);
+        }
+        put(&mut b, &mut n, 1, 4); // future[1].allocs
+        put(&mut b, &mut n, 0, 4); // future[1].frees
+                                   // The same stack with another size: all 130 shared, no PC carried.
+        hdr(
+            &mut b,
+            &mut n,
+            1792,
+            130,
+            130,
+            0b0010,
+            entry_flags::PC32 | entry_flags::CNT32,
+        );
+        put(&mut b, &mut n, 1, 4); // future[0].allocs
+        put(&mut b, &mut n, 0, 4); // future[0].frees
+                                   // The leak: 1 MiB chunks, 5 own PCs, 125 shared; active + future[0] + future[1].
+        hdr(
+            &mut b,
+            &mut n,
+            1 << 20,
+            130,
+            125,
+            0b0111,
+            entry_flags::PC32 | entry_flags::CNT32,
+        );
+        for pc in [0x7d1da, 0x803e9, 0xe7e65, 0xe81c5, 0xe7edb] {
+            put(&mut b, &mut n, pc, 4); // mallocgc, makeslice, allocDeep, func1, descend
+        }
+        for (allocs, frees) in [(36, 0), (36, 0), (54, 0)] {
+            put(&mut b, &mut n, allocs, 4);
+            put(&mut b, &mut n, frees, 4);
+        }
+        let base = 0x401000;
+        let mut x = StackExpander::new();
+        let mut buf = [0u8; MAX_NSTK as usize * 8];
+        let mut stacks = [[0u64; 130]; 3];
+        let mut records = [MemRecord::default(); 3];
+        let mut count = 0;
+        for (i, e) in Entries::new(&b[..n], base).enumerate() {
+            let bucket = x.bucket_into(&e.unwrap(), &mut buf).unwrap();
+            assert_eq!(bucket.stack.len(), 130);
+            for (slot, pc) in stacks[i].iter_mut().zip(bucket.stack.iter()) {
+                *slot = pc;
+            }
+            records[i] = bucket.record;
+            count += 1;
+        }
+        assert_eq!(count, 3);
+        assert_eq!(stacks[1], stacks[0]);
+        assert_eq!(
+            stacks[2][..5],
+            [0x47e1da, 0x4813e9, 0x4e8e65, 0x4e91c5, 0x4e8edb]
+        );
+        assert!(stacks[2][5..].iter().all(|&pc| pc == base + DESCEND));
+        assert_eq!(
+            records[1].future[0],
+            Cycle {
+                allocs: 1,
+                frees: 0
+            }
+        );
+        let leak = records[2];
+        assert_eq!(
+            leak.active,
+            Cycle {
+                allocs: 36,
+                frees: 0
+            }
+        );
+        assert_eq!(
+            leak.future[0],
+            Cycle {
+                allocs: 36,
+                frees: 0
+            }
+        );
+        assert_eq!(
+            leak.future[1],
+            Cycle {
+                allocs: 54,
+                frees: 0
+            }
+        );
+        assert_eq!(leak.future[2], Cycle::default());
+        // 126 chunks of 1 MiB in a 128 MiB cgroup, not gigabytes.
+        let allocs = leak.active.allocs + leak.future.iter().map(|c| c.allocs).sum::<u64>();
+        assert_eq!(allocs << 20, 126 << 20);
+    }
+
     #[test]
     fn entry_u64_everything() {
         let mut b = [0u8; 64];

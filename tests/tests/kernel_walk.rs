@@ -11,6 +11,7 @@ use std::time::Duration;
 use kernel_common::*;
 use oom_core::abi::end_status;
 use oom_loader::{Capture, KernelConfig};
+use oom_tests::cgroup::MemCgroup;
 use oom_tests::fixtures::{self, Variant};
 use oom_tests::gomatrix::{self, Toolchain};
 use oom_tests::privileged;
@@ -348,4 +349,151 @@ fn kernel_shared_frames_decode_like_u64_stacks() {
     );
     assert!(!compact.is_empty());
     assert_eq!(compact, plain);
+}
+
+#[test]
+fn kernel_deep_leak_capture_equals_the_ondemand_read_of_the_stopped_process() {
+    const T: &str = "kernel_deep_leak_capture_equals_the_ondemand_read_of_the_stopped_process";
+    if !privileged::root(T) {
+        return;
+    }
+    let Some(matrix) = gomatrix::matrix(T) else {
+        return;
+    };
+    let _g = serial();
+    // The OOM-time shape of a leak 300 frames deep (1 MiB chunks in a loop, counters
+    // spread over the active and future cycles), stopped mid-leak: its buckets cannot
+    // change between a /proc/PID/mem walk and the kernel's walk at the SIGKILL that
+    // follows, so the two must agree bucket for bucket (the OOM-time reports of 6.9 to
+    // 86 GB in use in one bucket came from this shape).
+    let mut k = load(&keep());
+    for tc in &matrix {
+        let bin = fixtures::build("deep", tc, Variant::Default).expect("build deep");
+        let syms = Symbols::read(&bin);
+        let layout = oom_core::Layout::for_version(oom_core::layout::GoVersion {
+            minor: tc.minor() as u16,
+            patch: 0,
+        })
+        .expect("layout");
+        let depths: &[Option<&str>] = if tc.minor() >= 23 {
+            &[None, Some("profstackdepth=1024")]
+        } else {
+            &[None]
+        };
+        for &depth in depths {
+            let what = format!(
+                "go {} deep, {}",
+                tc.version,
+                depth.unwrap_or("default depth")
+            );
+            // Far above the 32 MiB it is stopped at: nothing is OOM-killed here.
+            let cg = MemCgroup::create(1 << 30).expect("cgroup");
+            // Rate 1 from the start where GODEBUG can set it (Go 1.21+): the runtime's
+            // own buckets come first and give the deep ones neighbours to share with.
+            let godebug: Vec<&str> = (tc.minor() >= 21)
+                .then_some("memprofilerate=1")
+                .into_iter()
+                .chain(depth)
+                .collect();
+            let mut cmd = Command::new(&bin);
+            cmd.args(["-depth", "300", "-oom"])
+                .env("FIXTURE_MEMPROFILERATE", "1")
+                .env("GODEBUG", godebug.join(","))
+                .stdout(std::process::Stdio::piped());
+            let mut p = Running::adopt(cg.spawn(&mut cmd).expect("spawn"));
+            p.wait_line("ready", Duration::from_secs(20))
+                .expect("ready");
+            let pid = p.pid() as u32;
+            k.watch(pid, &syms.watch_info(tc)).expect("watch");
+            wait_rss(pid, 32 << 20, &what);
+            p.signal(libc::SIGSTOP).expect("SIGSTOP");
+            wait_all_threads_stopped(pid, &what);
+            let mem = oom_loader::procmem::ProcMem::open(std::path::Path::new("/proc"), pid as i32)
+                .expect("open /proc/PID/mem");
+            let head = mem.u64(syms.mbuckets).expect("runtime.mbuckets");
+            let walk = oom_loader::walk::Walk::run(&mem, head, layout, 1_000_000);
+            assert!(walk.is_complete(), "{what}: {:?}", walk.problems());
+            let user: Vec<(u64, Vec<u64>, oom_core::bucket::MemRecord)> = walk
+                .buckets()
+                .map(|b| (b.size, b.stack.iter().collect(), b.record))
+                .collect();
+            p.signal(libc::SIGKILL).expect("SIGKILL");
+            let mut seen = Vec::new();
+            let c = wait_capture(&mut k, pid, Duration::from_secs(10), &mut seen)
+                .unwrap_or_else(|| panic!("{what}: no capture; events {seen:?}"));
+            let _ = p.wait_exit(Duration::from_secs(10));
+            assert!(c.is_complete(), "{what}: {:?}", c.end);
+            let kernel = entries(&c);
+            let inuse: u64 = kernel.iter().map(inuse_bytes).sum();
+            let deepest = kernel.iter().map(|b| b.stack.len()).max().unwrap_or(0);
+            eprintln!(
+                "{what}: {} buckets, deepest {deepest} frames, {:.1} MiB in use, {} payload bytes",
+                kernel.len(),
+                inuse as f64 / 1048576.0,
+                c.end.bytes_emitted
+            );
+            assert_eq!(kernel.len(), user.len(), "{what}: bucket count");
+            for (i, ((size, stack, record), b)) in user.iter().zip(&kernel).enumerate() {
+                assert_eq!(
+                    (*size, stack, record),
+                    (b.size, &b.stack, &b.record),
+                    "{what}: bucket {i} (user space, then kernel)"
+                );
+            }
+            let leak: u64 = kernel
+                .iter()
+                .filter(|b| b.size == 1 << 20)
+                .map(inuse_bytes)
+                .sum();
+            assert!(
+                leak >= 16 << 20,
+                "{what}: only {leak} B of 1 MiB chunks in use"
+            );
+        }
+    }
+}
+
+/// Waits until `pid` has at least `bytes` resident (/proc/PID/statm).
+fn wait_rss(pid: u32, bytes: u64, what: &str) {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let rss = std::fs::read_to_string(format!("/proc/{pid}/statm"))
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .unwrap_or(0)
+            * page;
+        if rss >= bytes {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: resident {rss} B, waited for {bytes} B"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Waits until every thread of `pid` is in group stop (state `T` in
+/// /proc/PID/task/TID/stat), so that no counter changes any more.
+fn wait_all_threads_stopped(pid: u32, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let states: Vec<char> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .expect("/proc/PID/task")
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
+            // "tid (comm) S ...": the state follows the last ')'.
+            .filter_map(|st| st.rsplit_once(')')?.1.trim_start().chars().next())
+            .collect();
+        if !states.is_empty() && states.iter().all(|&c| c == 'T') {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: threads not stopped: {states:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }

@@ -286,3 +286,109 @@ fn monitor_noprof_is_diagnosed_and_never_profiled() {
         );
     }
 }
+
+/// A leak 300 frames deep, OOM-killed in a 128 MiB cgroup, was reported to come back
+/// as 6.9 GB (Go 1.21) to 86 GB (Go 1.27) of in-use memory in one bucket. Every
+/// allocation is recorded (rate 1), so the profile's in-use total is exact and the
+/// limit bounds it: the leaked chunks are touched, hence resident. Checked at the
+/// default profstackdepth (Go cuts the stack at 32 frames up to 1.22, 128-130 after)
+/// and, from 1.23, at profstackdepth=1024 (the whole stack, ~305 frames).
+#[test]
+fn monitor_deep_leak_oom_inuse_stays_within_the_cgroup_limit() {
+    const T: &str = "monitor_deep_leak_oom_inuse_stays_within_the_cgroup_limit";
+    const DEEP_LIMIT: u64 = 128 << 20;
+    if !privileged::root(T) {
+        return;
+    }
+    let Some(matrix) = gomatrix::matrix(T) else {
+        return;
+    };
+    let _g = serial();
+    let m = monitor();
+    for tc in &matrix {
+        let bin = fixtures::build("deep", tc, Variant::Default).unwrap();
+        let depths: &[Option<&str>] = if tc.minor() >= 23 {
+            &[None, Some("profstackdepth=1024")]
+        } else {
+            &[None]
+        };
+        for &depth in depths {
+            let what = format!(
+                "go {} deep, {}",
+                tc.version,
+                depth.unwrap_or("default depth")
+            );
+            // GODEBUG memprofilerate works from Go 1.21 (it covers runtime init too);
+            // FIXTURE_MEMPROFILERATE sets the rate in main on every version.
+            let godebug: Vec<&str> = (tc.minor() >= 21)
+                .then_some("memprofilerate=1")
+                .into_iter()
+                .chain(depth)
+                .collect();
+            let cg = MemCgroup::create(DEEP_LIMIT).unwrap();
+            let mut cmd = Command::new(&bin);
+            cmd.args(["-depth", "300", "-oom"])
+                .env("FIXTURE_MEMPROFILERATE", "1")
+                .env("GODEBUG", godebug.join(","));
+            let mut p = Running::adopt(cg.spawn(&mut cmd).unwrap());
+            let pid = p.pid() as u32;
+            p.wait_exit(Duration::from_secs(60)).unwrap();
+            assert!(cg.oom_kills().unwrap() > 0, "{what}: not OOM-killed");
+            let mut seen = Vec::new();
+            let prof = match wait_for(&m, pid, Duration::from_secs(10), &mut seen) {
+                Some(MonitorEvent::Profile(prof)) => prof,
+                other => panic!("{what}: no profile: {other:?}; other events: {seen:?}"),
+            };
+            assert_eq!(prof.meta.reason, Reason::Oom, "{what}");
+            assert!(
+                prof.meta.incomplete.is_none(),
+                "{what}: {:?}",
+                prof.meta.incomplete
+            );
+            assert_eq!(prof.meta.mem_profile_rate, 1, "{what}");
+            let dir = std::env::temp_dir().join(format!("oomprof-monitor-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let file = dir.join(format!("deep-{pid}.pb.gz"));
+            std::fs::write(&file, &prof.pprof_gz).unwrap();
+            let raw = RawProfile::parse(&tc.pprof_raw(&bin, &file).unwrap()).unwrap();
+            let _ = std::fs::remove_file(&file);
+            let total = raw.total("inuse_space");
+            let i = raw.index("inuse_space").unwrap();
+            let top = raw
+                .samples
+                .iter()
+                .max_by_key(|s| s.values[i])
+                .expect("samples");
+            let funcs = raw.functions(top);
+            let descend = funcs.iter().filter(|f| *f == "main.descend").count();
+            eprintln!(
+                "{what}: in-use {:.1} MiB ({:.0}% of the limit), top sample {:.1} MiB with {} frames ({descend} main.descend); oomprof says {} B",
+                total as f64 / 1048576.0,
+                total as f64 * 100.0 / DEEP_LIMIT as f64,
+                top.values[i] as f64 / 1048576.0,
+                funcs.len(),
+                prof.summary.inuse_bytes
+            );
+            assert!(
+                total as u64 <= DEEP_LIMIT && total as u64 >= DEEP_LIMIT / 2,
+                "{what}: in-use {total} B is not within 50-100% of the {DEEP_LIMIT} B limit"
+            );
+            assert_eq!(prof.summary.inuse_bytes, total, "{what}: summary vs pprof");
+            assert_eq!(
+                prof.summary.top_function.as_deref(),
+                Some("main.allocDeep"),
+                "{what}"
+            );
+            assert!(
+                funcs.iter().any(|f| f == "main.allocDeep")
+                    && top.values[i] as u64 * 2 > total as u64,
+                "{what}: the top in-use stack is not the deep allocation: {funcs:?}"
+            );
+            let want = if depth.is_some() { 300 } else { 25 };
+            assert!(
+                descend >= want,
+                "{what}: top stack has {descend} main.descend frames, want >= {want}"
+            );
+        }
+    }
+}
