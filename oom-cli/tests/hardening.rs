@@ -400,7 +400,8 @@ fn churn_of_10000_short_lived_processes_leaks_nothing() {
     };
     let _g = serial();
     let dir = tmpdir("churn");
-    let d = daemon(&dir, &[]);
+    // Every kill kept: a normal exit is no kill, so none may leave a profile.
+    let d = daemon(&dir, &["--keep-all-kills"]);
     let holder = fixtures::build("holder", &tc, Variant::Default).unwrap();
     let (rss0, _, cpu0) = proc_figures(d.pid());
     // The map parser sees a watched process (so an empty map later means something).
@@ -454,6 +455,18 @@ fn churn_of_10000_short_lived_processes_leaks_nothing() {
     assert!(
         left.is_empty(),
         "watch-map entries leaked for exited pids {left:?}"
+    );
+    // 5,000 watched Go programs exited normally: no capture, no file.
+    let files: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        files.is_empty(),
+        "normal exits left profiles: {} files, e.g. {:?}",
+        files.len(),
+        files.first()
     );
     assert!(hwm < 64 * 1024, "daemon peak RSS {hwm} kB");
     d.sigterm();

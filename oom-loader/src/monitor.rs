@@ -28,10 +28,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -190,33 +190,48 @@ impl MonitorBuilder {
     }
 
     /// Builds and runs the Monitor on its own thread; events arrive on the returned
-    /// handle's channel (bounded: a consumer that stops reading slows discovery, it
-    /// never grows memory without bound).
+    /// handle's channel.
+    ///
+    /// The thread never waits for the consumer: the kernel ring must be drained on
+    /// time whatever the consumer does. Events the channel cannot take yet wait in a
+    /// backlog of at most [`BACKLOG`] events; past that the oldest is dropped, with a
+    /// warning, and counted ([`MonitorHandle::dropped`]).
     ///
     /// Returns an error if the kernel program cannot be loaded or attached.
     pub fn spawn(self) -> crate::Result<MonitorHandle> {
         let mut m = Monitor::new(self.config)?;
-        let (tx, rx) = sync_channel(1024);
+        let (tx, rx) = sync_channel(BACKLOG);
         let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
+        let dropped = Arc::new(AtomicU64::new(0));
+        let (stop2, dropped2) = (stop.clone(), dropped.clone());
         let thread = std::thread::Builder::new()
             .name("oomprof-monitor".into())
             .spawn(move || {
-                let mut initial = std::mem::take(&mut m.pending);
-                for e in initial.drain(..) {
-                    if tx.send(e).is_err() {
-                        return;
-                    }
-                }
+                let mut backlog: VecDeque<MonitorEvent> = std::mem::take(&mut m.pending).into();
                 while !stop2.load(Ordering::Relaxed) {
-                    match m.poll(Some(Duration::from_millis(100))) {
-                        Ok(events) => {
-                            for e in events {
-                                if tx.send(e).is_err() {
-                                    return;
-                                }
+                    while let Some(e) = backlog.pop_front() {
+                        match tx.try_send(e) {
+                            Ok(()) => {}
+                            Err(TrySendError::Full(e)) => {
+                                backlog.push_front(e);
+                                break;
                             }
+                            Err(TrySendError::Disconnected(_)) => return,
                         }
+                    }
+                    while backlog.len() > BACKLOG {
+                        if let Some(old) = backlog.pop_front() {
+                            let n = dropped2.fetch_add(1, Ordering::Relaxed) + 1;
+                            log::warn!(
+                                "monitor: the consumer is not reading events; dropped the oldest ({}), {n} dropped so far",
+                                old.kind()
+                            );
+                        }
+                    }
+                    // With a backlog, come back soon to hand it over.
+                    let wait = if backlog.is_empty() { 100 } else { 10 };
+                    match m.poll(Some(Duration::from_millis(wait))) {
+                        Ok(events) => backlog.extend(events),
                         Err(e) => log::error!("monitor: {e}"),
                     }
                 }
@@ -225,16 +240,22 @@ impl MonitorBuilder {
         Ok(MonitorHandle {
             events: rx,
             stop,
+            dropped,
             thread: Some(thread),
         })
     }
 }
+
+/// Events a spawned Monitor holds for a consumer that is behind: the channel's
+/// capacity, and as many again in the thread's backlog.
+pub const BACKLOG: usize = 1024;
 
 /// A Monitor running on its own thread. Dropping it stops the thread and detaches.
 #[derive(Debug)]
 pub struct MonitorHandle {
     events: Receiver<MonitorEvent>,
     stop: Arc<AtomicBool>,
+    dropped: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -242,6 +263,25 @@ impl MonitorHandle {
     /// The event channel.
     pub fn events(&self) -> &Receiver<MonitorEvent> {
         &self.events
+    }
+
+    /// Events dropped so far because the consumer fell more than [`BACKLOG`] behind.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl MonitorEvent {
+    /// The event's kind, one word, for log lines.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MonitorEvent::Watched { .. } => "watched",
+            MonitorEvent::Unwatched { .. } => "unwatched",
+            MonitorEvent::Skipped { .. } => "skipped",
+            MonitorEvent::ProfilingDisabled { .. } => "profiling-disabled",
+            MonitorEvent::Profile(_) => "profile",
+            MonitorEvent::Dropped { .. } => "dropped",
+        }
     }
 }
 

@@ -196,25 +196,31 @@ fn kernel_manysites_200k_truncation_exact_then_complete() {
         return;
     };
     let _g = serial();
-    // Default ring: either everything fits or the shortfall is reported exactly.
+    // Default ring and bucket limit (150k, what the ring holds): the walk stops at
+    // the limit or at a full ring, says which, and accounts for every bucket it read.
     let (c, _) = capture_of(&tc, "manysites", &["-n", "200000"], &[], &keep());
     report("manysites 200k, default ring", &c);
     assert_accounted(&c);
-    assert!(c.end.buckets_seen >= 200_000);
-    if !c.is_complete() {
-        assert_ne!(c.end.status & end_status::RING_FULL, 0, "{:?}", c.end);
+    assert!(!c.is_complete());
+    assert!(c.end.buckets_seen <= oom_core::abi::DEFAULT_MAX_BUCKETS);
+    let stop = end_status::RING_FULL | end_status::WALK_LIMIT;
+    assert_ne!(c.end.status & stop, 0, "{:?}", c.end);
+    if c.end.status & end_status::RING_FULL != 0 {
+        // It stopped there: nothing past the full ring was read.
         assert!(c.end.ring_full_buckets > 0);
+        assert_eq!(c.end.status & end_status::WALK_LIMIT, 0, "{:?}", c.end);
     }
-    // A ring large enough for all of it: complete, and the walk time is real
-    // (ring-full buckets are only counted, not copied).
+    // A ring and a limit large enough for all of it: complete.
     let big = KernelConfig {
         ring_size: 64 << 20,
+        max_buckets: 1_000_000,
         ..keep()
     };
     let (c, _) = capture_of(&tc, "manysites", &["-n", "200000"], &[], &big);
     report("manysites 200k, 64 MiB ring", &c);
     assert_accounted(&c);
     assert!(c.is_complete(), "{:?}", c.end);
+    assert!(c.end.buckets_seen >= 200_000);
     // Counters whose tail lies on a never-touched page (read as zero, flagged)
     // used to be the only unreadable buckets here: 10-50 of 200k.
     assert_eq!(c.end.read_fault_buckets, 0, "{:?}", c.end);

@@ -18,9 +18,15 @@ pub struct MapFd {
 }
 
 impl MapFd {
-    pub(crate) fn new(fd: OwnedFd, map_type: u32, key_size: u32, value_size: u32) -> Self {
+    /// `cpus`: possible CPUs, the number of values a per-CPU map's lookup writes.
+    pub(crate) fn new(
+        fd: OwnedFd,
+        map_type: u32,
+        key_size: u32,
+        value_size: u32,
+        cpus: u32,
+    ) -> Self {
         let value_size_total = if map_type == consts::MAP_TYPE_PERCPU_ARRAY {
-            let cpus = super::possible_cpus().unwrap_or(1);
             value_size.div_ceil(8) * 8 * cpus
         } else {
             value_size

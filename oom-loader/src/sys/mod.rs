@@ -107,12 +107,25 @@ pub fn map_create(spec: &MapSpec<'_>) -> io::Result<MapFd> {
         a.btf_key_type_id = k;
         a.btf_value_type_id = v;
     }
+    // A per-CPU map's lookups write one value per possible CPU: a guessed count would
+    // let the kernel write past the buffer, so an unreadable count is an error.
+    let cpus = if spec.map_type == consts::MAP_TYPE_PERCPU_ARRAY {
+        possible_cpus().map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("reading /sys/devices/system/cpu/possible for a per-CPU map: {e}"),
+            )
+        })?
+    } else {
+        1
+    };
     let fd = sys_bpf_fd(cmd::MAP_CREATE, &mut a)?;
     Ok(MapFd::new(
         fd,
         spec.map_type,
         spec.key_size,
         spec.value_size,
+        cpus,
     ))
 }
 
