@@ -894,6 +894,101 @@ pub fn overhead(cx: &Ctx) -> Result<Vec<Row>, String> {
     ])
 }
 
+/// 10: an exit storm of watched Go programs costs no walks. `manysites -n 1000 -then
+/// exit` (1k buckets, 4 extra threads locked to goroutines) in batches, each program
+/// watched (the Monitor's `watch_info` of its binary) before a whole batch is released
+/// to exit at once. Their exit_group kills their other threads through the SIGKILL
+/// delivery path the capture hooks; no SIGKILL is generated, so nothing may walk. A
+/// `Kernel` of its own, not the daemon: only the pids watched here can move its
+/// counters (a daemon would also watch, and walk, other users' killed Go programs).
+pub fn exit_storm(cx: &Ctx) -> Result<Vec<Row>, String> {
+    use oom_loader::binary::GoBinary;
+    use oom_loader::{Event, Kernel, KernelConfig};
+
+    let manysites = cx.fixture("manysites")?;
+    let bin = GoBinary::analyze(
+        &File::open(&manysites).map_err(|e| format!("{}: {e}", manysites.display()))?,
+        &manysites,
+    )
+    .map_err(|e| format!("analysing {}: {e}", manysites.display()))?;
+    if bin.info.pie {
+        return Err("manysites is PIE; this figure watches with link-time addresses".into());
+    }
+    let info = oom_loader::monitor::watch_info(&bin, 0);
+    let total = cx.runs(1000, 50);
+    let batch = 25;
+    let mut k = Kernel::load(&KernelConfig::default()).map_err(|e| format!("Kernel::load: {e}"))?;
+    let counters = |k: &Kernel| k.counters().map_err(|e| format!("kernel counters: {e}"));
+    let before = counters(&k)?;
+    let mut ours = std::collections::HashSet::new();
+    let (mut exits, mut captures) = (0usize, 0usize);
+    let mut count = |events: Vec<Event>, ours: &std::collections::HashSet<u32>| {
+        for e in events {
+            match e {
+                Event::Exit(x) if ours.contains(&x.pid) => exits += 1,
+                Event::Capture(_) => captures += 1,
+                _ => {}
+            }
+        }
+    };
+    let t0 = Instant::now();
+    let mut done = 0;
+    while done < total {
+        daemon::check_interrupted()?;
+        let n = batch.min(total - done);
+        let mut procs = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut p =
+                Running::spawn(Command::new(&manysites).args(["-n", "1000", "-then", "exit"]))?;
+            p.wait_line("ready", Duration::from_secs(30))?;
+            let pid = p.pid() as u32;
+            k.watch(pid, &info)
+                .map_err(|e| format!("watching {pid}: {e}"))?;
+            ours.insert(pid);
+            procs.push(p);
+        }
+        for p in &mut procs {
+            p.send_line("go")?;
+        }
+        for p in &mut procs {
+            let st = p.wait_exit(Duration::from_secs(30))?;
+            if !st.success() {
+                return Err(format!("manysites {} exited with {st}", p.pid()));
+            }
+        }
+        count(
+            k.poll(Some(Duration::ZERO))
+                .map_err(|e| format!("poll: {e}"))?,
+            &ours,
+        );
+        done += n;
+    }
+    let took = t0.elapsed();
+    // Longer than the classification window: a capture would have surfaced by now.
+    let settle = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < settle {
+        count(
+            k.poll(Some(Duration::from_millis(50)))
+                .map_err(|e| format!("poll: {e}"))?,
+            &ours,
+        );
+    }
+    let after = counters(&k)?;
+    let walks = after.captures - before.captures;
+    Ok(vec![Row::samples(
+        10,
+        format!("exit storm: walks per {total} watched Go exits"),
+        "walks",
+        &[walks as f64],
+    )
+    .note(format!(
+        "{total} manysites -n 1000 -then exit (os.Exit with 4 extra threads), watched in batches of {batch} that are released to exit together; the kernel program's captures counter over the storm (only these pids are watched); {exits} exit events of watched pids, {captures} captures yielded; SIGKILL deliveries to their other threads with no SIGKILL generated (unmarked_deliveries): {}; kill marks {}; {:.1} s in all",
+        after.unmarked_deliveries - before.unmarked_deliveries,
+        after.kill_marks - before.kill_marks,
+        took.as_secs_f64()
+    ))])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

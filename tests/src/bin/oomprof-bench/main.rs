@@ -196,7 +196,7 @@ fn main() {
         tmp: tmp.clone(),
     };
 
-    let figures: [(&[u32], &str, Figure); 7] = [
+    let figures: [(&[u32], &str, Figure); 8] = [
         (&[1, 8], "start/stop and kernel memory", figures::start_stop),
         (&[9], "binary size", figures::binary_size),
         (&[5], "on-demand dump", figures::dump),
@@ -204,6 +204,7 @@ fn main() {
         (&[2, 3], "OOM kills and walks", figures::oom_kills),
         (&[6, 7], "discovery and idle cost", figures::idle),
         (&[10], "overhead", figures::overhead),
+        (&[10], "exit storm", figures::exit_storm),
     ];
     let mut rows: Vec<Row> = Vec::new();
     let mut failed = false;
