@@ -112,6 +112,9 @@ pub enum VarSource {
 #[derive(Debug)]
 pub struct GoBinary {
     map: memmap2::Mmap,
+    /// The file the map is of, kept open to fstat it before each use: truncated in
+    /// place after the last process running it exited, the map would fault (SIGBUS).
+    file: File,
     /// Identity of the file.
     pub key: BinaryKey,
     /// What the analysis found.
@@ -178,7 +181,21 @@ impl GoBinary {
         let map = crate::sys::mmap::map_readonly(file).map_err(io)?;
         let info = BinaryInfo::analyze(&map, path)?;
         crate::sys::mmap::release(&map);
-        Ok(GoBinary { map, key, info })
+        let file = file.try_clone().map_err(io)?;
+        Ok(GoBinary {
+            map,
+            file,
+            key,
+            info,
+        })
+    }
+
+    /// True while the file is as it was analysed (same size and mtime): only then may
+    /// its mapping be read. A running executable cannot be written, but once its last
+    /// process exited it can be rewritten in place, and reading a truncated mapping
+    /// kills the reader with SIGBUS.
+    pub fn unchanged(&self) -> bool {
+        BinaryKey::of(&self.file).is_ok_and(|k| k == self.key)
     }
 
     /// Drops the pages the last symbolization touched from this process's RSS (they

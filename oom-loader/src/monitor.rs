@@ -452,6 +452,11 @@ impl Monitor {
     fn discover(&mut self, pid: u32, exec_ts: Option<u64>, out: &mut Vec<MonitorEvent>) {
         let root = self.config.proc_root.clone();
         let ipid = pid as i32;
+        // The process generation: a pid reused while we read would otherwise be
+        // watched with another process's binary or load bias.
+        let Ok(started) = ondemand::start_time(&root, ipid) else {
+            return; // gone already
+        };
         let comm = ondemand::comm(&root, ipid);
         let (bin, exe) = match ondemand::open_binary(&root, ipid, Some(&self.cache)) {
             Ok(b) => b,
@@ -500,7 +505,8 @@ impl Monitor {
         let still = std::fs::File::open(root.join(pid.to_string()).join("exe"))
             .ok()
             .and_then(|f| BinaryKey::of(&f).ok())
-            == Some(bin.key);
+            == Some(bin.key)
+            && ondemand::start_time(&root, ipid).ok() == Some(started);
         if !still {
             let _ = self.kernel.unwatch(pid);
             return;

@@ -229,6 +229,10 @@ pub enum AssembleError {
     /// Memory profiling is off in the target (rate 0).
     #[error("memory profiling is disabled in this program (runtime.MemProfileRate is 0)")]
     ProfilingDisabled,
+    /// The executable was rewritten since it was analysed (after its process died):
+    /// its symbols are gone.
+    #[error("the executable changed on disk since it was analysed: not symbolized")]
+    BinaryChanged,
     /// The encoder rejected the input.
     #[error("encoding the profile: {0}")]
     Encode(oom_core::Error),
@@ -274,6 +278,9 @@ pub fn assemble(
         bin.info.layout,
     )
     .map_err(|_| AssembleError::ProfilingDisabled)?;
+    if !bin.unchanged() {
+        return Err(AssembleError::BinaryChanged);
+    }
     let sym = bin.symbolizer(bias).map_err(AssembleError::Encode)?;
 
     // Mappings as runtime/pprof lists them; the executable carries the GNU build ID.

@@ -210,3 +210,30 @@ fn rss_kb() -> u64 {
         .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
         .unwrap_or(0)
 }
+
+#[test]
+fn a_binary_rewritten_in_place_after_analysis_is_refused_not_read() {
+    // The regression: once the last process running a binary exited, the file can be
+    // truncated in place (`cp new old`), and symbolizing from the old mapping then
+    // killed the daemon with SIGBUS.
+    let Some(bin) = real_binary(
+        "a_binary_rewritten_in_place_after_analysis_is_refused_not_read",
+        Variant::Default,
+    ) else {
+        return;
+    };
+    let p = tmp("rewritten");
+    fs::write(&p, &bin).unwrap();
+    let f = fs::File::open(&p).unwrap();
+    let b = GoBinary::analyze(&f, &p).unwrap();
+    assert!(b.unchanged());
+    assert!(b.symbolizer(0).is_ok());
+    // Truncate it in place, as `cp` or `>` would.
+    fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&p)
+        .unwrap();
+    assert!(!b.unchanged(), "a truncated file still counts as unchanged");
+    let _ = fs::remove_file(&p);
+}

@@ -85,12 +85,12 @@ fn dump(pids: &[i32], dir: Option<String>, out: Option<String>) -> anyhow::Resul
             }
             Some(file) => {
                 std::fs::write(file, &p.pprof_gz).with_context(|| format!("writing {file}"))?;
-                crate::cmd::run::log_profile(&p, file.as_ref());
+                crate::cmd::run::log_profile(&p, file.as_ref(), false);
             }
             None => {
                 let base = crate::cmd::run::name_of(&p);
                 match output::write_profile(&dir, &base, &p.pprof_gz) {
-                    Ok(path) => crate::cmd::run::log_profile(&p, &path),
+                    Ok(path) => crate::cmd::run::log_profile(&p, &path, false),
                     Err(e) => {
                         eprintln!("oomprof: pid {pid}: {e:#}");
                         failed += 1;

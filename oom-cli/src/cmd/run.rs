@@ -25,15 +25,21 @@ pub struct RunArgs {
     /// ring-buffer size, e.g. 8M (a power of two; default 8M)
     #[argh(option)]
     pub ring_size: Option<String>,
-    /// most buckets captured per kill (default 1000000)
+    /// most buckets captured per kill (default 150000, what the default ring holds)
     #[argh(option)]
     pub max_buckets: Option<u32>,
+    /// longest in-kernel walk per kill, e.g. 100ms or 1s, or 0 for no limit (default 100ms); the walk runs with the victim's interrupts off
+    #[argh(option)]
+    pub walk_budget: Option<String>,
     /// also write profiles of Go processes killed by other SIGKILLs (systemd-oomd, cgroup.kill, kill -9)
     #[argh(switch)]
     pub keep_all_kills: bool,
     /// do not watch Go processes that are already running at start
     #[argh(switch)]
     pub no_scan: bool,
+    /// also log the allocations Go had not published yet at the kill (recent_alloc_space: total and top site)
+    #[argh(switch)]
+    pub log_recent: bool,
 }
 
 impl RunArgs {
@@ -43,6 +49,22 @@ impl RunArgs {
             dir,
             ..Self::default()
         }
+    }
+}
+
+/// Raises the soft open-file limit to the hard one: every cached binary keeps its
+/// file open (checked before its mapping is read), up to the cache's 4096 entries,
+/// and the usual soft limit is 1024.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                log::warn!("raising the open-file limit from {soft} to {hard}: {e}");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => log::warn!("reading the open-file limit: {e}"),
     }
 }
 
@@ -56,6 +78,22 @@ pub fn parse_size(s: &str) -> Option<usize> {
         _ => (s, 1),
     };
     num.parse::<usize>().ok()?.checked_mul(mult)
+}
+
+/// Parses `100ms`, `2s`, `500us`, `0`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
+    let n: u64 = num.parse().ok()?;
+    match unit {
+        "us" | "µs" => Some(Duration::from_micros(n)),
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        _ => None,
+    }
 }
 
 /// Profiles that could not be written yet (full disk, permissions), retried each loop.
@@ -87,8 +125,20 @@ pub fn run(args: RunArgs, _debug: bool) -> anyhow::Result<()> {
         }
         config.kernel.max_buckets = n;
     }
+    if let Some(b) = &args.walk_budget {
+        config.kernel.walk_budget = match parse_duration(b) {
+            Some(d) if d.is_zero() => None,
+            Some(d) if d <= Duration::from_secs(10) => Some(d),
+            _ => {
+                return super::usage(format!(
+                    "--walk-budget {b}: want a duration of at most 10s, e.g. 100ms, or 0"
+                ))
+            }
+        };
+    }
     config.kernel.keep_killed = args.keep_all_kills;
     output::check_dir(&dir)?;
+    raise_fd_limit();
 
     // SIGINT/SIGTERM: blocked here, before any thread exists, and taken by a waiter
     // thread, so shutdown is an orderly return (Drop detaches everything).
@@ -135,7 +185,7 @@ pub fn run(args: RunArgs, _debug: bool) -> anyhow::Result<()> {
             }
         };
         for e in events {
-            handle(e, &dir, &mut pending);
+            handle(e, &dir, args.log_recent, &mut pending);
         }
         retry(&dir, &mut pending);
     }
@@ -144,7 +194,7 @@ pub fn run(args: RunArgs, _debug: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn handle(e: MonitorEvent, dir: &Path, pending: &mut VecDeque<(String, Vec<u8>)>) {
+fn handle(e: MonitorEvent, dir: &Path, recent: bool, pending: &mut VecDeque<(String, Vec<u8>)>) {
     match e {
         MonitorEvent::Watched {
             pid,
@@ -178,7 +228,7 @@ fn handle(e: MonitorEvent, dir: &Path, pending: &mut VecDeque<(String, Vec<u8>)>
         MonitorEvent::Profile(p) => {
             let base = name_of(&p);
             match output::write_profile(dir, &base, &p.pprof_gz) {
-                Ok(path) => log_profile(&p, &path),
+                Ok(path) => log_profile(&p, &path, recent),
                 Err(e) => {
                     log::error!(
                         "pid {} ({}): writing the profile failed, will retry: {e:#}",
@@ -224,8 +274,19 @@ pub fn name_of(p: &Profile) -> String {
 
 /// One info line per profile: path, pid, comm, reason, in-use total, top site,
 /// completeness.
-pub fn log_profile(p: &Profile, path: &Path) {
+/// With `recent`, also the recent-allocation view (`recent_alloc_space`).
+pub fn log_profile(p: &Profile, path: &Path, recent: bool) {
     let s = &p.summary;
+    let recent = if recent {
+        format!(
+            " recent={:.1}MiB recent_top={} ({:.1}MiB)",
+            s.recent_bytes as f64 / 1048576.0,
+            s.recent_top_function.as_deref().unwrap_or("-"),
+            s.recent_top_bytes as f64 / 1048576.0
+        )
+    } else {
+        String::new()
+    };
     let timing = match (p.meta.walk_ns, p.meta.kill_mono_ns) {
         (Some(w), Some(k)) => {
             let after = oom_loader::monitor::monotonic_ns().map_or(0, |n| n.saturating_sub(k));
@@ -238,7 +299,7 @@ pub fn log_profile(p: &Profile, path: &Path) {
         _ => String::new(),
     };
     log::info!(
-        "wrote {} pid={} comm={} reason={} inuse={:.1}MiB top={} ({:.1}MiB) {}{timing}",
+        "wrote {} pid={} comm={} reason={} inuse={:.1}MiB top={} ({:.1}MiB){recent} {}{timing}",
         path.display(),
         p.meta.pid,
         p.meta.comm,
@@ -281,6 +342,24 @@ mod tests {
         assert_eq!(super::parse_size("4096"), Some(4096));
         assert_eq!(super::parse_size("x"), None);
         assert_eq!(super::parse_size(""), None);
+    }
+
+    #[test]
+    fn durations() {
+        use std::time::Duration;
+        assert_eq!(
+            super::parse_duration("100ms"),
+            Some(Duration::from_millis(100))
+        );
+        assert_eq!(super::parse_duration("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(
+            super::parse_duration("500us"),
+            Some(Duration::from_micros(500))
+        );
+        assert_eq!(super::parse_duration("0"), Some(Duration::ZERO));
+        for bad in ["", "ms", "10", "1.5s", "-1s", "10m"] {
+            assert_eq!(super::parse_duration(bad), None, "{bad}");
+        }
     }
 
     #[test]
