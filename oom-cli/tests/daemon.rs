@@ -27,10 +27,12 @@ fn profiles(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// `go tool pprof -top` of `file`.
+/// `go tool pprof -top -nodecount=1` on the profile's default sample type (Go's
+/// inuse_space view): what `oomprof top -n 1` must print.
 fn pprof_top(tc: &gomatrix::Toolchain, bin: &Path, file: &Path) -> String {
     let out = tc
         .command()
-        .args(["tool", "pprof", "-top", "-sample_index=inuse_space"])
+        .args(["tool", "pprof", "-top", "-nodecount=1"])
         .arg(bin)
         .arg(file)
         .output()

@@ -40,7 +40,7 @@ fn sigkill_of_the_daemon_mid_capture_leaves_nothing_and_a_restart_works() {
     let dir = tmpdir("sigkill");
     let d = daemon(&dir, &[]);
     let (progs, maps) = d.bpf_ids();
-    assert_eq!(progs.len(), 4, "{progs:?}");
+    assert_eq!(progs.len(), 5, "{progs:?}");
     assert!(progs.iter().all(|&p| bpftool_has("prog", p)));
     // A 100k-bucket victim: its capture takes tens of milliseconds. Kill the daemon
     // the moment the cgroup's OOM counter moves.
@@ -413,7 +413,11 @@ fn churn_of_10000_short_lived_processes_leaks_nothing() {
         watched_pids(&d).contains(&(probe.pid() as u32)),
         "a running Go process is not watched"
     );
+    // Killed, so captured (and kept): proof that this daemon writes kills.
+    let probe_pid = probe.pid();
     drop(probe);
+    let probe_file = profile_of(&dir, probe_pid, Duration::from_secs(10));
+    assert!(probe_file.is_some(), "the SIGKILLed probe left no profile");
     let t = Instant::now();
     let n = 10_000;
     let mut running: Vec<Child> = Vec::new();
@@ -460,7 +464,8 @@ fn churn_of_10000_short_lived_processes_leaks_nothing() {
     let files: Vec<_> = fs::read_dir(&dir)
         .unwrap()
         .flatten()
-        .map(|e| e.file_name())
+        .map(|e| e.path())
+        .filter(|p| Some(p) != probe_file.as_ref())
         .collect();
     assert!(
         files.is_empty(),

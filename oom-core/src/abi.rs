@@ -566,7 +566,8 @@ impl End {
                 | end_status::WALK_LIMIT
                 | end_status::RING_FULL
                 | end_status::LOOP
-                | end_status::INVALID)
+                | end_status::INVALID
+                | end_status::TIME_BUDGET)
             == 0
             && self.read_fault_buckets == 0
             && self.buckets_emitted == self.buckets_seen
@@ -1420,6 +1421,16 @@ mod tests {
                 assert_eq!(e.comm.as_bytes(), b"oome");
             }
             other => panic!("{other:?}"),
+        }
+        // Every stop bit makes a capture incomplete, even with all it saw emitted.
+        for bit in 0..9 {
+            let mut s = b;
+            s[52..56].copy_from_slice(&(1u32 << bit).to_le_bytes());
+            let Ok(Record::End(e)) = Record::parse(&s) else {
+                panic!()
+            };
+            let stop = end_status::RATE_FAULT | end_status::CYCLE_FAULT;
+            assert_eq!(e.is_complete(), (1u32 << bit) & stop != 0, "bit {bit}");
         }
         assert_eq!(
             Record::parse(&b[..100]),

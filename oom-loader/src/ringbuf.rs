@@ -108,13 +108,22 @@ impl RingBuf {
     /// record is still being written. Dropping the record releases its space.
     #[allow(clippy::should_implement_trait)] // lending: a record borrows the reader
     pub fn next(&mut self) -> Option<RingRecord<'_>> {
+        // Map the data area only when there is something to read.
+        if self.maps.consumer_pos() < self.maps.producer_pos() {
+            if let Err(e) = self.maps.map_data() {
+                log::warn!("mapping the ring buffer's data area: {e}");
+                return None;
+            }
+        }
         loop {
             let cons = self.maps.consumer_pos();
             let prod = self.maps.producer_pos();
             if cons >= prod {
                 return None;
             }
-            match decode_header(self.maps.header_len(cons)) {
+            // Not mapped: data arrived after the check above; the next call maps it.
+            let word = self.maps.header_len(cons)?;
+            match decode_header(word) {
                 Header::Busy => return None,
                 Header::Discarded { span } => self.maps.set_consumer_pos(cons + span),
                 Header::Record { len, span } => {
@@ -140,7 +149,9 @@ impl RingBuf {
     /// returned `None`.
     ///
     /// Returns an error if epoll_wait fails (EINTR is reported as a wake-up).
-    pub fn wait(&self, timeout: Option<Duration>) -> io::Result<bool> {
+    pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
+        // Nothing is borrowed (`&mut self`): give the data pages back while asleep.
+        self.maps.unmap_data();
         let t = match timeout {
             None => EpollTimeout::NONE,
             Some(d) => {

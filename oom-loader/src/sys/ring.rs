@@ -4,6 +4,11 @@
 //! and is the only page user space may map writable; page 1 holds `producer_pos`;
 //! the data area follows and is mapped twice back to back, so a record that wraps
 //! around the end is still contiguous in our view.
+//!
+//! The data area is mapped only while records are read ([`RingMaps::map_data`],
+//! [`RingMaps::unmap_data`]): mapped, its pages count twice in the daemon's RSS
+//! (16 MiB for the default 8 MiB ring) although they are kernel memory already
+//! counted once. The consumer and producer pages stay mapped.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -17,7 +22,11 @@ use super::MapFd;
 #[derive(Debug)]
 pub struct RingMaps {
     consumer: MmapRaw,
+    /// The producer page alone (for `producer_pos` while the data is not mapped).
     producer: MmapRaw,
+    /// The producer page and the data area twice, while records are being read.
+    data: Option<MmapRaw>,
+    fd: std::os::fd::RawFd,
     page: usize,
     size: usize,
 }
@@ -35,14 +44,42 @@ impl RingMaps {
         let consumer = MmapOptions::new().len(page).map_raw(map.as_raw_fd())?;
         let producer = MmapOptions::new()
             .offset(page as u64)
-            .len(page + 2 * size)
+            .len(page)
             .map_raw_read_only(map.as_raw_fd())?;
         Ok(Self {
             consumer,
             producer,
+            data: None,
+            fd: map.as_raw_fd(),
             page,
             size,
         })
+    }
+
+    /// Maps the data area (with the producer page before it) if it is not mapped.
+    /// The map's fd must still be open: the owner keeps it for as long as `self`.
+    ///
+    /// Returns an error if mmap fails.
+    pub fn map_data(&mut self) -> io::Result<()> {
+        if self.data.is_none() {
+            self.data = Some(
+                MmapOptions::new()
+                    .offset(self.page as u64)
+                    .len(self.page + 2 * self.size)
+                    .map_raw_read_only(self.fd)?,
+            );
+        }
+        Ok(())
+    }
+
+    /// Unmaps the data area (nothing may borrow from it: this takes `&mut self`).
+    pub fn unmap_data(&mut self) {
+        self.data = None;
+    }
+
+    /// True while the data area is mapped.
+    pub fn data_mapped(&self) -> bool {
+        self.data.is_some()
     }
 
     /// Data area size in bytes.
@@ -81,36 +118,40 @@ impl RingMaps {
         p.load(Ordering::Acquire)
     }
 
-    fn data_ptr(&self, pos: u64) -> *const u8 {
+    fn data_ptr(&self, pos: u64) -> Option<*const u8> {
+        let data = self.data.as_ref()?;
         let off = (pos as usize) & (self.size - 1);
-        // SAFETY: off < size and the mapping spans page + 2 * size bytes.
-        unsafe { self.producer.as_ptr().add(self.page + off) }
+        // SAFETY: off < size and the data mapping spans page + 2 * size bytes.
+        Some(unsafe { data.as_ptr().add(self.page + off) })
     }
 
     /// The 32-bit length word of the record header at `pos`, loaded with Acquire:
     /// pairs with the kernel's smp_store_release in `bpf_ringbuf_commit` that
-    /// clears the BUSY bit after the record data was written.
-    pub fn header_len(&self, pos: u64) -> u32 {
+    /// clears the BUSY bit after the record data was written. `None` while the data
+    /// area is not mapped.
+    pub fn header_len(&self, pos: u64) -> Option<u32> {
+        let p = self.data_ptr(pos)?;
         // SAFETY: `pos` is 8-aligned (every record is rounded up to 8), so the
         // header is 4-aligned and within the mapping; the kernel updates it
         // atomically.
-        let h = unsafe { &*(self.data_ptr(pos) as *const AtomicU32) };
-        h.load(Ordering::Acquire)
+        let h = unsafe { &*(p as *const AtomicU32) };
+        Some(h.load(Ordering::Acquire))
     }
 
     /// The `len` bytes of record payload after the 8-byte header at `pos`.
     ///
-    /// Returns `None` if `len` exceeds the ring.
+    /// Returns `None` if `len` exceeds the ring or the data area is not mapped.
     pub fn payload(&self, pos: u64, len: usize) -> Option<&[u8]> {
         if len > self.size.saturating_sub(8) {
             return None;
         }
+        let p = self.data_ptr(pos)?;
         // SAFETY: the data area is mapped twice, so `size` bytes are readable from
         // any offset below `size`; header (8) + len ≤ size. The bytes were
         // published by the kernel's release store of the header (read with
         // Acquire by the caller) and are not rewritten until we advance
         // consumer_pos past them, which needs `&self` (the borrow ends first).
-        Some(unsafe { std::slice::from_raw_parts(self.data_ptr(pos).add(8), len) })
+        Some(unsafe { std::slice::from_raw_parts(p.add(8), len) })
     }
 }
 
