@@ -47,6 +47,8 @@ pub mod maps {
     pub const WATCHED: &str = "watched";
     /// LRU hash thread id → time of a SIGKILL generated for that thread.
     pub const KILLED_TIDS: &str = "killed_tids";
+    /// LRU hash tgid → watch entry kept after the leader's exit (older kernels).
+    pub const DYING: &str = "dying";
     /// Per-CPU staging area.
     pub const SCRATCH: &str = "scratch";
     /// `.rodata` variable holding `struct oom_config`.

@@ -99,6 +99,19 @@ struct {
 
 #define OOM_TID_MARK_TTL_NS (5ULL * 1000 * 1000 * 1000)
 
+/* tgid -> its watch entry after the group leader exited, on kernels whose
+ * sched_process_exit has no group_dead (before ~6.16), where the leader's exit
+ * stands in for the group's: a kill aimed at another thread id is delivered
+ * to that thread last, often after the leader exited, and the walk in that
+ * delivery still needs the entry (the mm lives until the last thread exits).
+ * Only looked up for a thread with a kill mark; dropped on use and at exec. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, struct oom_watch);
+} dying SEC(".maps");
+
 /* Per-CPU staging area for one chunk record. Safe per CPU: the programs
  * run with migration disabled and tracepoint programs do not nest. */
 struct scratch {
@@ -618,20 +631,23 @@ int signal_deliver(__u64 *ctx)
 	pid_tgid = bpf_get_current_pid_tgid();
 	tgid = pid_tgid >> 32;
 	w = bpf_map_lookup_elem(&watched, &tgid);
-	if (!w)
-		return 0;
 	/* Only a process a SIGKILL was generated for is being killed: exit_group
 	 * and exec kill the other threads through this same delivery path. The
 	 * mark is on the watch entry, or (a kill aimed at a thread id) on the
 	 * delivering thread. */
-	if (!w->kill_ns) {
+	if (!w || !w->kill_ns) {
 		__u32 tid = (__u32)pid_tgid;
 		__u64 *m = bpf_map_lookup_elem(&killed_tids, &tid);
 
 		if (!m || bpf_ktime_get_ns() - *m > OOM_TID_MARK_TTL_NS) {
-			__sync_fetch_and_add(&oom_counters.unmarked_deliveries, 1);
+			if (w)
+				__sync_fetch_and_add(&oom_counters.unmarked_deliveries, 1);
 			return 0;
 		}
+		if (!w)
+			w = bpf_map_lookup_elem(&dying, &tgid);
+		if (!w)
+			return 0; /* the killed thread is not of a watched process */
 		bpf_map_delete_elem(&killed_tids, &tid);
 	}
 	/* First thread only: every thread of the group dequeues the SIGKILL. */
@@ -780,6 +796,7 @@ int sched_process_exec(struct tp_sched_process_exec *ctx)
 
 	/* A new image: whatever user space learnt about the old one is stale. */
 	bpf_map_delete_elem(&watched, &tgid);
+	bpf_map_delete_elem(&dying, &tgid);
 	x = bpf_ringbuf_reserve(&events, sizeof(*x), 0);
 	if (!x) {
 		__sync_fetch_and_add(&oom_counters.lost_events, 1);
@@ -798,14 +815,21 @@ int sched_process_exec(struct tp_sched_process_exec *ctx)
 	return 0;
 }
 
-static int exit_common(__u8 group_dead)
+static int exit_common(__u8 group_dead, __u8 leader_only)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
 	struct oom_exit *x;
+	struct oom_watch *w;
 
 	if (!group_dead)
 		return 0;
+	if (leader_only) {
+		/* Other threads may still take a kill aimed at them: see `dying`. */
+		w = bpf_map_lookup_elem(&watched, &tgid);
+		if (w)
+			bpf_map_update_elem(&dying, &tgid, w, BPF_ANY);
+	}
 	if (bpf_map_delete_elem(&watched, &tgid))
 		return 0; /* not watched: no event */
 	x = bpf_ringbuf_reserve(&events, sizeof(*x), 0);
@@ -830,7 +854,7 @@ static int exit_common(__u8 group_dead)
 SEC("raw_tracepoint/sched_process_exit")
 int sched_process_exit(__u64 *ctx)
 {
-	return exit_common((__u8)ctx[1]);
+	return exit_common((__u8)ctx[1], 0);
 }
 
 /* Older kernels: no group_dead; the leader's exit stands in for the group's. */
@@ -839,5 +863,5 @@ int sched_process_exit_v1(void *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 
-	return exit_common((__u32)pid_tgid == (__u32)(pid_tgid >> 32));
+	return exit_common((__u32)pid_tgid == (__u32)(pid_tgid >> 32), 1);
 }

@@ -538,13 +538,15 @@ impl Monitor {
     /// Turns a capture into a profile event (or says why not).
     fn profile(&mut self, c: &Capture) -> MonitorEvent {
         let pid = c.pid;
-        // Which process that had this pid made the capture: the exited one if the
-        // capture started before its exit, else the one watched now if it started after
-        // that watch began.
+        // Which process that had this pid made the capture: the one watched now if it
+        // started after that watch began, else the exited one. (The exited one's exit
+        // may even precede its capture: on kernels before ~6.16 the exit event is the
+        // leader's, and a kill aimed at another thread is walked in that thread's
+        // delivery, after it.)
         let start = c.end.start_ns;
         let w = match (self.exited.get(&pid), self.watched.get(&pid)) {
-            (Some((w, exit_ns, _)), _) if start <= *exit_ns => Some(w),
             (_, Some(w)) if start >= w.since_ns => Some(w),
+            (Some((w, _, _)), _) => Some(w),
             _ => None,
         };
         let Some(w) = w.cloned() else {

@@ -77,11 +77,6 @@ impl RingMaps {
         self.data = None;
     }
 
-    /// True while the data area is mapped.
-    pub fn data_mapped(&self) -> bool {
-        self.data.is_some()
-    }
-
     /// Data area size in bytes.
     pub fn size(&self) -> usize {
         self.size
