@@ -247,3 +247,45 @@ fn many_processes_of_one_binary_cost_one_analysis() {
     assert_eq!(cache.analyses(), 1, "20 processes of one binary");
     assert_eq!(cache.len(), 1);
 }
+
+#[test]
+fn the_summary_names_the_function_pprof_puts_on_top() {
+    // The daemon's `top=`: pprof's flat attribution (return PC - 1, innermost inlined
+    // function, leading runtime frames dropped), not the function at the return PC.
+    const T: &str = "the_summary_names_the_function_pprof_puts_on_top";
+    if !privileged::root(T) {
+        return;
+    }
+    let Some(matrix) = gomatrix::matrix(T) else {
+        return;
+    };
+    let cache = BinaryCache::default();
+    for tc in &matrix {
+        for fixture in ["holder", "inlined", "deep"] {
+            let what = format!("go {} {fixture}", tc.version);
+            let bin = fixtures::build(fixture, tc, Variant::Default).unwrap();
+            let mut p =
+                Running::spawn(Command::new(&bin).env("FIXTURE_MEMPROFILERATE", "1")).unwrap();
+            p.wait_line("ready", Duration::from_secs(30)).unwrap();
+            let prof = profile_pid(p.pid(), &OnDemandOptions::default(), Some(&cache))
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            let dir = std::env::temp_dir().join(format!("oomprof-top-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let file = dir.join(format!("{fixture}-{}.pb.gz", tc.version));
+            std::fs::write(&file, &prof.pprof_gz).unwrap();
+            let raw = RawProfile::parse(&tc.pprof_raw(&bin, &file).unwrap()).unwrap();
+            let _ = std::fs::remove_dir_all(&dir);
+            let (top, bytes) = raw.top_function("inuse_space").unwrap();
+            eprintln!(
+                "{what}: pprof's top {top} ({bytes} B); summary {:?} ({} B)",
+                prof.summary.top_function, prof.summary.top_inuse_bytes
+            );
+            assert_eq!(
+                prof.summary.top_function.as_deref(),
+                Some(top.as_str()),
+                "{what}"
+            );
+            assert_eq!(prof.summary.top_inuse_bytes, bytes, "{what}");
+        }
+    }
+}
