@@ -170,7 +170,8 @@ pub fn read_tracepoints(names: &[&str]) -> Result<Vec<Tracepoint>> {
 
 /// A program attached to a tracepoint. Dropping it detaches the program.
 #[derive(Debug)]
-pub enum Attachment {
+#[allow(dead_code)] // the fds are held for Drop, never read
+pub(crate) enum Attachment {
     /// Through a BPF link (Linux 5.15+); the link holds the perf event.
     Link {
         /// The link.
@@ -195,7 +196,7 @@ pub enum Attachment {
 ///
 /// Returns an error if the kernel refuses, e.g. EINVAL when the program reads
 /// more arguments than the tracepoint has.
-pub fn attach_raw_tracepoint(prog: &ProgFd, name: &str) -> Result<Attachment> {
+pub(crate) fn attach_raw_tracepoint(prog: &ProgFd, name: &str) -> Result<Attachment> {
     let cname = std::ffi::CString::new(name).map_err(|_| Error::Tracepoint {
         tracepoint: name.into(),
         reason: "name contains NUL".into(),
@@ -209,7 +210,11 @@ pub fn attach_raw_tracepoint(prog: &ProgFd, name: &str) -> Result<Attachment> {
 ///
 /// Returns an error if perf_event_open or both attach methods fail. EACCES here
 /// usually means the program reads past the tracepoint's record.
-pub fn attach_tracepoint(prog: &ProgFd, tp: &Tracepoint, use_link: bool) -> Result<Attachment> {
+pub(crate) fn attach_tracepoint(
+    prog: &ProgFd,
+    tp: &Tracepoint,
+    use_link: bool,
+) -> Result<Attachment> {
     let perf = sys::perf_event_open_tracepoint(tp.id)
         .map_err(|e| Error::sys(format!("perf_event_open(tracepoint {})", tp.name), e))?;
     if use_link {

@@ -16,7 +16,8 @@
 //! ondemand.rs: profile_pid() = binary + maps + walk + profile, no BPF
 //! ```
 //!
-//! Every system call is in [`sys`], the only module allowed unchecked code.
+//! Every system call is in the crate-private `sys` module, the only one allowed
+//! unchecked code. [`probe`] asks the kernel about single features without it.
 //!
 //! # Using the kernel handle
 //!
@@ -64,16 +65,16 @@ pub mod cache;
 pub mod capture;
 pub mod error;
 pub mod kernel;
-pub mod maps;
+pub(crate) mod maps;
 pub mod monitor;
 pub mod ondemand;
 pub mod probe;
 pub mod procmaps;
 pub mod procmem;
 pub mod profile;
-pub mod progs;
+pub(crate) mod progs;
 pub mod ringbuf;
-pub mod sys;
+pub(crate) mod sys;
 pub mod walk;
 
 pub use capture::{Capture, KillReason, OwnedBucket};

@@ -126,27 +126,28 @@ fn kernel_features_probed() {
 }
 
 #[test]
+fn kernel_single_probes_agree_with_the_loader_probe() {
+    if !privileged::root("kernel_single_probes_agree_with_the_loader_probe") {
+        return;
+    }
+    use oom_loader::probe;
+    let f = probe::probe().expect("the loader probe passes on this host");
+    probe::bpf_syscall().expect("a trivial program loads");
+    probe::ring_buffer().expect("a ring buffer map is created");
+    if let Err(e) = probe::bpf_loop() {
+        panic!("bpf_loop: {e:?}");
+    }
+    assert_eq!(probe::memcg_accounting(), f.memcg_accounting);
+    assert_eq!(probe::perf_link(), f.perf_link);
+}
+
+#[test]
 fn kernel_verifier_log_travels_with_the_error() {
     if !privileged::root("kernel_verifier_log_travels_with_the_error") {
         return;
     }
-    use oom_loader::sys::{consts, Insn, ProgSpec};
     // `exit` with r0 never written: the verifier refuses with "R0 !read_ok".
-    let insns = [Insn {
-        code: 0x95,
-        _bitfield_align_1: [],
-        _bitfield_1: Insn::new_bitfield_1(0, 0),
-        off: 0,
-        imm: 0,
-    }];
-    let spec = ProgSpec {
-        prog_type: consts::PROG_TYPE_TRACEPOINT,
-        insns: &insns,
-        license: c"GPL",
-        name: "oomprof_bad",
-        btf: None,
-    };
-    match oom_loader::progs::load(&spec) {
+    match oom_loader::probe::load_invalid_program() {
         Err(oom_loader::Error::ProgLoad { name, log, .. }) => {
             assert_eq!(name, "oomprof_bad");
             assert!(log.contains("R0 !read_ok"), "log: {log}");

@@ -11,7 +11,7 @@ use std::io;
 use std::path::Path;
 
 use argh::FromArgs;
-use oom_loader::sys::{self, consts, Insn, ProgSpec};
+use oom_loader::probe::{self, BpfLoopMissing};
 
 /// check this host's kernel features, privileges and cgroups for oomprof
 #[derive(FromArgs, Debug)]
@@ -158,38 +158,7 @@ pub fn kernel_version(release: &str) -> Option<(u32, u32)> {
 }
 
 // ---------------------------------------------------------------------------------
-// BPF probes, through the loader's safe syscall wrappers.
-
-fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-    Insn {
-        code,
-        _bitfield_align_1: [],
-        _bitfield_1: Insn::new_bitfield_1(dst, src),
-        off,
-        imm,
-    }
-}
-
-/// BPF_JMP|BPF_CALL, BPF_JMP|BPF_EXIT, BPF_ALU64|BPF_MOV|BPF_K.
-const CALL: u8 = 0x85;
-const EXIT: u8 = 0x95;
-const MOV64_IMM: u8 = 0xb7;
-
-/// Helper ids (include/uapi/linux/bpf.h): `bpf_ktime_get_coarse_ns` (5.11, with
-/// memcg accounting of BPF memory) and `bpf_loop` (5.17).
-const HELPER_KTIME_GET_COARSE_NS: i32 = 160;
-const HELPER_BPF_LOOP: i32 = 181;
-
-fn load(prog_type: u32, insns: &[Insn], log: Option<&mut [u8]>) -> io::Result<()> {
-    let spec = ProgSpec {
-        prog_type,
-        insns,
-        license: c"GPL",
-        name: "oomprof_check",
-        btf: None,
-    };
-    sys::prog_load(&spec, log.map(|b| (b, 1))).map(drop)
-}
+// BPF probes: `oom_loader::probe` loads the programs and creates the maps.
 
 fn errno_text(e: &io::Error) -> String {
     match e.raw_os_error() {
@@ -200,29 +169,13 @@ fn errno_text(e: &io::Error) -> String {
     }
 }
 
-/// `Err(text)` when the bpf_loop call is an unknown helper; `Ok` when the verifier
-/// knows it (the program is still rejected: its callback is a scalar on purpose).
+/// `Err(text)` when the bpf_loop call is an unknown helper or the probe did not load;
+/// `Ok` when the verifier knows it.
 fn probe_bpf_loop() -> Result<(), String> {
-    let insns = [
-        insn(MOV64_IMM, 1, 0, 0, 1),
-        insn(MOV64_IMM, 2, 0, 0, 0),
-        insn(MOV64_IMM, 3, 0, 0, 0),
-        insn(MOV64_IMM, 4, 0, 0, 0),
-        insn(CALL, 0, 0, 0, HELPER_BPF_LOOP),
-        insn(MOV64_IMM, 0, 0, 0, 0),
-        insn(EXIT, 0, 0, 0, 0),
-    ];
-    let mut log = vec![0u8; 64 * 1024];
-    let r = load(consts::PROG_TYPE_TRACEPOINT, &insns, Some(&mut log));
-    let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-    let text = String::from_utf8_lossy(&log[..end]);
-    match r {
-        Err(_) if text.contains("invalid func") || text.contains("unknown func") => {
-            Err(text.lines().last().unwrap_or("unknown helper").to_string())
-        }
-        Err(e) if log[0] == 0 => Err(format!("tracing program load: {}", errno_text(&e))),
-        _ => Ok(()),
-    }
+    probe::bpf_loop().map_err(|e| match e {
+        BpfLoopMissing::UnknownHelper(line) => line,
+        BpfLoopMissing::NotLoaded(e) => format!("tracing program load: {}", errno_text(&e)),
+    })
 }
 
 /// Everything `check` looks at, in table order.
@@ -252,12 +205,11 @@ pub fn gather() -> Vec<Row> {
     // Its warning about RLIMIT_MEMLOCK would repeat the memlock row: keep it quiet.
     let level = log::max_level();
     log::set_max_level(log::LevelFilter::Error);
-    let features = oom_loader::probe::probe();
+    let features = probe::probe();
     log::set_max_level(level);
 
     // BPF at all.
-    let trivial = [insn(MOV64_IMM, 0, 0, 0, 0), insn(EXIT, 0, 0, 0, 0)];
-    let bpf_ok = match load(consts::PROG_TYPE_SOCKET_FILTER, &trivial, None) {
+    let bpf_ok = match probe::bpf_syscall() {
         Ok(()) => {
             rows.push(Row::ok("bpf syscall", "programs load"));
             true
@@ -277,18 +229,8 @@ pub fn gather() -> Vec<Row> {
     };
 
     // Ring buffer.
-    let ring = sys::MapSpec {
-        map_type: consts::MAP_TYPE_RINGBUF,
-        key_size: 0,
-        value_size: 0,
-        // A power of two and a multiple of every page size Linux uses (4/16/64 KiB).
-        max_entries: 1 << 16,
-        flags: 0,
-        name: "oomprof_check",
-        btf: None,
-    };
-    rows.push(match sys::map_create(&ring) {
-        Ok(_) => Row::ok("ring buffer", "BPF_MAP_TYPE_RINGBUF maps are created"),
+    rows.push(match probe::ring_buffer() {
+        Ok(()) => Row::ok("ring buffer", "BPF_MAP_TYPE_RINGBUF maps are created"),
         Err(e) if bpf_ok => Row::missing(
             "ring buffer",
             format!("BPF_MAP_CREATE(RINGBUF): {}", errno_text(&e)),
@@ -308,7 +250,7 @@ pub fn gather() -> Vec<Row> {
     let perf_link = features
         .as_ref()
         .map(|f| f.perf_link)
-        .unwrap_or_else(|_| sys::link_create_probe().raw_os_error() == Some(libc::EBADF));
+        .unwrap_or_else(|_| probe::perf_link());
     rows.push(if perf_link {
         Row::ok("bpf perf links", "BPF_LINK_CREATE attaches to perf events")
     } else {
@@ -420,18 +362,7 @@ pub fn gather() -> Vec<Row> {
     // Probed when BPF works; else the 5.11 release that brought it is the best guess.
     let (memcg, memcg_how) = match &features {
         Ok(f) => (f.memcg_accounting, ""),
-        Err(_) if bpf_ok => (
-            load(
-                consts::PROG_TYPE_SOCKET_FILTER,
-                &[
-                    insn(CALL, 0, 0, 0, HELPER_KTIME_GET_COARSE_NS),
-                    insn(EXIT, 0, 0, 0, 0),
-                ],
-                None,
-            )
-            .is_ok(),
-            "",
-        ),
+        Err(_) if bpf_ok => (probe::memcg_accounting(), ""),
         Err(_) => (
             kernel_version(&release).is_some_and(|v| v >= (5, 11)),
             " (not probed without BPF; from the kernel version)",

@@ -9,9 +9,7 @@ use super::consts;
 #[derive(Debug)]
 pub struct MapFd {
     fd: OwnedFd,
-    map_type: u32,
     key_size: u32,
-    value_size: u32,
     /// Value bytes a lookup writes: per-CPU maps return one 8-aligned value per
     /// possible CPU.
     value_size_total: u32,
@@ -33,26 +31,14 @@ impl MapFd {
         };
         Self {
             fd,
-            map_type,
             key_size,
-            value_size,
             value_size_total,
         }
-    }
-
-    /// `BPF_MAP_TYPE_*`.
-    pub fn map_type(&self) -> u32 {
-        self.map_type
     }
 
     /// Key size in bytes.
     pub fn key_size(&self) -> u32 {
         self.key_size
-    }
-
-    /// Value size in bytes (of one CPU's value for per-CPU maps).
-    pub fn value_size(&self) -> u32 {
-        self.value_size
     }
 
     /// Bytes a lookup or update transfers.
