@@ -122,6 +122,8 @@ typedef int16_t __s16;
 				  * were left out (counted in read_fault_buckets) */
 #define OOM_END_TIME_BUDGET 0x100 /* the walk reached oom_config.walk_budget_ns and
 				   * stopped with buckets left (not counted) */
+#define OOM_END_AT_EXIT 0x200     /* walked at sched_process_exit (interrupts on),
+				   * not in the signal delivery (interrupts off) */
 
 /* ---- watch flags ---- */
 #define OOM_WATCH_PC32 0x01 /* try u32 PC offsets from pc_base */
@@ -224,12 +226,20 @@ struct oom_watch {
 				* the other threads that way) is not a kill: no walk */
 };
 
-/* Global configuration in .rodata, patched by the loader before load. 16 bytes. */
+/* Global configuration in .rodata, patched by the loader before load. 24 bytes. */
 struct oom_config {
 	__u32 max_buckets;     /* per capture, <= OOM_MAX_BUCKETS_CEILING */
 	__u32 abi_version;     /* OOM_ABI_VERSION, checked by the loader */
-	__u64 walk_budget_ns;  /* longest walk (IRQs off in the victim); 0 = no limit */
+	__u64 walk_budget_ns;  /* longest walk; 0 = no limit */
+	__u32 flags;           /* OOM_CFG_* */
+	__u32 _pad;
 };
+
+/* ---- config flags ---- */
+#define OOM_CFG_WALK_AT_EXIT 0x01 /* walk in the first exiting thread's
+				   * sched_process_exit (kernels that run it
+				   * before exit_mm: interrupts on) instead of in
+				   * the SIGKILL delivery (interrupts off) */
 
 /* Global counters in .bss (symbol `oom_counters`), read by user space. 72 bytes. */
 struct oom_counters {

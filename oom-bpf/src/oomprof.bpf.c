@@ -613,28 +613,22 @@ static void emit_end(struct walk *c, __u32 tid, __u64 start)
 	bpf_ringbuf_submit(end, BPF_RB_FORCE_WAKEUP);
 }
 
-/* A raw tracepoint: TP_PROTO(int sig, struct kernel_siginfo *info,
- * struct k_sigaction *ka), of which only `sig` is read; it has been the first
- * argument since the tracepoint exists. Raw, not classic, because detaching a
- * classic tracepoint program waits for RCU grace periods (40-120 ms measured)
- * and a raw one does not (~0.1 ms). */
-SEC("raw_tracepoint/signal_deliver")
-int signal_deliver(__u64 *ctx)
+/* Walks the calling thread's process if a SIGKILL was generated for it and no
+ * walk ran yet; `at_exit` says where (OOM_END_AT_EXIT). */
+static __always_inline void try_capture(__u32 at_exit)
 {
 	__u64 pid_tgid, start;
 	__u32 tgid, max;
 	struct oom_watch *w;
 	struct walk c = {};
 
-	if ((int)ctx[0] != 9)
-		return 0;
 	pid_tgid = bpf_get_current_pid_tgid();
 	tgid = pid_tgid >> 32;
 	w = bpf_map_lookup_elem(&watched, &tgid);
 	/* Only a process a SIGKILL was generated for is being killed: exit_group
 	 * and exec kill the other threads through this same delivery path. The
 	 * mark is on the watch entry, or (a kill aimed at a thread id) on the
-	 * delivering thread. */
+	 * calling thread. */
 	if (!w || !w->kill_ns) {
 		__u32 tid = (__u32)pid_tgid;
 		__u64 *m = bpf_map_lookup_elem(&killed_tids, &tid);
@@ -642,12 +636,12 @@ int signal_deliver(__u64 *ctx)
 		if (!m || bpf_ktime_get_ns() - *m > OOM_TID_MARK_TTL_NS) {
 			if (w)
 				__sync_fetch_and_add(&oom_counters.unmarked_deliveries, 1);
-			return 0;
+			return;
 		}
 		if (!w)
 			w = bpf_map_lookup_elem(&dying, &tgid);
 		if (!w)
-			return 0; /* the killed thread is not of a watched process */
+			return; /* the killed thread is not of a watched process */
 		bpf_map_delete_elem(&killed_tids, &tid);
 	}
 	/* First thread only: every thread of the group dequeues the SIGKILL. */
@@ -656,7 +650,7 @@ int signal_deliver(__u64 *ctx)
 			__sync_fetch_and_add(&oom_counters.kills_after_walk, 1);
 		else
 			__sync_fetch_and_add(&oom_counters.kills_during_walk, 1);
-		return 0;
+		return;
 	}
 
 	start = bpf_ktime_get_ns();
@@ -669,6 +663,8 @@ int signal_deliver(__u64 *ctx)
 	c.watch_flags = w->flags;
 	c.rate_addr = w->mem_profile_rate;
 	c.cycle_addr = w->mprof_cycle;
+	if (at_exit)
+		c.status |= OOM_END_AT_EXIT;
 	if (bpf_probe_read_user(&c.node, 8, (void *)w->mbuckets)) {
 		c.status |= OOM_END_HEAD_FAULT;
 		c.node = 0;
@@ -697,6 +693,21 @@ int signal_deliver(__u64 *ctx)
 	/* Diagnostics only: after a racing exit + reuse of the entry this may
 	 * land in another process's entry, where it only shifts the counters. */
 	w->walk_end_ns = bpf_ktime_get_ns();
+}
+
+/* A raw tracepoint: TP_PROTO(int sig, struct kernel_siginfo *info,
+ * struct k_sigaction *ka), of which only `sig` is read; it has been the first
+ * argument since the tracepoint exists. Raw, not classic, because detaching a
+ * classic tracepoint program waits for RCU grace periods (40-120 ms measured)
+ * and a raw one does not (~0.1 ms). Here the walk holds the victim's siglock
+ * with interrupts off; where the kernel runs sched_process_exit before
+ * exit_mm the loader moves the walk there (OOM_CFG_WALK_AT_EXIT). */
+SEC("raw_tracepoint/signal_deliver")
+int signal_deliver(__u64 *ctx)
+{
+	if ((int)ctx[0] != 9 || (oom_cfg.flags & OOM_CFG_WALK_AT_EXIT))
+		return 0;
+	try_capture(0);
 	return 0;
 }
 
@@ -854,6 +865,10 @@ static int exit_common(__u8 group_dead, __u8 leader_only)
 SEC("raw_tracepoint/sched_process_exit")
 int sched_process_exit(__u64 *ctx)
 {
+	/* Before exit_mm here (6.16+): the process's memory is still mapped, and
+	 * interrupts are on. The first exiting thread of a killed process walks. */
+	if (oom_cfg.flags & OOM_CFG_WALK_AT_EXIT)
+		try_capture(1);
 	return exit_common((__u8)ctx[1], 0);
 }
 
@@ -862,6 +877,11 @@ SEC("raw_tracepoint/sched_process_exit")
 int sched_process_exit_v1(void *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	/* Only if the loader chose the exit placement and this variant was attached
+	 * after all: a kernel that ran exit_mm already says so (HEAD_FAULT). */
+	if (oom_cfg.flags & OOM_CFG_WALK_AT_EXIT)
+		try_capture(1);
 
 	return exit_common((__u32)pid_tgid == (__u32)(pid_tgid >> 32), 1);
 }

@@ -472,7 +472,7 @@ fn churn_of_10000_short_lived_processes_leaks_nothing() {
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| {
-            n.rsplitn(3, '-')
+            n.rsplit('-')
                 .nth(1)
                 .and_then(|p| p.parse::<u32>().ok())
                 .is_some_and(|p| go_pids.contains(&p))

@@ -97,6 +97,16 @@ pub mod end_status {
     pub const INVALID: u32 = 0x80;
     /// The walk used up its time budget and stopped with buckets left (not counted).
     pub const TIME_BUDGET: u32 = 0x100;
+    /// Walked at `sched_process_exit` (interrupts on), not in the SIGKILL delivery
+    /// (interrupts off).
+    pub const AT_EXIT: u32 = 0x200;
+}
+
+/// Configuration flags (`OOM_CFG_*`).
+pub mod config_flags {
+    /// Walk in the first exiting thread's `sched_process_exit` (kernels that run it
+    /// before `exit_mm`) instead of in the SIGKILL delivery.
+    pub const WALK_AT_EXIT: u32 = 0x01;
 }
 
 /// Watch flags (`OOM_WATCH_*`).
@@ -228,6 +238,8 @@ pub struct RawConfig {
     pub max_buckets: u32,
     pub abi_version: u32,
     pub walk_budget_ns: u64,
+    pub flags: u32,
+    pub pad: u32,
 }
 
 /// `struct oom_counters`: the `.bss` variable `oom_counters`.
@@ -282,7 +294,8 @@ const _: () = {
     assert!(offset_of!(RawWatch, cycle_size) == 32);
     assert!(offset_of!(RawWatch, claimed) == 44);
     assert!(offset_of!(RawWatch, kill_ns) == 56);
-    assert!(size_of::<RawConfig>() == 16);
+    assert!(size_of::<RawConfig>() == 24);
+    assert!(offset_of!(RawConfig, flags) == 16);
     assert!(offset_of!(RawConfig, walk_budget_ns) == 8);
     assert!(size_of::<RawCounters>() == 72);
     assert!(offset_of!(RawCounters, tid_marks) == 64);
@@ -738,12 +751,17 @@ pub fn encode_watch(
 
 /// Encodes a `struct oom_config` (the `.rodata` variable `oom_cfg`).
 ///
-/// `walk_budget_ns` 0 means no time limit.
-pub fn encode_config(max_buckets: u32, walk_budget_ns: u64) -> [u8; size_of::<RawConfig>()] {
+/// `walk_budget_ns` 0 means no time limit; `flags` are [`config_flags`].
+pub fn encode_config(
+    max_buckets: u32,
+    walk_budget_ns: u64,
+    flags: u32,
+) -> [u8; size_of::<RawConfig>()] {
     let mut out = [0u8; size_of::<RawConfig>()];
     for (off, v) in [
         (offset_of!(RawConfig, max_buckets), max_buckets),
         (offset_of!(RawConfig, abi_version), ABI_VERSION),
+        (offset_of!(RawConfig, flags), flags),
     ] {
         if let Some(dst) = out.get_mut(off..off + 4) {
             dst.copy_from_slice(&v.to_le_bytes());
@@ -1423,14 +1441,14 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // Every stop bit makes a capture incomplete, even with all it saw emitted.
-        for bit in 0..9 {
+        for bit in 0..10 {
             let mut s = b;
             s[52..56].copy_from_slice(&(1u32 << bit).to_le_bytes());
             let Ok(Record::End(e)) = Record::parse(&s) else {
                 panic!()
             };
-            let stop = end_status::RATE_FAULT | end_status::CYCLE_FAULT;
-            assert_eq!(e.is_complete(), (1u32 << bit) & stop != 0, "bit {bit}");
+            let harmless = end_status::RATE_FAULT | end_status::CYCLE_FAULT | end_status::AT_EXIT;
+            assert_eq!(e.is_complete(), (1u32 << bit) & harmless != 0, "bit {bit}");
         }
         assert_eq!(
             Record::parse(&b[..100]),
@@ -1500,9 +1518,10 @@ mod tests {
         assert_eq!(w[24], 4);
         assert_eq!(&w[32..36], &16u32.to_le_bytes());
         assert_eq!(&w[44..64], &[0u8; 20]);
-        let c = encode_config(5, 0x0102);
+        let c = encode_config(5, 0x0102, config_flags::WALK_AT_EXIT);
         assert_eq!(&c[..8], &[5, 0, 0, 0, 3, 0, 0, 0]);
         assert_eq!(&c[8..16], &0x0102u64.to_le_bytes());
+        assert_eq!(&c[16..24], &[1, 0, 0, 0, 0, 0, 0, 0]);
         let mut cnt = [0u8; 72];
         cnt[8] = 2;
         cnt[40] = 3;

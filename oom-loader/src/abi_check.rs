@@ -162,6 +162,7 @@ fn rust_mirror_matches_the_compiled_abi() {
             ("max_buckets", offset_of!(RawConfig, max_buckets)),
             ("abi_version", offset_of!(RawConfig, abi_version)),
             ("walk_budget_ns", offset_of!(RawConfig, walk_budget_ns)),
+            ("flags", offset_of!(RawConfig, flags)),
         ],
     );
     check(

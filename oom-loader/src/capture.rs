@@ -116,22 +116,40 @@ pub struct OwnedBucket {
     pub truncated: bool,
 }
 
-#[derive(Default)]
 struct Partial {
     payload: Vec<u8>,
     next_seq: u32,
     missing: u32,
+    /// When its last chunk arrived.
+    last: Instant,
 }
+
+impl Default for Partial {
+    fn default() -> Self {
+        Self {
+            payload: Vec::new(),
+            next_seq: 0,
+            missing: 0,
+            last: Instant::now(),
+        }
+    }
+}
+
+/// How long a capture's chunks wait for its end record. The end can come after the
+/// process's exit event (a walk at the first thread's exit races the last thread's
+/// exit), so a missing end is only declared lost after this.
+const END_WAIT: Duration = Duration::from_secs(5);
 
 /// Collects chunks into captures and classifies them.
 ///
 /// Pids are reused, so a mark_victim and a capture of the same pid belong together only
 /// if they are of the same process. The OOM killer sends SIGKILL, then fires
-/// mark_victim; the victim captures at delivery and exits after. So a mark_victim
-/// that fires after the exit of the process that made a capture is some later
-/// process's (a new process at that pid needs far longer than [`SAME_PROCESS_SLACK`]
-/// to start and run out of memory), and a remembered mark_victim that precedes the
-/// last exit of its pid is stale.
+/// mark_victim; the victim captures at delivery or at its first thread's exit, and its
+/// last thread's exit event may come before or after the capture's end record. So a
+/// mark_victim that fires after the exit of the process that made a capture is some
+/// later process's (a new process at that pid needs far longer than
+/// [`SAME_PROCESS_SLACK_NS`] to start and run out of memory), and a remembered
+/// mark_victim that precedes an exec of its pid is stale: it was another image's.
 pub(crate) struct Assembler {
     partial: HashMap<(u32, u32), Partial>,
     victims: HashMap<u32, (Victim, Instant)>,
@@ -140,6 +158,8 @@ pub(crate) struct Assembler {
     waiting: Vec<(Capture, Instant, Option<u64>)>,
     /// Last exit time (CLOCK_MONOTONIC ns) of each recently exited watched pid.
     exits: HashMap<u32, (u64, Instant)>,
+    /// Last exec time (CLOCK_MONOTONIC ns) of each pid that recently exec'd.
+    execs: HashMap<u32, (u64, Instant)>,
     window: Duration,
     keep_killed: bool,
     /// When the kernel was last seen losing event records (a mark_victim among them
@@ -161,6 +181,7 @@ impl Assembler {
             victims: HashMap::new(),
             waiting: Vec::new(),
             exits: HashMap::new(),
+            execs: HashMap::new(),
             window,
             keep_killed,
             last_loss: None,
@@ -179,6 +200,7 @@ impl Assembler {
         }
         p.payload.extend_from_slice(c.payload);
         p.next_seq = c.seq.wrapping_add(1);
+        p.last = Instant::now();
     }
 
     /// A capture ended; returns it if it can be classified now.
@@ -198,11 +220,12 @@ impl Assembler {
             payload: p.payload,
         };
         if let Some((v, _)) = self.victims.remove(&end.pid) {
-            // Stale if the pid's last exit came after it: a previous process's.
+            // Stale if the pid exec'd after it: a previous image's. (Not its exit:
+            // that can come before this end record.)
             let stale = self
-                .exits
+                .execs
                 .get(&end.pid)
-                .is_some_and(|(exit_ns, _)| v.ts_ns < *exit_ns);
+                .is_some_and(|(exec_ns, _)| v.ts_ns < *exec_ns);
             if !stale {
                 cap.reason = KillReason::Oom;
                 cap.victim = Some(v);
@@ -241,17 +264,12 @@ impl Assembler {
             }
         }
         self.exits.insert(pid, (ts_ns, now));
-        self.exit(pid);
     }
 
-    /// A watched process exited: a capture without an end record is lost.
-    pub(crate) fn exit(&mut self, pid: u32) {
-        self.partial.retain(|&(p, id), _| {
-            if p == pid {
-                log::warn!("capture {id} of pid {pid} lost its end record (ring full)");
-            }
-            p != pid
-        });
+    /// `pid` exec'd at `ts_ns` (CLOCK_MONOTONIC): a new image, whose captures a
+    /// remembered mark_victim of the old one must not classify.
+    pub(crate) fn exec(&mut self, pid: u32, ts_ns: u64, now: Instant) {
+        self.execs.insert(pid, (ts_ns, now));
     }
 
     /// Captures whose window passed: "killed" (dropped unless asked to keep them), or
@@ -283,9 +301,20 @@ impl Assembler {
                 i += 1;
             }
         }
+        // Chunks whose end record never came (the ring refused it: counted in
+        // lost_ends, reported by the kernel handle).
+        self.partial.retain(|&(pid, id), p| {
+            let alive = now.saturating_duration_since(p.last) < END_WAIT;
+            if !alive {
+                log::warn!("capture {id} of pid {pid} lost its end record (ring full): its chunks are dropped");
+            }
+            alive
+        });
         self.victims
             .retain(|_, (_, t)| now.duration_since(*t) < VICTIM_MEMORY);
         self.exits
+            .retain(|_, (_, t)| now.duration_since(*t) < VICTIM_MEMORY);
+        self.execs
             .retain(|_, (_, t)| now.duration_since(*t) < VICTIM_MEMORY);
     }
 
@@ -371,9 +400,10 @@ mod tests {
         let t = Instant::now();
         let mut a = Assembler::new(Duration::from_millis(250), true);
         // An unwatched OOM victim at pid 9 (no capture), then a watched process at pid
-        // 9 exits after it... and a newer one is killed with kill -9.
+        // 9 exits after it... and a newer one, exec'd after it, is killed with kill -9.
         assert!(a.victim(victim_at(9, 1_000), t).is_none());
         a.exited(9, 2_000, t);
+        a.exec(9, 3_000, t);
         assert!(a.end(end(9, 3, 0), t).is_none(), "stale victim matched");
     }
 
@@ -425,6 +455,38 @@ mod tests {
         let mut out = Vec::new();
         a.expire(t + Duration::from_secs(2), &mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn an_end_after_the_exit_event_still_completes_its_capture() {
+        // A walk at the first thread's exit races the last thread's exit event.
+        let t = Instant::now();
+        let mut a = Assembler::new(Duration::ZERO, true);
+        let p = [1u8, 2, 3];
+        a.chunk(&Chunk {
+            pid: 7,
+            capture_id: 1,
+            seq: 0,
+            buckets: 1,
+            payload: &p,
+        });
+        a.exited(7, 1, t);
+        let mut out = Vec::new();
+        a.expire(t, &mut out);
+        a.victim(victim(7), t);
+        let c = a.end(end(7, 1, 1), t).expect("classified");
+        assert_eq!(c.payload(), &p);
+        assert_eq!(c.missing_chunks, 0);
+        // Chunks whose end never comes are dropped after END_WAIT.
+        a.chunk(&Chunk {
+            pid: 8,
+            capture_id: 2,
+            seq: 0,
+            buckets: 1,
+            payload: &p,
+        });
+        a.expire(Instant::now() + END_WAIT, &mut out);
+        assert!(a.partial.is_empty());
     }
 
     #[test]

@@ -68,6 +68,10 @@ pub struct KernelConfig {
     /// Attach with `PERF_EVENT_IOC_SET_BPF` (the pre-5.15 method) even where BPF
     /// perf links exist. For testing that path on a new kernel.
     pub ioctl_attach: bool,
+    /// Walk in the SIGKILL delivery (interrupts off) even where the kernel runs
+    /// `sched_process_exit` before `exit_mm`, where the walk otherwise runs with
+    /// interrupts on. For testing and measuring that placement on a new kernel.
+    pub walk_in_delivery: bool,
 }
 
 impl Default for KernelConfig {
@@ -81,6 +85,7 @@ impl Default for KernelConfig {
             classify_window: DEFAULT_CLASSIFY_WINDOW,
             compat_programs: false,
             ioctl_attach: false,
+            walk_in_delivery: false,
         }
     }
 }
@@ -193,6 +198,16 @@ const MARK_VICTIM_FULL: [(&str, u32, u32); 9] = [
     ("oom_score_adj", 64, 2),
 ];
 
+/// True when this kernel runs `sched_process_exit` before `exit_mm`, so that the
+/// exiting thread's memory can still be read there (with interrupts on). That move
+/// came with the tracepoint's `group_dead` field (~6.16; on 6.18 the exiting task's
+/// mm is still set at the tracepoint, measured with bpftrace); before it the
+/// tracepoint fired after `exit_mm`.
+fn exit_before_exit_mm(tps: &HashMap<String, Tracepoint>) -> bool {
+    tps.get("sched/sched_process_exit")
+        .is_some_and(|t| t.fields.iter().any(|f| f.name == "group_dead"))
+}
+
 fn choose(tps: &HashMap<String, Tracepoint>, compat: bool) -> Result<Vec<Choice>> {
     use oom_bpf::programs as p;
     let get = |name: &str| {
@@ -292,6 +307,7 @@ pub struct Kernel {
     /// Kernel records lost so far (event and end records refused by a full ring), as
     /// last read from the counters; and ring records that did not parse.
     lost: Lost,
+    walks_at_exit: bool,
 }
 
 /// Records lost on the way from the kernel program, counted since load.
@@ -348,6 +364,19 @@ impl Kernel {
         let features = probe::probe()?;
         let t_probe = t0.elapsed();
 
+        // Tracepoints and the variant each gets: the record layouts decide the
+        // programs, and sched_process_exit's where the walk runs.
+        let tps = attach::index(attach::read_tracepoints(&[
+            "oom/mark_victim",
+            "sched/sched_process_exec",
+            "signal/signal_generate",
+            "sched/sched_process_exit",
+        ])?);
+        let choices = choose(&tps, config.compat_programs)?;
+        let at_exit =
+            !config.walk_in_delivery && !config.compat_programs && exit_before_exit_mm(&tps);
+        let t_tracefs = t0.elapsed();
+
         let bytes = oom_bpf::object();
         let mut obj = Object::parse(bytes).map_err(|e| object_err("parse", e))?;
         let budget_ns = match config.walk_budget {
@@ -359,7 +388,12 @@ impl Kernel {
             }
             Some(d) => d.as_nanos() as u64,
         };
-        let cfg = abi::encode_config(config.max_buckets, budget_ns);
+        let flags = if at_exit {
+            abi::config_flags::WALK_AT_EXIT
+        } else {
+            0
+        };
+        let cfg = abi::encode_config(config.max_buckets, budget_ns, flags);
         obj.patch_map_data(HashMap::from([(
             oom_bpf::maps::CONFIG_VAR,
             (&cfg[..], true),
@@ -409,17 +443,7 @@ impl Kernel {
         obj.relocate_calls(&text)
             .map_err(|e| object_err("call relocation", e))?;
 
-        // Tracepoints and the variant each gets.
         let t_maps = t0.elapsed();
-        // Classic tracepoints whose record layouts we check; the others are raw.
-        let tps = attach::index(attach::read_tracepoints(&[
-            "oom/mark_victim",
-            "sched/sched_process_exec",
-            "signal/signal_generate",
-        ])?);
-        let choices = choose(&tps, config.compat_programs)?;
-
-        let t_tracefs = t0.elapsed();
         let elf = object::File::parse(bytes).map_err(|e| object_err("ELF", e))?;
         let mut attachments = Vec::new();
         let mut programs = Vec::new();
@@ -477,10 +501,10 @@ impl Kernel {
             .map_err(|e| Error::sys("mmap of the ring buffer", e))?;
         let timings = LoadTimings {
             probe: t_probe,
-            object_and_btf: t_btf - t_probe,
+            tracefs: t_tracefs - t_probe,
+            object_and_btf: t_btf - t_tracefs,
             maps_and_relocation: t_maps - t_btf,
-            tracefs: t_tracefs - t_maps,
-            programs_and_attach: t_progs - t_tracefs,
+            programs_and_attach: t_progs - t_maps,
             total: t0.elapsed(),
         };
         log::debug!("loaded: {timings:?}");
@@ -501,6 +525,7 @@ impl Kernel {
             },
             assembler: AssemblerBox(Assembler::new(config.classify_window, config.keep_killed)),
             lost: Lost::default(),
+            walks_at_exit: at_exit,
         })
     }
 
@@ -653,15 +678,18 @@ impl Kernel {
                         out.push(Event::Victim(v));
                     }
                 }
-                Record::Exec(x) => out.push(Event::Exec(ExecEvent {
-                    pid: x.pid,
-                    old_pid: x.old_pid,
-                    comm: String::from_utf8_lossy(x.comm.as_bytes()).into_owned(),
-                    filename: PathBuf::from(std::ffi::OsStr::new(
-                        &String::from_utf8_lossy(x.filename).into_owned(),
-                    )),
-                    ts_ns: x.ts_ns,
-                })),
+                Record::Exec(x) => {
+                    asm.exec(x.pid, x.ts_ns, now);
+                    out.push(Event::Exec(ExecEvent {
+                        pid: x.pid,
+                        old_pid: x.old_pid,
+                        comm: String::from_utf8_lossy(x.comm.as_bytes()).into_owned(),
+                        filename: PathBuf::from(std::ffi::OsStr::new(
+                            &String::from_utf8_lossy(x.filename).into_owned(),
+                        )),
+                        ts_ns: x.ts_ns,
+                    }))
+                }
                 Record::Exit(x) => {
                     asm.exited(x.pid, x.ts_ns, now);
                     out.push(Event::Exit(x));
@@ -700,6 +728,12 @@ impl Kernel {
     /// Kernel memory charged for our maps (sum of their `memlock` in fdinfo).
     pub fn kernel_memory(&self) -> u64 {
         self.memlock
+    }
+
+    /// True when captures walk in the first exiting thread's `sched_process_exit`
+    /// (interrupts on), false when in the SIGKILL delivery (interrupts off).
+    pub fn walks_at_exit(&self) -> bool {
+        self.walks_at_exit
     }
 
     /// Probed kernel features.

@@ -718,6 +718,7 @@ impl Monitor {
             incomplete: (!problems.is_empty()).then(|| problems.join("; ")),
             kill_mono_ns: Some(end.start_ns),
             walk_ns: Some(end.elapsed_ns),
+            walk_irqs_off: Some(end.status & st::AT_EXIT == 0),
             time: SystemTime::now(),
         };
         match assemble(&w.bin, w.bias, &buckets, &w.maps, policy, true, meta) {

@@ -262,6 +262,7 @@ pub fn profile_pid(
         },
         kill_mono_ns: None,
         walk_ns: None,
+        walk_irqs_off: None,
         time: SystemTime::now(),
     };
     assemble(&bin, bias, &buckets, &maps, policy, false, meta)

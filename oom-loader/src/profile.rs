@@ -96,6 +96,9 @@ pub struct ProfileMeta {
     pub kill_mono_ns: Option<u64>,
     /// For kills: how long the in-kernel walk of the bucket list took.
     pub walk_ns: Option<u64>,
+    /// For kills: the walk ran with the victim's interrupts off (in its SIGKILL
+    /// delivery) rather than at its exit with interrupts on.
+    pub walk_irqs_off: Option<bool>,
     /// When the profile was taken.
     pub time: SystemTime,
 }
@@ -143,7 +146,14 @@ impl ProfileMeta {
         c.push(format!("memprofilerate: {}", self.mem_profile_rate));
         let walk = self
             .walk_ns
-            .map(|n| format!(", walked in {} us", n / 1000))
+            .map(|n| {
+                let irqs = match self.walk_irqs_off {
+                    Some(true) => " with interrupts off",
+                    Some(false) => " with interrupts on",
+                    None => "",
+                };
+                format!(", walked in {} us{irqs}", n / 1000)
+            })
             .unwrap_or_default();
         c.push(match &self.incomplete {
             None => format!("capture: complete, {} buckets{walk}", self.buckets),

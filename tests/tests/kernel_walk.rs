@@ -345,9 +345,10 @@ fn kernel_shared_frames_decode_like_u64_stacks() {
             // of its own (…gcMarkDone ← gcAssistAlloc ← mallocgc ← allocDeep) in one
             // run and not the other: the two runs are two processes.
             .filter(|b| {
-                !b.stack
-                    .iter()
-                    .any(|&pc| syms.func_of(pc).is_some_and(|f| f.starts_with("runtime.gc")))
+                !b.stack.iter().any(|&pc| {
+                    syms.func_of(pc)
+                        .is_some_and(|f| f.starts_with("runtime.gc"))
+                })
             })
             .map(|b| b.stack)
             .collect();

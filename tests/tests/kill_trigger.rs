@@ -609,8 +609,17 @@ fn kernel_walk_time_by_size_with_and_without_budget() {
     let sizes = [1_000u32, 10_000, 100_000, 1_000_000];
     let budgets = [None, Some(oom_loader::kernel::DEFAULT_WALK_BUDGET)];
     let mut table = Vec::new();
-    for budget in budgets {
-        let mut k = load(&roomy(budget));
+    // Both placements: in the SIGKILL delivery (interrupts off for the whole walk)
+    // and, where the kernel allows it, at the first thread's exit (interrupts on).
+    for (budget, in_delivery) in budgets.iter().flat_map(|&b| [(b, true), (b, false)]) {
+        let mut k = load(&KernelConfig {
+            walk_in_delivery: in_delivery,
+            ..roomy(budget)
+        });
+        if !in_delivery && !k.walks_at_exit() {
+            eprintln!("this kernel runs sched_process_exit after exit_mm: no exit placement");
+            continue;
+        }
         for n in sizes {
             let mut p = start_manysites(&bin, n, "wait");
             let pid = p.pid() as u32;
@@ -622,8 +631,13 @@ fn kernel_walk_time_by_size_with_and_without_budget() {
                 .unwrap_or_else(|| panic!("-n {n}, budget {budget:?}: no capture"));
             let e = c.end;
             let line = format!(
-                "-n {n:>7}  budget {:>8}  walk {:>8.3} ms  seen {:>7}  emitted {:>7}  {:>5.1} B/bucket  {:.2} Mbuckets/s  status {:#x}{}",
+                "-n {n:>7}  budget {:>8}  {}  walk {:>8.3} ms  seen {:>7}  emitted {:>7}  {:>5.1} B/bucket  {:.2} Mbuckets/s  status {:#x}{}",
                 budget.map_or("none".to_string(), |b| format!("{b:?}")),
+                if e.status & end_status::AT_EXIT != 0 {
+                    "at exit, IRQs on  "
+                } else {
+                    "delivery, IRQs off"
+                },
                 e.elapsed_ns as f64 / 1e6,
                 e.buckets_seen,
                 e.buckets_emitted,
@@ -652,7 +666,7 @@ fn kernel_walk_time_by_size_with_and_without_budget() {
             }
         }
     }
-    eprintln!("IRQs-off walk time by size:\n{}", table.join("\n"));
+    eprintln!("walk time by size and placement:\n{}", table.join("\n"));
 }
 
 /// A 16 KiB ring nobody drains while 500 processes exec: the refused records are counted
