@@ -187,3 +187,129 @@ impl Walk {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oom_core::layout::GoVersion;
+    use std::path::Path;
+
+    /// Go 1.27's memRecord: active + 3 future cycles of {allocs, frees}.
+    fn layout() -> Layout {
+        Layout::for_version(GoVersion {
+            minor: 27,
+            patch: 3,
+        })
+        .unwrap()
+    }
+
+    /// A fake bucket list in this process's own memory, laid out like Go 1.27's
+    /// `runtime.bucket` (go-runtime.md §1.1–1.2): `[next, allnext, typ, hash, size,
+    /// nstk, stk..., active.allocs, active.frees, future x3]`. Returns the words and
+    /// the address of the bucket `i` within them.
+    struct FakeList {
+        words: Vec<u64>,
+        starts: Vec<usize>,
+    }
+
+    impl FakeList {
+        fn new(buckets: &[(u64, &[u64], (u64, u64))]) -> FakeList {
+            let mut l = FakeList {
+                words: Vec::with_capacity(4096),
+                starts: Vec::new(),
+            };
+            for (size, stack, (allocs, frees)) in buckets {
+                l.starts.push(l.words.len());
+                l.words.extend([0, 0, 1, 0xabc, *size, stack.len() as u64]);
+                l.words.extend_from_slice(stack);
+                l.words.extend([*allocs, *frees, 0, 0, 0, 0, 0, 0]);
+            }
+            assert!(l.words.len() <= 4096, "no reallocation: addresses stay put");
+            // Link them in order through allnext (word 1).
+            for i in 0..l.starts.len() {
+                let next = l.starts.get(i + 1).map_or(0, |&s| l.addr_of(s));
+                l.words[l.starts[i] + 1] = next;
+            }
+            l
+        }
+
+        fn addr_of(&self, word: usize) -> u64 {
+            self.words.as_ptr() as u64 + 8 * word as u64
+        }
+
+        fn head(&self) -> u64 {
+            self.addr_of(self.starts[0])
+        }
+    }
+
+    fn me() -> ProcMem {
+        ProcMem::open(Path::new("/proc"), std::process::id() as i32).unwrap()
+    }
+
+    #[test]
+    fn a_fake_list_in_our_own_memory_reads_back_exactly() {
+        let l = FakeList::new(&[
+            (1 << 20, &[0x401000, 0x402000, 0x403000], (40, 0)),
+            (1024, &[0x404000], (10_000, 9_000)),
+            (48, &[0x405000; 40], (3, 1)),
+        ]);
+        let w = Walk::run(&me(), l.head(), layout(), DEFAULT_MAX_BUCKETS);
+        assert_eq!(w.stop, Stop::End);
+        assert!(w.is_complete(), "{:?}", w.problems());
+        let got: Vec<(u64, Vec<u64>, u64, u64)> = w
+            .buckets()
+            .map(|b| {
+                (
+                    b.size,
+                    b.stack.iter().collect(),
+                    b.record.active.allocs,
+                    b.record.active.frees,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1 << 20, vec![0x401000, 0x402000, 0x403000], 40, 0),
+                (1024, vec![0x404000], 10_000, 9_000),
+                (48, vec![0x405000; 40], 3, 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cycle_a_corrupt_bucket_and_a_limit_stop_or_skip_and_say_so() {
+        // A loop back to the first bucket.
+        let mut l = FakeList::new(&[(16, &[1], (1, 0)), (32, &[2], (1, 0)), (64, &[3], (1, 0))]);
+        let last = l.starts[2] + 1;
+        l.words[last] = l.head();
+        let w = Walk::run(&me(), l.head(), layout(), DEFAULT_MAX_BUCKETS);
+        assert_eq!(w.stop, Stop::Cycle { addr: l.head() });
+        assert_eq!(w.len(), 3);
+        assert!(w.problems().unwrap().contains("loops back"));
+
+        // A bucket with a bad type is left out, counted, and its link followed.
+        let mut l = FakeList::new(&[(16, &[1], (1, 0)), (32, &[2], (1, 0)), (64, &[3], (1, 0))]);
+        let typ = l.starts[1] + 2;
+        l.words[typ] = 7;
+        let w = Walk::run(&me(), l.head(), layout(), DEFAULT_MAX_BUCKETS);
+        assert_eq!(w.stop, Stop::End);
+        assert_eq!((w.len(), w.skipped), (2, 1));
+        assert!(!w.is_complete());
+
+        // The limit.
+        let l = FakeList::new(&[(16, &[1], (1, 0)), (32, &[2], (1, 0)), (64, &[3], (1, 0))]);
+        let w = Walk::run(&me(), l.head(), layout(), 2);
+        assert_eq!((w.stop.clone(), w.len()), (Stop::Limit(2), 2));
+
+        // An unmapped link: stop there, keep what was read.
+        let mut l = FakeList::new(&[(16, &[1], (1, 0)), (32, &[2], (1, 0))]);
+        let link = l.starts[1] + 1;
+        l.words[link] = 0x1000;
+        let w = Walk::run(&me(), l.head(), layout(), DEFAULT_MAX_BUCKETS);
+        assert_eq!(
+            (w.stop.clone(), w.len()),
+            (Stop::ReadFault { addr: 0x1000 }, 2)
+        );
+    }
+}
