@@ -124,3 +124,59 @@ impl BinaryCache {
         self.len() == 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Files that are not Go programs: their negative verdicts are cached like
+    /// analyses, each under its own (dev, inode) key.
+    fn files(test: &str, n: usize) -> (std::path::PathBuf, Vec<std::path::PathBuf>) {
+        let dir = std::env::temp_dir().join(format!("oomprof-cache-{}-{test}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let paths = (0..n)
+            .map(|i| {
+                let p = dir.join(format!("f{i}"));
+                std::fs::write(&p, format!("not an ELF file {i}")).unwrap();
+                p
+            })
+            .collect();
+        (dir, paths)
+    }
+
+    fn get(c: &BinaryCache, p: &Path) -> Result<Arc<GoBinary>, Arc<str>> {
+        c.get(&File::open(p).unwrap(), p)
+    }
+
+    #[test]
+    fn the_least_recently_used_entry_goes_first() {
+        let (dir, f) = files("lru", 3);
+        let c = BinaryCache::new(2, DEFAULT_MAX_MAPPED);
+        assert!(get(&c, &f[0]).unwrap_err().contains("not a 64-bit"));
+        get(&c, &f[1]).unwrap_err();
+        assert_eq!((c.len(), c.analyses()), (2, 2));
+        // A hit refreshes f0; f2 then pushes out f1, the least recently used.
+        get(&c, &f[0]).unwrap_err();
+        assert_eq!(c.analyses(), 2, "a cached verdict is not analysed again");
+        get(&c, &f[2]).unwrap_err();
+        assert_eq!((c.len(), c.analyses()), (2, 3));
+        get(&c, &f[0]).unwrap_err();
+        assert_eq!(c.analyses(), 3, "f0 stayed");
+        get(&c, &f[1]).unwrap_err();
+        assert_eq!(c.analyses(), 4, "f1 was evicted");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_rewritten_file_is_analysed_again() {
+        let (dir, f) = files("rewritten", 1);
+        let c = BinaryCache::default();
+        get(&c, &f[0]).unwrap_err();
+        // Same inode, new size and mtime: another key.
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::fs::write(&f[0], "a longer text, still not an ELF file").unwrap();
+        get(&c, &f[0]).unwrap_err();
+        assert_eq!(c.analyses(), 2);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
