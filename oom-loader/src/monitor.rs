@@ -543,11 +543,16 @@ impl Monitor {
         // may even precede its capture: on kernels before ~6.16 the exit event is the
         // leader's, and a kill aimed at another thread is walked in that thread's
         // delivery, after it.)
-        let start = c.end.start_ns;
-        let w = match (self.exited.get(&pid), self.watched.get(&pid)) {
-            (_, Some(w)) if start >= w.since_ns => Some(w),
-            (Some((w, _, _)), _) => Some(w),
-            _ => None,
+        let exited = self.exited.get(&pid);
+        let current = self.watched.get(&pid);
+        let w = match generation(
+            c.end.start_ns,
+            exited.is_some(),
+            current.map(|w| w.since_ns),
+        ) {
+            Some(Generation::Current) => current,
+            Some(Generation::Exited) => exited.map(|(w, _, _)| w),
+            None => None,
         };
         let Some(w) = w.cloned() else {
             return MonitorEvent::Dropped {
@@ -732,6 +737,29 @@ impl Monitor {
     }
 }
 
+/// Which process that had a capture's pid made it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Generation {
+    /// The one watched now.
+    Current,
+    /// The one that exited last.
+    Exited,
+}
+
+/// The process generation a capture that started at `start_ns` belongs to: the one
+/// watched now if it started after that watch began (`current_since`), else the one
+/// that exited, if there is one. The exited one's exit may precede its own capture: on
+/// kernels before ~6.16 the exit event is the leader's, and a kill aimed at another
+/// thread is walked in that thread's delivery, after it; and a walk at the first
+/// thread's exit races the last thread's exit event.
+fn generation(start_ns: u64, exited: bool, current_since: Option<u64>) -> Option<Generation> {
+    match (exited, current_since) {
+        (_, Some(since)) if start_ns >= since => Some(Generation::Current),
+        (true, _) => Some(Generation::Exited),
+        _ => None,
+    }
+}
+
 /// The load bias of `bin` in a process with mappings `maps`.
 fn bias_of(bin: &GoBinary, maps: &[MapEntry]) -> Option<u64> {
     if !bin.info.pie {
@@ -789,4 +817,25 @@ pub fn monotonic_ns() -> Option<u64> {
 /// Path of `/proc/PID/exe` under `root`.
 pub fn exe_link(root: &Path, pid: u32) -> PathBuf {
     root.join(pid.to_string()).join("exe")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_capture_belongs_to_the_process_generation_it_started_in() {
+        use Generation::*;
+        // Only a current process: its own capture, or one from before its watch (a
+        // previous process oomprof no longer knows).
+        assert_eq!(generation(200, false, Some(100)), Some(Current));
+        assert_eq!(generation(50, false, Some(100)), None);
+        // Only an exited one: its capture, even if it starts after the exit event.
+        assert_eq!(generation(50, true, None), Some(Exited));
+        assert_eq!(generation(500, true, None), Some(Exited));
+        // Both (the pid was reused): by the new watch's start.
+        assert_eq!(generation(150, true, Some(100)), Some(Current));
+        assert_eq!(generation(90, true, Some(100)), Some(Exited));
+        assert_eq!(generation(1, false, None), None);
+    }
 }
