@@ -49,6 +49,7 @@ const ROWS: &[&str] = &[
 ];
 
 #[test]
+#[ignore = "needs root (BPF): run tests/run"]
 fn check_passes_as_root_on_this_host() {
     const T: &str = "check_passes_as_root_on_this_host";
     if !privileged::root(T) {

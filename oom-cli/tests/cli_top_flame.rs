@@ -196,6 +196,7 @@ fn assert_flame_names(what: &str, file: &Path, index: Option<&str>, function: &s
 }
 
 #[test]
+#[ignore = "needs the Go matrix: run tests/run"]
 fn top_matches_go_tool_pprof_for_every_go_version_and_sample_index() {
     const T: &str = "top_matches_go_tool_pprof_for_every_go_version_and_sample_index";
     let Some(matrix) = gomatrix::matrix(T) else {
@@ -242,6 +243,7 @@ fn top_matches_go_tool_pprof_for_every_go_version_and_sample_index() {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn top_and_flame_read_oomprofs_own_profiles() {
     const T: &str = "top_and_flame_read_oomprofs_own_profiles";
     if !privileged::root(T) {

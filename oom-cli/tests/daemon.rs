@@ -91,6 +91,7 @@ pub fn daemon_writes_a_profile_for_an_oom_kill(oomprof: &str) {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn daemon_oom_kill_to_file() {
     if !privileged::root("daemon_oom_kill_to_file") {
         return;
@@ -99,6 +100,7 @@ fn daemon_oom_kill_to_file() {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn dump_and_dash_p_profile_a_running_holder() {
     const T: &str = "dump_and_dash_p_profile_a_running_holder";
     if !privileged::root(T) {
@@ -191,6 +193,7 @@ fn daemon_refuses_an_unwritable_directory() {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn dump_as_an_unprivileged_user_is_permission_denied() {
     const T: &str = "dump_as_an_unprivileged_user_is_permission_denied";
     if !privileged::root(T) {
@@ -237,9 +240,13 @@ fn which(name: &str) -> Result<PathBuf, ()> {
 /// `cargo build --release --target x86_64-unknown-linux-musl -p oom-cli`) runs the same
 /// daemon test.
 #[test]
+#[ignore = "needs root, the Go matrix and OOMPROF_STATIC_BIN: run tests/run"]
 fn static_musl_binary_daemon_oom_kill_to_file() {
     const T: &str = "static_musl_binary_daemon_oom_kill_to_file";
     if !privileged::root(T) {
+        return;
+    }
+    if privileged::tool(T, "file").is_none() {
         return;
     }
     let Some(bin) = std::env::var_os("OOMPROF_STATIC_BIN") else {

@@ -28,9 +28,13 @@ fn bpftool_has(kind: &str, id: u32) -> bool {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn sigkill_of_the_daemon_mid_capture_leaves_nothing_and_a_restart_works() {
     const T: &str = "sigkill_of_the_daemon_mid_capture_leaves_nothing_and_a_restart_works";
     if !privileged::root(T) {
+        return;
+    }
+    if privileged::tool(T, "bpftool").is_none() {
         return;
     }
     let Some(tc) = gomatrix::newest(T) else {
@@ -96,6 +100,7 @@ fn sigkill_of_the_daemon_mid_capture_leaves_nothing_and_a_restart_works() {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn two_daemons_at_once_both_write_profiles() {
     const T: &str = "two_daemons_at_once_both_write_profiles";
     if !privileged::root(T) {
@@ -150,9 +155,13 @@ impl Drop for Tmpfs {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn a_full_disk_is_reported_nothing_partial_is_left_and_the_profile_follows() {
     const T: &str = "a_full_disk_is_reported_nothing_partial_is_left_and_the_profile_follows";
     if !privileged::root(T) {
+        return;
+    }
+    if privileged::tool(T, "mount").is_none() {
         return;
     }
     let Some(tc) = gomatrix::newest(T) else {
@@ -190,9 +199,13 @@ fn a_full_disk_is_reported_nothing_partial_is_left_and_the_profile_follows() {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn least_privilege_capability_set_is_enough() {
     const T: &str = "least_privilege_capability_set_is_enough";
     if !privileged::root(T) {
+        return;
+    }
+    if privileged::tool(T, "setpriv").is_none() {
         return;
     }
     let Some(tc) = gomatrix::newest(T) else {
@@ -251,6 +264,7 @@ fn set_next_pid(pid: i32) -> bool {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn a_reused_pid_is_profiled_with_its_new_binary() {
     const T: &str = "a_reused_pid_is_profiled_with_its_new_binary";
     if !privileged::root(T) {
@@ -390,9 +404,13 @@ fn proc_figures(pid: i32) -> (u64, u64, f64) {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn churn_of_10000_short_lived_processes_leaks_nothing() {
     const T: &str = "churn_of_10000_short_lived_processes_leaks_nothing";
     if !privileged::root(T) {
+        return;
+    }
+    if privileged::tool(T, "bpftool").is_none() {
         return;
     }
     let Some(tc) = gomatrix::newest(T) else {

@@ -136,6 +136,7 @@ fn matrix_or_skip(test: &str) -> Option<Vec<Toolchain>> {
 }
 
 #[test]
+#[ignore = "needs the Go matrix: run tests/run"]
 fn symbolization_equals_callers_frames() {
     let Some(matrix) = matrix_or_skip("symbolization_equals_callers_frames") else {
         return;
@@ -219,6 +220,7 @@ fn build_arm64_with(tc: &Toolchain, name: &str, dir: &Path, flags: &[&str]) -> P
 }
 
 #[test]
+#[ignore = "needs the Go matrix and qemu-aarch64: run tests/run"]
 fn arm64_symbolization_under_qemu_equals_callers_frames() {
     let test = "arm64_symbolization_under_qemu_equals_callers_frames";
     let Some(matrix) = matrix_or_skip(test) else {
@@ -288,6 +290,7 @@ fn arm64_symbolization_under_qemu_equals_callers_frames() {
 }
 
 #[test]
+#[ignore = "needs the Go matrix: run tests/run"]
 fn stripped_finder_equals_symtab() {
     let Some(matrix) = matrix_or_skip("stripped_finder_equals_symtab") else {
         return;
@@ -400,6 +403,7 @@ fn walk(mem: &std::fs::File, head: u64, layout: &oom_core::Layout) -> Vec<Vec<u8
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn stripped_addresses_hold_live_values() {
     if !oom_tests::privileged::root("stripped_addresses_hold_live_values") {
         return;
@@ -465,6 +469,7 @@ fn stripped_addresses_hold_live_values() {
 /// under qemu-user, which maps a static guest at its link addresses (checked), so
 /// guest addresses can be read through qemu's `/proc/PID/mem`.
 #[test]
+#[ignore = "needs root, the Go matrix and qemu-aarch64: run tests/run"]
 fn arm64_stripped_mprof_cycle_under_qemu_holds_live_value() {
     let test = "arm64_stripped_mprof_cycle_under_qemu_holds_live_value";
     if !oom_tests::privileged::root(test) {
@@ -529,6 +534,7 @@ fn arm64_stripped_mprof_cycle_under_qemu_holds_live_value() {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn encoder_output_equals_go_heap_profile() {
     if !oom_tests::privileged::root("encoder_output_equals_go_heap_profile") {
         return;
@@ -798,6 +804,7 @@ fn profile_mappings(buf: &[u8]) -> Vec<(u64, u64, u64, String, String)> {
 }
 
 #[test]
+#[ignore = "needs root, the Go matrix and qemu-aarch64: run tests/run"]
 fn arm64_encoder_output_under_qemu_equals_go_heap_profile() {
     let test = "arm64_encoder_output_under_qemu_equals_go_heap_profile";
     if !oom_tests::privileged::root(test) {

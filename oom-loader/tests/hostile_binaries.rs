@@ -56,6 +56,7 @@ impl Rng {
 }
 
 #[test]
+#[ignore = "needs the Go matrix: run tests/run"]
 fn truncated_binaries_fail_cleanly() {
     let Some(bin) = real_binary("truncated_binaries_fail_cleanly", Variant::Stripped) else {
         return;
@@ -84,6 +85,7 @@ fn truncated_binaries_fail_cleanly() {
 }
 
 #[test]
+#[ignore = "needs the Go matrix: run tests/run"]
 fn absurd_section_headers_and_random_corruption_never_panic() {
     let Some(bin) = real_binary(
         "absurd_section_headers_and_random_corruption_never_panic",
@@ -125,6 +127,7 @@ fn absurd_section_headers_and_random_corruption_never_panic() {
 }
 
 #[test]
+#[ignore = "needs the Go matrix: run tests/run"]
 fn corrupted_go_structures_are_rejected_with_a_reason() {
     let Some(bin) = real_binary(
         "corrupted_go_structures_are_rejected_with_a_reason",
@@ -162,6 +165,7 @@ fn corrupted_go_structures_are_rejected_with_a_reason() {
 }
 
 #[test]
+#[ignore = "needs the Go matrix: run tests/run"]
 fn a_huge_sparse_file_is_not_read_whole() {
     let p = tmp("sparse");
     let f = fs::File::create(&p).unwrap();
@@ -212,6 +216,7 @@ fn rss_kb() -> u64 {
 }
 
 #[test]
+#[ignore = "needs the Go matrix: run tests/run"]
 fn a_binary_rewritten_in_place_after_analysis_is_refused_not_read() {
     // The regression: once the last process running a binary exited, the file can be
     // truncated in place (`cp new old`), and symbolizing from the old mapping then

@@ -27,6 +27,7 @@ fn expect_problem(mode: &str) -> &'static str {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn on_demand_reads_of_hostile_bucket_lists_stop_and_say_why() {
     const T: &str = "on_demand_reads_of_hostile_bucket_lists_stop_and_say_why";
     if !privileged::root(T) {
@@ -67,6 +68,7 @@ fn on_demand_reads_of_hostile_bucket_lists_stop_and_say_why() {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn kernel_captures_of_hostile_bucket_lists_stop_and_say_why() {
     const T: &str = "kernel_captures_of_hostile_bucket_lists_stop_and_say_why";
     if !privileged::root(T) {

@@ -69,6 +69,7 @@ fn check_oomer_capture(c: &oom_loader::Capture, syms: &Symbols) {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn kernel_oom_20_consecutive_kills() {
     if !privileged::root("kernel_oom_20_consecutive_kills") {
         return;
@@ -105,6 +106,7 @@ fn kernel_oom_20_consecutive_kills() {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn kernel_oom_8_simultaneous_victims() {
     if !privileged::root("kernel_oom_8_simultaneous_victims") {
         return;
@@ -147,6 +149,7 @@ fn kernel_oom_8_simultaneous_victims() {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn kernel_kill9_is_killed_and_kept_only_when_asked() {
     if !privileged::root("kernel_kill9_is_killed_and_kept_only_when_asked") {
         return;
@@ -194,8 +197,12 @@ fn kernel_kill9_is_killed_and_kept_only_when_asked() {
 }
 
 #[test]
+#[ignore = "needs root (BPF, a memory cgroup): run tests/run"]
 fn kernel_non_go_oom_is_silent() {
     if !privileged::root("kernel_non_go_oom_is_silent") {
+        return;
+    }
+    if privileged::tool("kernel_non_go_oom_is_silent", "python3").is_none() {
         return;
     }
     let _g = serial();
@@ -234,6 +241,7 @@ fn kernel_non_go_oom_is_silent() {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn kernel_oom_every_go_version() {
     if !privileged::root("kernel_oom_every_go_version") {
         return;
@@ -264,8 +272,12 @@ fn kernel_oom_every_go_version() {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn kernel_compat_programs_for_older_kernels() {
     if !privileged::root("kernel_compat_programs_for_older_kernels") {
+        return;
+    }
+    if privileged::tool("kernel_compat_programs_for_older_kernels", "bpftool").is_none() {
         return;
     }
     let Some(tc) = gomatrix::newest("kernel_compat_programs_for_older_kernels") else {

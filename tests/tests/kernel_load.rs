@@ -10,8 +10,12 @@ use oom_loader::KernelConfig;
 use oom_tests::privileged;
 
 #[test]
+#[ignore = "needs root (BPF): run tests/run"]
 fn kernel_load_attach_detach_time_and_cleanup() {
     if !privileged::root("kernel_load_attach_detach_time_and_cleanup") {
+        return;
+    }
+    if privileged::tool("kernel_load_attach_detach_time_and_cleanup", "bpftool").is_none() {
         return;
     }
     let _g = serial();
@@ -87,6 +91,7 @@ fn kernel_load_attach_detach_time_and_cleanup() {
 }
 
 #[test]
+#[ignore = "needs root (BPF): run tests/run"]
 fn kernel_load_leaves_host_mounts_alone() {
     if !privileged::root("kernel_load_leaves_host_mounts_alone") {
         return;
@@ -111,6 +116,7 @@ fn kernel_load_leaves_host_mounts_alone() {
 }
 
 #[test]
+#[ignore = "needs root (BPF): run tests/run"]
 fn kernel_features_probed() {
     if !privileged::root("kernel_features_probed") {
         return;
@@ -126,6 +132,7 @@ fn kernel_features_probed() {
 }
 
 #[test]
+#[ignore = "needs root (BPF): run tests/run"]
 fn kernel_single_probes_agree_with_the_loader_probe() {
     if !privileged::root("kernel_single_probes_agree_with_the_loader_probe") {
         return;
@@ -142,6 +149,7 @@ fn kernel_single_probes_agree_with_the_loader_probe() {
 }
 
 #[test]
+#[ignore = "needs root (BPF): run tests/run"]
 fn kernel_verifier_log_travels_with_the_error() {
     if !privileged::root("kernel_verifier_log_travels_with_the_error") {
         return;

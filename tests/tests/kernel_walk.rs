@@ -123,6 +123,7 @@ fn report(what: &str, c: &Capture) {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn kernel_deep_stacks_full_depth() {
     if !privileged::root("kernel_deep_stacks_full_depth") {
         return;
@@ -168,6 +169,7 @@ fn kernel_deep_stacks_full_depth() {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn kernel_manysites_10k_complete() {
     if !privileged::root("kernel_manysites_10k_complete") {
         return;
@@ -188,6 +190,7 @@ fn kernel_manysites_10k_complete() {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn kernel_manysites_200k_truncation_exact_then_complete() {
     if !privileged::root("kernel_manysites_200k_truncation_exact_then_complete") {
         return;
@@ -227,6 +230,7 @@ fn kernel_manysites_200k_truncation_exact_then_complete() {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn kernel_walk_limit_is_reported() {
     if !privileged::root("kernel_walk_limit_is_reported") {
         return;
@@ -275,6 +279,7 @@ fn site_stacks(c: &Capture, syms: &Symbols) -> std::collections::HashSet<Vec<u64
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn kernel_u64_pcs_when_offsets_do_not_fit() {
     if !privileged::root("kernel_u64_pcs_when_offsets_do_not_fit") {
         return;
@@ -305,6 +310,7 @@ fn kernel_u64_pcs_when_offsets_do_not_fit() {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn kernel_shared_frames_decode_like_u64_stacks() {
     if !privileged::root("kernel_shared_frames_decode_like_u64_stacks") {
         return;
@@ -367,6 +373,7 @@ fn kernel_shared_frames_decode_like_u64_stacks() {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn kernel_deep_leak_capture_equals_the_ondemand_read_of_the_stopped_process() {
     const T: &str = "kernel_deep_leak_capture_equals_the_ondemand_read_of_the_stopped_process";
     if !privileged::root(T) {

@@ -142,6 +142,7 @@ fn exec_burst(n: usize) {
 /// SIGKILL deliveries (unmarked_deliveries), and nothing walks. Before 5905ff4 each of
 /// these was a "killed" capture.
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn kernel_exit_return_and_exec_of_a_watched_go_program_do_not_walk() {
     const T: &str = "kernel_exit_return_and_exec_of_a_watched_go_program_do_not_walk";
     if !privileged::root(T) {
@@ -210,6 +211,7 @@ fn kernel_exit_return_and_exec_of_a_watched_go_program_do_not_walk() {
 /// kill(2) of the tgid: one mark, one walk, one complete capture, and every other
 /// thread's delivery is a marked one.
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn kernel_kill9_of_the_tgid_gives_one_complete_killed_capture() {
     const T: &str = "kernel_kill9_of_the_tgid_gives_one_complete_killed_capture";
     if !privileged::root(T) {
@@ -327,6 +329,7 @@ fn kill_a_thread(
 /// the group and is captured once, in the targeted thread's own delivery (usually the
 /// last of the group's).
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn kernel_kill_of_a_non_leader_thread_id_gives_one_capture() {
     const T: &str = "kernel_kill_of_a_non_leader_thread_id_gives_one_capture";
     if !privileged::root(T) {
@@ -351,6 +354,7 @@ fn kernel_kill_of_a_non_leader_thread_id_gives_one_capture() {
 /// delivery often comes last, after the leader delivered (unmarked) and exited: the
 /// entry is kept for it in the `dying` map (lost 4 of 8 before it).
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn kernel_kill_of_a_thread_id_is_captured_with_the_older_kernels_exit_program() {
     const T: &str = "kernel_kill_of_a_thread_id_is_captured_with_the_older_kernels_exit_program";
     if !privileged::root(T) {
@@ -388,6 +392,7 @@ fn kernel_kill_of_a_thread_id_is_captured_with_the_older_kernels_exit_program() 
 /// Every pid of a memory cgroup killed (MemCgroup::kill_all: cgroup.kill on v2, kill(2)
 /// of each pid on v1): one capture per watched Go process, none for the rest.
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn kernel_killing_every_pid_of_a_memory_cgroup_gives_one_capture_per_go_process() {
     const T: &str = "kernel_killing_every_pid_of_a_memory_cgroup_gives_one_capture_per_go_process";
     if !privileged::root(T) {
@@ -483,6 +488,7 @@ fn roomy(budget: Option<Duration>) -> KernelConfig {
 /// stops at the budget (it runs with IRQs off in the victim) and the end record and
 /// the capture say it is incomplete.
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn kernel_walk_stops_at_its_time_budget() {
     const T: &str = "kernel_walk_stops_at_its_time_budget";
     if !privileged::root(T) {
@@ -533,6 +539,7 @@ fn kernel_walk_stops_at_its_time_budget() {
 
 /// The same through the Monitor: the profile says the walk stopped at its budget.
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn monitor_profile_of_a_walk_cut_by_its_budget_says_time_budget() {
     const T: &str = "monitor_profile_of_a_walk_cut_by_its_budget_says_time_budget";
     if !privileged::root(T) {
@@ -596,6 +603,7 @@ fn monitor_profile_of_a_walk_cut_by_its_budget_says_time_budget() {
 /// IRQs-off walk time of manysites at 1k to 1M buckets, without a budget and with the
 /// default one (figures; the only assertion is the budget bound).
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn kernel_walk_time_by_size_with_and_without_budget() {
     const T: &str = "kernel_walk_time_by_size_with_and_without_budget";
     if !privileged::root(T) {
@@ -672,6 +680,7 @@ fn kernel_walk_time_by_size_with_and_without_budget() {
 /// A 16 KiB ring nobody drains while 500 processes exec: the refused records are counted
 /// by the kernel, and Kernel::lost() reports the same cumulative figure after a poll.
 #[test]
+#[ignore = "needs root (BPF): run tests/run"]
 fn kernel_lost_exec_records_are_counted_and_reported() {
     const T: &str = "kernel_lost_exec_records_are_counted_and_reported";
     if !privileged::root(T) {
@@ -728,6 +737,7 @@ fn kernel_lost_exec_records_are_counted_and_reported() {
 /// A kill -9 capture right after the kernel lost event records (a mark_victim may be
 /// among them) is kept as KillReason::Unknown although killed captures are not kept.
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn kernel_a_kill_near_lost_records_is_kept_as_unknown() {
     const T: &str = "kernel_a_kill_near_lost_records_is_kept_as_unknown";
     if !privileged::root(T) {

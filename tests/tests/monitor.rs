@@ -88,6 +88,7 @@ fn go_full(tc: &Toolchain) -> String {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn monitor_oom_profile_of_oomer_in_every_cell_of_the_matrix() {
     const T: &str = "monitor_oom_profile_of_oomer_in_every_cell_of_the_matrix";
     if !privileged::root(T) {
@@ -147,6 +148,7 @@ fn monitor_oom_profile_of_oomer_in_every_cell_of_the_matrix() {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn monitor_captures_a_go_program_that_ooms_within_100ms_of_exec() {
     const T: &str = "monitor_captures_a_go_program_that_ooms_within_100ms_of_exec";
     if !privileged::root(T) {
@@ -194,6 +196,7 @@ fn monitor_captures_a_go_program_that_ooms_within_100ms_of_exec() {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn monitor_eight_simultaneous_victims_of_different_binaries() {
     const T: &str = "monitor_eight_simultaneous_victims_of_different_binaries";
     if !privileged::root(T) {
@@ -257,6 +260,7 @@ fn monitor_eight_simultaneous_victims_of_different_binaries() {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn monitor_noprof_is_diagnosed_and_never_profiled() {
     const T: &str = "monitor_noprof_is_diagnosed_and_never_profiled";
     if !privileged::root(T) {
@@ -294,6 +298,7 @@ fn monitor_noprof_is_diagnosed_and_never_profiled() {
 /// default profstackdepth (Go cuts the stack at 32 frames up to 1.22, 128-130 after)
 /// and, from 1.23, at profstackdepth=1024 (the whole stack, ~305 frames).
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn monitor_deep_leak_oom_inuse_stays_within_the_cgroup_limit() {
     const T: &str = "monitor_deep_leak_oom_inuse_stays_within_the_cgroup_limit";
     const DEEP_LIMIT: u64 = 128 << 20;

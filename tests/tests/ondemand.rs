@@ -89,6 +89,7 @@ fn compare(tc: &Toolchain, v: Variant, rate: Option<u32>, cache: &BinaryCache) -
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn on_demand_profile_equals_holders_own_profile_across_the_matrix() {
     const T: &str = "on_demand_profile_equals_holders_own_profile_across_the_matrix";
     if !privileged::root(T) {
@@ -126,6 +127,7 @@ fn on_demand_profile_equals_holders_own_profile_across_the_matrix() {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn noprof_is_diagnosed_not_profiled() {
     const T: &str = "noprof_is_diagnosed_not_profiled";
     if !privileged::root(T) {
@@ -165,9 +167,13 @@ fn children(pid: i32) -> Vec<i32> {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn on_demand_reaches_into_other_pid_and_mount_namespaces() {
     const T: &str = "on_demand_reaches_into_other_pid_and_mount_namespaces";
     if !privileged::root(T) {
+        return;
+    }
+    if privileged::tool(T, "unshare").is_none() {
         return;
     }
     let Some(tc) = gomatrix::newest(T) else {
@@ -216,6 +222,7 @@ fn on_demand_reaches_into_other_pid_and_mount_namespaces() {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn many_processes_of_one_binary_cost_one_analysis() {
     const T: &str = "many_processes_of_one_binary_cost_one_analysis";
     if !privileged::root(T) {
@@ -249,6 +256,7 @@ fn many_processes_of_one_binary_cost_one_analysis() {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn the_summary_names_the_function_pprof_puts_on_top() {
     // The daemon's `top=`: pprof's flat attribution (return PC - 1, innermost inlined
     // function, leading runtime frames dropped), not the function at the return PC.

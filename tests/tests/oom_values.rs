@@ -142,6 +142,7 @@ fn check_oracle(
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn oom_profile_equals_gos_own_view_at_the_kill_across_the_matrix() {
     const T: &str = "oom_profile_equals_gos_own_view_at_the_kill_across_the_matrix";
     if !privileged::root(T) {
@@ -212,6 +213,7 @@ fn leak_beside_churn(
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn oom_culprit_is_the_leak_beside_garbage_churn_in_every_cell() {
     const T: &str = "oom_culprit_is_the_leak_beside_garbage_churn_in_every_cell";
     if !privileged::root(T) {
@@ -231,6 +233,7 @@ fn oom_culprit_is_the_leak_beside_garbage_churn_in_every_cell() {
 }
 
 #[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
 fn oom_profiling_switched_on_at_run_time_is_captured_and_off_is_diagnosed() {
     const T: &str = "oom_profiling_switched_on_at_run_time_is_captured_and_off_is_diagnosed";
     if !privileged::root(T) {

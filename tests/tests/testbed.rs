@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 const MIB: u64 = 1 << 20;
 
 #[test]
+#[ignore = "needs the Go matrix: run tests/run"]
 fn every_fixture_builds_with_every_go_in_every_variant() {
     let Some(matrix) = gomatrix::matrix("every_fixture_builds_with_every_go_in_every_variant")
     else {
@@ -42,6 +43,7 @@ fn every_fixture_builds_with_every_go_in_every_variant() {
 }
 
 #[test]
+#[ignore = "needs the Go matrix: run tests/run"]
 fn cgo_variant_is_really_cgo_and_the_others_are_not() {
     let Some(tc) = gomatrix::newest("cgo_variant_is_really_cgo_and_the_others_are_not") else {
         return;
@@ -61,6 +63,7 @@ fn cgo_variant_is_really_cgo_and_the_others_are_not() {
 }
 
 #[test]
+#[ignore = "needs root (a memory cgroup) and the Go matrix: run tests/run"]
 fn oomer_is_oom_killed_in_a_64mib_cgroup_with_every_go() {
     const T: &str = "oomer_is_oom_killed_in_a_64mib_cgroup_with_every_go";
     if !privileged::root(T) {
@@ -98,6 +101,7 @@ fn oomer_is_oom_killed_in_a_64mib_cgroup_with_every_go() {
 }
 
 #[test]
+#[ignore = "needs root (a memory cgroup): run tests/run"]
 fn cgroup_is_removed_even_when_the_test_panics() {
     const T: &str = "cgroup_is_removed_even_when_the_test_panics";
     if !privileged::root(T) {
@@ -144,6 +148,7 @@ fn holder_profile(tc: &gomatrix::Toolchain, rate: Option<u32>) -> RawProfile {
 }
 
 #[test]
+#[ignore = "needs the Go matrix: run tests/run"]
 fn holder_profile_shows_its_live_heap_exactly_at_rate_1_with_every_go() {
     let Some(matrix) =
         gomatrix::matrix("holder_profile_shows_its_live_heap_exactly_at_rate_1_with_every_go")
@@ -172,6 +177,7 @@ fn holder_profile_shows_its_live_heap_exactly_at_rate_1_with_every_go() {
 }
 
 #[test]
+#[ignore = "needs the Go matrix: run tests/run"]
 fn holder_profile_is_plausible_at_the_default_rate_with_every_go() {
     let Some(matrix) =
         gomatrix::matrix("holder_profile_is_plausible_at_the_default_rate_with_every_go")
