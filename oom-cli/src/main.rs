@@ -2,12 +2,14 @@
 //! Go processes on demand.
 //!
 //! Thin by design: argh structs → a validated config → oom-loader → files and exit
-//! codes (0 ok, 1 runtime error, 2 usage). One file per subcommand under `cmd/`.
+//! codes (0 ok, 1 runtime error, 2 usage). One file per subcommand under `cmd/`; the
+//! pprof reader is in the `oom_cli` library (fuzzed).
 
 mod cmd;
 mod logger;
 mod output;
-mod pprof_read;
+#[cfg(test)]
+mod pprof_fixture;
 
 use argh::FromArgs;
 

@@ -12,7 +12,7 @@ use argh::FromArgs;
 use inferno::flamegraph::{self, color, Options};
 
 use crate::cmd::top::{load, sample_index, scaled_label, Frames};
-use crate::pprof_read::Profile;
+use oom_cli::pprof_read::Profile;
 
 /// write an SVG flame graph of a heap profile
 #[derive(FromArgs, Debug)]
@@ -144,7 +144,8 @@ pub fn render(p: &Profile, index: usize, title: &str) -> anyhow::Result<Vec<u8>>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pprof_read::{parse, tests::fixture};
+    use crate::pprof_fixture::fixture;
+    use oom_cli::pprof_read::parse;
 
     #[test]
     fn stacks_are_root_first_with_inline_frames() {

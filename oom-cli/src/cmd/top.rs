@@ -15,7 +15,7 @@ use anyhow::Context;
 use argh::FromArgs;
 
 use crate::cmd::usage;
-use crate::pprof_read::{self, Profile};
+use oom_cli::pprof_read::{self, Profile};
 
 /// print the top functions of a heap profile, like `go tool pprof -top`
 #[derive(FromArgs, Debug)]
@@ -808,7 +808,7 @@ pub fn render(p: &Profile, index: usize, nodecount: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pprof_read::tests::fixture;
+    use crate::pprof_fixture::fixture;
 
     #[test]
     fn labels_like_pprof() {
