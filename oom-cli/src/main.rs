@@ -20,11 +20,11 @@ struct Cli {
     #[argh(switch)]
     debug: bool,
 
-    /// profile these PIDs now (comma-separated) and exit, like the Go original's -p
+    /// profile these PIDs now (comma-separated) and exit, like the Go original's -p; not with a subcommand (use `dump PID...`)
     #[argh(option, short = 'p')]
     pids: Option<String>,
 
-    /// directory for profiles (default: current directory)
+    /// directory for profiles (default: current directory); with a subcommand, give it after the subcommand
     #[argh(option)]
     dir: Option<String>,
 
@@ -70,18 +70,7 @@ fn main() {
         }
     };
     logger::init(cli.debug);
-    let result = match cli.cmd {
-        Some(Cmd::Run(a)) => cmd::run::run(a, cli.debug),
-        Some(Cmd::Dump(a)) => cmd::dump::run(a),
-        Some(Cmd::Top(a)) => cmd::top::run(a),
-        Some(Cmd::Flame(a)) => cmd::flame::run(a),
-        Some(Cmd::Check(a)) => cmd::check::run(a),
-        None => match cli.pids {
-            Some(p) => cmd::dump::from_compat(&p, cli.dir),
-            None => cmd::run::run(cmd::run::RunArgs::with_dir(cli.dir), cli.debug),
-        },
-    };
-    if let Err(e) = result {
+    if let Err(e) = dispatch(cli) {
         match e.downcast_ref::<cmd::UsageError>() {
             Some(u) => {
                 eprintln!("oomprof: {u}");
@@ -92,5 +81,46 @@ fn main() {
                 std::process::exit(1)
             }
         }
+    }
+}
+
+/// Runs the subcommand, or the Go original's forms (`oomprof [--dir D]`,
+/// `oomprof -p PIDS [--dir D]`) without one.
+///
+/// Returns a usage error if a top-level `--dir` or `-p` comes with a subcommand, which
+/// would not see it (`oomprof --dir /x dump 1` used to write to the current directory).
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    if let Some(c) = &cli.cmd {
+        let name = match c {
+            Cmd::Run(_) => "run",
+            Cmd::Dump(_) => "dump",
+            Cmd::Top(_) => "top",
+            Cmd::Flame(_) => "flame",
+            Cmd::Check(_) => "check",
+        };
+        if cli.pids.is_some() {
+            return cmd::usage(format!(
+                "-p is a command of its own, not an option of {name}: use `oomprof -p PIDS` or `oomprof dump PID...`"
+            ));
+        }
+        if cli.dir.is_some() {
+            return match c {
+                Cmd::Run(_) | Cmd::Dump(_) => cmd::usage(format!(
+                    "--dir goes after the subcommand: `oomprof {name} --dir D ...`"
+                )),
+                _ => cmd::usage(format!("{name} has no --dir")),
+            };
+        }
+    }
+    match cli.cmd {
+        Some(Cmd::Run(a)) => cmd::run::run(a, cli.debug),
+        Some(Cmd::Dump(a)) => cmd::dump::run(a),
+        Some(Cmd::Top(a)) => cmd::top::run(a),
+        Some(Cmd::Flame(a)) => cmd::flame::run(a),
+        Some(Cmd::Check(a)) => cmd::check::run(a),
+        None => match cli.pids {
+            Some(p) => cmd::dump::from_compat(&p, cli.dir),
+            None => cmd::run::run(cmd::run::RunArgs::with_dir(cli.dir), cli.debug),
+        },
     }
 }

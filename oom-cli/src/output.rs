@@ -1,7 +1,10 @@
 //! Writing profiles safely: a temporary file created exclusively (never through a
 //! symlink) with mode 0600, written and synced, then hard-linked to its final name
 //! (which never replaces an existing file or follows a planted symlink) and unlinked.
-//! A name collision gets a numeric suffix. On any error nothing partial is left.
+//! A collision with a generated name gets a numeric suffix; a collision with a name
+//! the user chose (`dump -o FILE`) is an error, since the file there is not ours to
+//! replace and a `FILE-1` beside it would be easy to miss. On any error nothing
+//! partial is left.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -36,7 +39,61 @@ pub fn base_name(comm: &str, pid: i32, unix_secs: i64) -> String {
 /// Returns an error (with nothing left behind) if the directory is not writable or the
 /// disk is full.
 pub fn write_profile(dir: &Path, base: &str, data: &[u8]) -> anyhow::Result<PathBuf> {
-    let tmp = dir.join(format!(".{base}.{}.tmp", std::process::id()));
+    via_temp(dir, base, data, |tmp| {
+        for n in 0..1000u32 {
+            let name = if n == 0 {
+                format!("{base}.pb.gz")
+            } else {
+                format!("{base}-{n}.pb.gz")
+            };
+            let path = dir.join(name);
+            match fs::hard_link(tmp, &path) {
+                Ok(()) => return Ok(path),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e).with_context(|| format!("linking {}", path.display())),
+            }
+        }
+        anyhow::bail!("{}: 1000 profiles named {base} already", dir.display())
+    })
+}
+
+/// Writes `data` as exactly `path` (`dump -o FILE`), the same safe way.
+///
+/// Returns an error (with nothing left behind) if `path` exists — even as a symlink or
+/// a device such as `/dev/null`; it is never replaced — or has no file name, or its
+/// directory is not writable.
+pub fn write_file(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    let name = path
+        .file_name()
+        .with_context(|| format!("{}: not a file name", path.display()))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    via_temp(
+        dir,
+        &name.to_string_lossy(),
+        data,
+        |tmp| match fs::hard_link(tmp, path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => anyhow::bail!(
+                "{} exists, not replacing it (remove it or choose another name)",
+                path.display()
+            ),
+            Err(e) => Err(e).with_context(|| format!("linking {}", path.display())),
+        },
+    )
+}
+
+/// Writes and syncs `data` in a new `dir/.{stem}.{pid}.tmp` (exclusive, no symlink,
+/// 0600), hands its path to `link`, and removes it whatever happens.
+fn via_temp<T>(
+    dir: &Path,
+    stem: &str,
+    data: &[u8],
+    link: impl FnOnce(&Path) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let tmp = dir.join(format!(".{stem}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut f = OpenOptions::new()
             .write(true)
@@ -48,20 +105,7 @@ pub fn write_profile(dir: &Path, base: &str, data: &[u8]) -> anyhow::Result<Path
         f.write_all(data)
             .and_then(|()| f.sync_all())
             .with_context(|| format!("writing {}", tmp.display()))?;
-        for n in 0..1000u32 {
-            let name = if n == 0 {
-                format!("{base}.pb.gz")
-            } else {
-                format!("{base}-{n}.pb.gz")
-            };
-            let path = dir.join(name);
-            match fs::hard_link(&tmp, &path) {
-                Ok(()) => return Ok(path),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e).with_context(|| format!("linking {}", path.display())),
-            }
-        }
-        anyhow::bail!("{}: 1000 profiles named {base} already", dir.display())
+        link(&tmp)
     })();
     let _ = fs::remove_file(&tmp);
     result
@@ -150,6 +194,36 @@ mod tests {
         let p = write_profile(&d, "p-1-2", b"profile").unwrap();
         assert_eq!(p.file_name().unwrap(), "p-1-2-1.pb.gz");
         assert_eq!(fs::read(&target).unwrap(), b"precious");
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn an_explicit_file_is_0600_and_never_replaced() {
+        let d = tmpdir("explicit");
+        let f = d.join("out.pb.gz");
+        write_file(&f, b"one").unwrap();
+        assert_eq!(fs::read(&f).unwrap(), b"one");
+        assert_eq!(
+            fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let e = write_file(&f, b"two").unwrap_err();
+        assert!(format!("{e:#}").contains("exists, not replacing"), "{e:#}");
+        assert_eq!(fs::read(&f).unwrap(), b"one");
+        // A planted symlink is not followed, and is an error too.
+        let target = d.join("target");
+        fs::write(&target, b"precious").unwrap();
+        std::os::unix::fs::symlink(&target, d.join("link")).unwrap();
+        assert!(write_file(&d.join("link"), b"x").is_err());
+        assert_eq!(fs::read(&target).unwrap(), b"precious");
+        // No temporary file left behind by any of it.
+        let mut names: Vec<_> = fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["link", "out.pb.gz", "target"]);
+        assert!(write_file(Path::new("/"), b"x").is_err());
         fs::remove_dir_all(&d).unwrap();
     }
 

@@ -18,7 +18,7 @@ pub struct DumpArgs {
     /// directory for profiles (default: current directory)
     #[argh(option)]
     pub dir: Option<String>,
-    /// write the profile to this file instead ("-" for stdout); one PID only
+    /// write the profile to this new file instead (mode 0600; an existing file is an error, never replaced), or "-" for stdout; one PID only
     #[argh(option, short = 'o')]
     pub output: Option<String>,
     /// process ids
@@ -84,7 +84,7 @@ fn dump(pids: &[i32], dir: Option<String>, out: Option<String>) -> anyhow::Resul
                     .context("writing the profile to stdout")?;
             }
             Some(file) => {
-                std::fs::write(file, &p.pprof_gz).with_context(|| format!("writing {file}"))?;
+                output::write_file(file.as_ref(), &p.pprof_gz)?;
                 crate::cmd::run::log_profile(&p, file.as_ref(), false);
             }
             None => {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use anyhow::Context;
 use argh::FromArgs;
 use nix::sys::signal::{SigSet, Signal};
+use oom_core::abi;
 use oom_loader::monitor::{Monitor, MonitorConfig, MonitorEvent};
 use oom_loader::profile::Profile;
 
@@ -22,16 +23,16 @@ pub struct RunArgs {
     /// directory for profiles (default: current directory)
     #[argh(option)]
     pub dir: Option<String>,
-    /// ring-buffer size, e.g. 8M (a power of two; default 8M)
+    /// ring-buffer size, e.g. 8M: a power of two from the page size to 1G (default 8M)
     #[argh(option)]
     pub ring_size: Option<String>,
-    /// most buckets captured per kill (default 150000, what the default ring holds)
+    /// most buckets captured per kill, 1 to 8000000 (default 150000, what the default ring holds)
     #[argh(option)]
     pub max_buckets: Option<u32>,
     /// longest in-kernel walk per kill, e.g. 100ms or 1s, or 0 for no limit (default 100ms); the walk runs with the victim's interrupts off
     #[argh(option)]
     pub walk_budget: Option<String>,
-    /// also write profiles of Go processes killed by other SIGKILLs (systemd-oomd, cgroup.kill, kill -9)
+    /// also write profiles of Go processes killed by a SIGKILL that is not the OOM killer's (kill -9, cgroup.kill, systemd-oomd); normal exits and execs are never captured
     #[argh(switch)]
     pub keep_all_kills: bool,
     /// do not watch Go processes that are already running at start
@@ -101,27 +102,46 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 const PENDING_MAX: usize = 16;
 const PENDING_MAX_BYTES: usize = 256 << 20;
 
-/// Runs the daemon until SIGINT or SIGTERM.
-pub fn run(args: RunArgs, _debug: bool) -> anyhow::Result<()> {
-    let dir = PathBuf::from(args.dir.as_deref().unwrap_or("."));
+/// The largest `--ring-size`: what `Kernel::load` accepts (1 GiB).
+const MAX_RING_SIZE: usize = 1 << 30;
+
+/// The system page size, the smallest ring the kernel maps (4 KiB if unknown).
+fn page_size() -> usize {
+    use nix::unistd::{sysconf, SysconfVar};
+    match sysconf(SysconfVar::PAGE_SIZE) {
+        Ok(Some(n)) if n > 0 => n as usize,
+        _ => 4096,
+    }
+}
+
+/// Validates the flags into the monitor's configuration, before anything is loaded.
+///
+/// Returns a usage error if `--ring-size`, `--max-buckets` or `--walk-budget` is
+/// malformed or out of the range the loader accepts.
+fn config(args: &RunArgs) -> anyhow::Result<MonitorConfig> {
     let mut config = MonitorConfig {
         scan_existing: !args.no_scan,
         ..MonitorConfig::default()
     };
     if let Some(r) = &args.ring_size {
+        let page = page_size();
         let size = match parse_size(r) {
-            Some(s) if s.is_power_of_two() && s >= 4096 => s,
+            Some(s) if s.is_power_of_two() && (page..=MAX_RING_SIZE).contains(&s) => s,
             _ => {
                 return super::usage(format!(
-                    "--ring-size {r}: want a power of two of at least 4K, e.g. 8M"
+                    "--ring-size {r}: want a power of two from {}K to 1G, e.g. 8M",
+                    page >> 10
                 ))
             }
         };
         config.kernel.ring_size = size;
     }
     if let Some(n) = args.max_buckets {
-        if n == 0 {
-            return super::usage("--max-buckets must be at least 1");
+        if n == 0 || n > abi::MAX_BUCKETS_CEILING {
+            return super::usage(format!(
+                "--max-buckets {n}: want 1 to {}",
+                abi::MAX_BUCKETS_CEILING
+            ));
         }
         config.kernel.max_buckets = n;
     }
@@ -137,6 +157,13 @@ pub fn run(args: RunArgs, _debug: bool) -> anyhow::Result<()> {
         };
     }
     config.kernel.keep_killed = args.keep_all_kills;
+    Ok(config)
+}
+
+/// Runs the daemon until SIGINT or SIGTERM.
+pub fn run(args: RunArgs, _debug: bool) -> anyhow::Result<()> {
+    let config = config(&args)?;
+    let dir = PathBuf::from(args.dir.as_deref().unwrap_or("."));
     output::check_dir(&dir)?;
     raise_fd_limit();
 
@@ -333,7 +360,43 @@ pub fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
 
 #[cfg(test)]
 mod tests {
-    use super::civil;
+    use super::{civil, config, RunArgs};
+
+    fn usage_of(args: RunArgs) -> String {
+        let e = config(&args).unwrap_err();
+        assert!(
+            e.downcast_ref::<crate::cmd::UsageError>().is_some(),
+            "{e:#}"
+        );
+        e.to_string()
+    }
+
+    #[test]
+    fn out_of_range_sizes_are_usage_errors() {
+        let ring = |r: &str| RunArgs {
+            ring_size: Some(r.into()),
+            ..RunArgs::default()
+        };
+        for bad in ["2G", "3M", "1K", "0", "x", "18446744073709551616"] {
+            assert!(usage_of(ring(bad)).contains("--ring-size"), "{bad}");
+        }
+        assert_eq!(config(&ring("1G")).unwrap().kernel.ring_size, 1 << 30);
+        assert_eq!(config(&ring("64K")).unwrap().kernel.ring_size, 64 << 10);
+        let buckets = |n| RunArgs {
+            max_buckets: Some(n),
+            ..RunArgs::default()
+        };
+        for bad in [0, oom_core::abi::MAX_BUCKETS_CEILING + 1, u32::MAX] {
+            assert!(usage_of(buckets(bad)).contains("--max-buckets"), "{bad}");
+        }
+        let max = oom_core::abi::MAX_BUCKETS_CEILING;
+        assert_eq!(config(&buckets(max)).unwrap().kernel.max_buckets, max);
+        let budget = RunArgs {
+            walk_budget: Some("11s".into()),
+            ..RunArgs::default()
+        };
+        assert!(usage_of(budget).contains("--walk-budget"));
+    }
 
     #[test]
     fn sizes() {
