@@ -506,3 +506,63 @@ fn churn_of_10000_short_lived_processes_leaks_nothing() {
     d.sigterm();
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
+fn least_privilege_with_tracefs_mounted_is_four_capabilities_and_cap_bpf_is_named() {
+    // Where the host has mounted tracefs, CAP_SYS_ADMIN is not needed: exactly
+    // CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH capture an OOM kill.
+    // The daemon runs in a private mount namespace of its own where tracefs is
+    // mounted first, so the host's mounts stay as they are.
+    const T: &str =
+        "least_privilege_with_tracefs_mounted_is_four_capabilities_and_cap_bpf_is_named";
+    if !privileged::root(T) {
+        return;
+    }
+    if privileged::tool(T, "setpriv").is_none() || privileged::tool(T, "unshare").is_none() {
+        return;
+    }
+    let Some(tc) = gomatrix::newest(T) else {
+        return;
+    };
+    let _g = serial();
+    let dir = tmpdir("caps4");
+    let st = Command::new("chown")
+        .args(["65534:65534"])
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let in_ns_with_tracefs = |caps: &str| {
+        let mut cmd = Command::new("unshare");
+        cmd.args(["-m", "--propagation", "private", "--", "sh", "-c"])
+            .arg("mount -t tracefs nodev /sys/kernel/tracing && exec \"$@\"")
+            .arg("sh")
+            .arg("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(format!("--inh-caps={caps}"))
+            .arg(format!("--ambient-caps={caps}"))
+            .arg(OOMPROF)
+            .args(["run", "--no-scan", "--dir"])
+            .arg(&dir);
+        cmd
+    };
+    let four = "-all,+bpf,+perfmon,+sys_ptrace,+dac_read_search";
+    let d = Daemon::start(&mut in_ns_with_tracefs(four));
+    let oomer = fixtures::build("oomer", &tc, Variant::Stripped).unwrap();
+    let pid = oom_once(&oomer);
+    let f = profile_of(&dir, pid, Duration::from_secs(10))
+        .expect("no profile with CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH");
+    assert_eq!(top_function(&tc, &oomer, &f), "main.allocChunk");
+    d.sigterm();
+    // Each of the four is needed: without CAP_BPF the daemon refuses, naming it.
+    let out = in_ns_with_tracefs("-all,+perfmon,+sys_ptrace,+dac_read_search")
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("CAP_BPF"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -47,6 +47,12 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The kernel refused BPF itself (EPERM): a capability is missing.
+    #[error("{what} is not permitted: oomprof needs CAP_BPF (with CAP_PERFMON, CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH), or root")]
+    NotPermitted {
+        /// What was refused.
+        what: &'static str,
+    },
     /// A configuration value is out of range.
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -169,18 +169,24 @@ pub fn load_invalid_program() -> Result<()> {
 /// Returns [`Error::MissingFeature`] naming the first missing feature, or an error
 /// if BPF is not usable at all (e.g. EPERM without CAP_BPF/CAP_SYS_ADMIN).
 pub fn probe() -> Result<Features> {
+    // First "no BPF at all" (no CAP_BPF: say so, and nothing else), then the rest.
+    if let Err(e) = bpf_syscall() {
+        if e.raw_os_error() == Some(libc::EPERM) {
+            return Err(Error::NotPermitted {
+                what: "loading BPF programs",
+            });
+        }
+        // Pre-5.11 a trivial load can also fail on RLIMIT_MEMLOCK: raise it below
+        // and let the next steps tell.
+    }
     let memcg_accounting = memcg_accounting();
     if !memcg_accounting {
         // Pre-5.11: map and program memory counts against RLIMIT_MEMLOCK.
         if let Err(e) = setrlimit(Resource::RLIMIT_MEMLOCK, RLIM_INFINITY, RLIM_INFINITY) {
             log::warn!("raising RLIMIT_MEMLOCK failed: {e}; BPF map creation may fail");
         }
-        // Distinguish "no BPF at all" from "old kernel".
         if let Err(e) = bpf_syscall() {
-            return Err(Error::sys(
-                "BPF_PROG_LOAD of a trivial program (is this root?)",
-                e,
-            ));
+            return Err(Error::sys("BPF_PROG_LOAD of a trivial program", e));
         }
     }
     ring_buffer().map_err(|e| Error::MissingFeature {
