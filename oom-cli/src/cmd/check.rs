@@ -279,6 +279,7 @@ pub fn gather() -> Vec<Row> {
     let names = [
         "oom/mark_victim",
         "signal/signal_deliver",
+        "signal/signal_generate",
         "sched/sched_process_exec",
         "sched/sched_process_exit",
     ];
@@ -422,13 +423,43 @@ pub fn gather() -> Vec<Row> {
     rows.push(cgroup_row());
 
     // The loader's own verdict, to catch anything the rows above split differently.
-    rows.push(match features {
+    rows.push(match &features {
         Ok(_) => Row::ok(
             "loader probe",
             "oom_loader::probe passes (what `run` checks at start)",
         ),
         Err(e) => Row::missing("loader probe", e.to_string(), "see the rows above"),
     });
+    // Last, the real thing: "ok" means the verifier accepts oomprof's own programs and
+    // they attach here (then everything is detached again).
+    if features.is_ok() {
+        let t = std::time::Instant::now();
+        rows.push(
+            match oom_loader::Kernel::load(&oom_loader::KernelConfig::default()) {
+                Ok(k) => {
+                    let placement = if k.walks_at_exit() {
+                        "walks at exit, interrupts on"
+                    } else {
+                        "walks in the SIGKILL delivery, interrupts off"
+                    };
+                    let progs = k.programs().len();
+                    drop(k);
+                    Row::ok(
+                        "oomprof program",
+                        format!(
+                            "{progs} programs verified, attached and detached in {:.0?} ({placement})",
+                            t.elapsed()
+                        ),
+                    )
+                }
+                Err(e) => Row::missing(
+                    "oomprof program",
+                    e.to_string().lines().next().unwrap_or("").to_string(),
+                    "run with --debug for the verifier log; report it with `uname -r`",
+                ),
+            },
+        );
+    }
     rows
 }
 
