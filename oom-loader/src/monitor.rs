@@ -45,7 +45,9 @@ use crate::capture::{Capture, KillReason};
 use crate::kernel::{CycleLayout, Event, Kernel, KernelConfig, WatchInfo};
 use crate::ondemand;
 use crate::procmaps::{self, MapEntry};
-use crate::profile::{assemble, disabled_diagnosis, Profile, ProfileMeta, RateSeen, Reason, Rss};
+use crate::profile::{
+    assemble, disabled_diagnosis, Incomplete, Profile, ProfileMeta, RateSeen, Reason, Rss,
+};
 
 /// A process being watched.
 #[derive(Clone, Debug)]
@@ -606,75 +608,58 @@ impl Monitor {
             })
             .collect();
         let end = &c.end;
-        let mut problems: Vec<String> = rate_problem.map(String::from).into_iter().collect();
-        if !end.is_complete() {
-            let mut why = Vec::new();
-            if end.status & st::HEAD_FAULT != 0 {
-                why.push("runtime.mbuckets unreadable".to_string());
-            }
-            if end.status & st::WALK_FAULT != 0 {
-                why.push("bucket list unreadable past the last bucket captured".to_string());
-            }
-            if end.status & st::WALK_LIMIT != 0 {
-                why.push(format!(
-                    "walk stopped at the limit of {} buckets",
-                    end.max_buckets
-                ));
-            }
-            if end.status & st::RING_FULL != 0 || end.ring_full_buckets > 0 {
-                why.push(format!(
-                    "ring buffer full: walk stopped, {} buckets read but not sent and the rest of the list not read (raise --ring-size)",
-                    end.ring_full_buckets
-                ));
-            }
-            if end.status & st::TIME_BUDGET != 0 {
-                why.push(format!(
-                    "walk stopped at its time budget after {:.1} ms, the rest of the list not read (raise --walk-budget)",
-                    end.elapsed_ns as f64 / 1e6
-                ));
-            }
-            if end.status & st::LOOP != 0 {
-                why.push(
-                    "the bucket list loops back (corrupt): walk stopped, some buckets may be counted twice"
-                        .to_string(),
-                );
-            }
-            if end.status & st::INVALID != 0 {
-                why.push(format!(
-                    "{} buckets unreadable or invalid (bad type or depth) left out",
-                    end.read_fault_buckets
-                ));
-            } else if end.read_fault_buckets > 0 {
-                why.push(format!("{} buckets unreadable", end.read_fault_buckets));
-            }
-            problems.push(format!(
-                "{} of {} buckets captured: {}",
-                end.buckets_emitted,
-                end.buckets_seen,
-                why.join(", ")
-            ));
+        let mut problems: Vec<Incomplete> = rate_problem.into_iter().collect();
+        if end.status & st::HEAD_FAULT != 0 {
+            problems.push(Incomplete::HeadUnreadable);
+        }
+        if end.status & st::WALK_FAULT != 0 {
+            problems.push(Incomplete::ListCut { addr: None });
+        }
+        if end.status & st::WALK_LIMIT != 0 {
+            problems.push(Incomplete::BucketLimit {
+                limit: u64::from(end.max_buckets),
+            });
+        }
+        if end.status & st::RING_FULL != 0 || end.ring_full_buckets > 0 {
+            problems.push(Incomplete::RingFull {
+                dropped: end.ring_full_buckets,
+            });
+        }
+        if end.status & st::TIME_BUDGET != 0 {
+            problems.push(Incomplete::TimeBudget {
+                walked_ns: end.elapsed_ns,
+            });
+        }
+        if end.status & st::LOOP != 0 {
+            problems.push(Incomplete::Loop);
+        }
+        if end.status & st::INVALID != 0 || end.read_fault_buckets > 0 {
+            problems.push(Incomplete::BucketsLeftOut {
+                count: u64::from(end.read_fault_buckets),
+                invalid: end.status & st::INVALID != 0,
+                detail: String::new(),
+            });
         }
         if end.truncated_stacks > 0 {
-            problems.push(format!(
-                "{} stacks cut at {} frames",
-                end.truncated_stacks, end.max_nstk
-            ));
+            problems.push(Incomplete::StacksCut {
+                count: end.truncated_stacks,
+                frames: end.max_nstk,
+            });
         }
         if c.missing_chunks > 0 {
-            problems.push(format!("{} chunks lost", c.missing_chunks));
+            problems.push(Incomplete::ChunksLost {
+                count: c.missing_chunks,
+            });
         }
         if let Some(err) = entry_error {
-            problems.push(format!("malformed entry: {err}"));
+            problems.push(Incomplete::MalformedEntry(err.to_string()));
         }
         // Go's publication rule, as runtime.MemProfile would apply it at the kill; what
         // it leaves out goes to the recent_* sample types.
         let cycle = (w.bin.info.vars.mprof_cycle.is_some() && end.status & st::CYCLE_FAULT == 0)
             .then_some(end.mprof_cycle >> 1);
         if cycle.is_none() {
-            problems.push(
-                "runtime.mProfCycle unknown: Go's view taken as of the last flush (may lag one GC)"
-                    .into(),
-            );
+            problems.push(Incomplete::CycleUnknown);
         }
         let policy = Policy::GoPublished {
             cycle,
@@ -720,7 +705,8 @@ impl Monitor {
             cgroup: w.cgroup.clone(),
             mem_profile_rate: rate,
             buckets: buckets.len(),
-            incomplete: (!problems.is_empty()).then(|| problems.join("; ")),
+            incomplete: problems,
+            buckets_seen: Some(end.buckets_seen as usize),
             kill_mono_ns: Some(end.start_ns),
             walk_ns: Some(end.elapsed_ns),
             walk_irqs_off: Some(end.status & st::AT_EXIT == 0),

@@ -255,11 +255,8 @@ pub fn profile_pid(
         cgroup: cgroup(root, pid),
         mem_profile_rate: rate,
         buckets: buckets.len(),
-        incomplete: match (rate_problem, walk.problems()) {
-            (None, p) => p,
-            (Some(r), None) => Some(r.into()),
-            (Some(r), Some(p)) => Some(format!("{r}; {p}")),
-        },
+        incomplete: rate_problem.into_iter().chain(walk.problems()).collect(),
+        buckets_seen: None,
         kill_mono_ns: None,
         walk_ns: None,
         walk_irqs_off: None,

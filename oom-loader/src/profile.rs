@@ -90,8 +90,11 @@ pub struct ProfileMeta {
     pub mem_profile_rate: i64,
     /// Buckets read.
     pub buckets: usize,
-    /// `None` when every bucket was read; otherwise what was not, and why.
-    pub incomplete: Option<String>,
+    /// Empty when every bucket was read with exact values; otherwise what is missing
+    /// or uncertain, and why.
+    pub incomplete: Vec<Incomplete>,
+    /// Buckets the walk visited (captured or not), when known.
+    pub buckets_seen: Option<usize>,
     /// For kills: CLOCK_MONOTONIC time the capture started (the SIGKILL delivery).
     pub kill_mono_ns: Option<u64>,
     /// For kills: how long the in-kernel walk of the bucket list took.
@@ -155,11 +158,156 @@ impl ProfileMeta {
                 format!(", walked in {} us{irqs}", n / 1000)
             })
             .unwrap_or_default();
-        c.push(match &self.incomplete {
+        let of = match self.buckets_seen {
+            Some(seen) if seen != self.buckets => format!(" of {seen}"),
+            _ => String::new(),
+        };
+        c.push(match self.incomplete_text() {
             None => format!("capture: complete, {} buckets{walk}", self.buckets),
-            Some(why) => format!("capture: INCOMPLETE, {} buckets{walk}: {why}", self.buckets),
+            Some(why) => format!(
+                "capture: INCOMPLETE, {}{of} buckets{walk}: {why}",
+                self.buckets
+            ),
         });
         c
+    }
+
+    /// True when every bucket was read with exact values.
+    pub fn is_complete(&self) -> bool {
+        self.incomplete.is_empty()
+    }
+
+    /// The reasons in words, joined; `None` when complete.
+    pub fn incomplete_text(&self) -> Option<String> {
+        (!self.incomplete.is_empty()).then(|| {
+            self.incomplete
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+}
+
+/// Why a profile lacks buckets or exact values: one reason each, in words by Display.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Incomplete {
+    /// `runtime.mbuckets` could not be read.
+    HeadUnreadable,
+    /// The list could not be read past a bucket (at `addr` when known): the walk
+    /// stopped there.
+    ListCut {
+        /// The unreadable bucket's address, when known.
+        addr: Option<u64>,
+    },
+    /// The walk stopped at its bucket limit with buckets left.
+    BucketLimit {
+        /// The limit.
+        limit: u64,
+    },
+    /// The kernel's ring buffer filled and the walk stopped there: `dropped` buckets
+    /// were read but not sent, the rest of the list was not read.
+    RingFull {
+        /// Buckets read but not sent.
+        dropped: u32,
+    },
+    /// The walk used up its time budget and stopped with buckets left.
+    TimeBudget {
+        /// How long it walked.
+        walked_ns: u64,
+    },
+    /// The bucket list loops back (a corrupt list): the walk stopped, and entries
+    /// before the detection may repeat.
+    Loop,
+    /// Buckets left out because they were unreadable, or invalid (a bad type or an
+    /// impossible depth: corruption).
+    BucketsLeftOut {
+        /// How many.
+        count: u64,
+        /// Invalid rather than unreadable.
+        invalid: bool,
+        /// The first ones, in words (on-demand walks), or "".
+        detail: String,
+    },
+    /// Stacks longer than the kernel copies were cut.
+    StacksCut {
+        /// How many.
+        count: u32,
+        /// At how many frames.
+        frames: u32,
+    },
+    /// Ring records of the capture never arrived.
+    ChunksLost {
+        /// How many.
+        count: u32,
+    },
+    /// A capture entry did not decode; the entries after it are missing.
+    MalformedEntry(String),
+    /// `runtime.MemProfileRate` could not be read: values are scaled as for Go's
+    /// default rate.
+    RateUnknown,
+    /// `runtime.mProfCycle` could not be read: Go's view is taken as of the last
+    /// flush (it may lag one GC).
+    CycleUnknown,
+}
+
+impl std::fmt::Display for Incomplete {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Incomplete::HeadUnreadable => write!(f, "runtime.mbuckets unreadable"),
+            Incomplete::ListCut { addr: Some(a) } => {
+                write!(f, "bucket at {a:#x} unreadable: the list is cut there")
+            }
+            Incomplete::ListCut { addr: None } => {
+                write!(f, "bucket list unreadable past the last bucket captured")
+            }
+            Incomplete::BucketLimit { limit } => {
+                write!(f, "walk stopped at the limit of {limit} buckets (raise --max-buckets)")
+            }
+            Incomplete::RingFull { dropped } => write!(
+                f,
+                "ring buffer full: walk stopped, {dropped} buckets read but not sent and the rest of the list not read (raise --ring-size)"
+            ),
+            Incomplete::TimeBudget { walked_ns } => write!(
+                f,
+                "walk stopped at its time budget after {:.1} ms, the rest of the list not read (raise --walk-budget)",
+                *walked_ns as f64 / 1e6
+            ),
+            Incomplete::Loop => write!(
+                f,
+                "the bucket list loops back (corrupt): walk stopped, some buckets may be counted twice"
+            ),
+            Incomplete::BucketsLeftOut {
+                count,
+                invalid,
+                detail,
+            } => {
+                let what = if *invalid {
+                    "unreadable or invalid (bad type or depth)"
+                } else {
+                    "unreadable"
+                };
+                write!(f, "{count} buckets {what} left out")?;
+                if !detail.is_empty() {
+                    write!(f, " ({detail})")?;
+                }
+                Ok(())
+            }
+            Incomplete::StacksCut { count, frames } => {
+                write!(f, "{count} stacks cut at {frames} frames")
+            }
+            Incomplete::ChunksLost { count } => write!(f, "{count} chunks lost"),
+            Incomplete::MalformedEntry(e) => write!(f, "malformed entry: {e}"),
+            Incomplete::RateUnknown => write!(
+                f,
+                "runtime.MemProfileRate could not be read: values scaled as for Go's default 524288"
+            ),
+            Incomplete::CycleUnknown => write!(
+                f,
+                "runtime.mProfCycle unknown: Go's view taken as of the last flush (may lag one GC)"
+            ),
+        }
     }
 }
 
@@ -179,14 +327,11 @@ pub enum RateSeen {
 impl RateSeen {
     /// The rate to scale with, and the problem to report when it is a guess; `None`
     /// when profiling is off (rate 0 or negative, which Go treats as off).
-    pub fn scale_rate(self) -> Option<(i64, Option<&'static str>)> {
+    pub fn scale_rate(self) -> Option<(i64, Option<Incomplete>)> {
         match self {
             RateSeen::Read(r) if r > 0 => Some((r, None)),
             RateSeen::Read(_) => None,
-            RateSeen::Unknown => Some((
-                GO_DEFAULT_RATE,
-                Some("runtime.MemProfileRate could not be read: values scaled as for Go's default 524288"),
-            )),
+            RateSeen::Unknown => Some((GO_DEFAULT_RATE, Some(Incomplete::RateUnknown))),
         }
     }
 }

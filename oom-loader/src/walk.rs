@@ -146,11 +146,15 @@ impl Walk {
         self.stop.is_complete() && self.skipped == 0
     }
 
-    /// What was not read, and why; `None` when complete.
-    pub fn problems(&self) -> Option<String> {
+    /// What was not read, and why; empty when complete.
+    pub fn problems(&self) -> Vec<crate::profile::Incomplete> {
+        use crate::profile::Incomplete;
         let mut p = Vec::new();
-        if !self.stop.is_complete() {
-            p.push(self.stop.to_string());
+        match self.stop {
+            Stop::End => {}
+            Stop::Limit(n) => p.push(Incomplete::BucketLimit { limit: n as u64 }),
+            Stop::Cycle { .. } => p.push(Incomplete::Loop),
+            Stop::ReadFault { addr } => p.push(Incomplete::ListCut { addr: Some(addr) }),
         }
         if self.skipped > 0 {
             let details: Vec<String> = self
@@ -158,13 +162,13 @@ impl Walk {
                 .iter()
                 .map(|(a, e)| format!("{a:#x}: {e}"))
                 .collect();
-            p.push(format!(
-                "{} invalid buckets left out ({})",
-                self.skipped,
-                details.join("; ")
-            ));
+            p.push(Incomplete::BucketsLeftOut {
+                count: self.skipped as u64,
+                invalid: true,
+                detail: details.join("; "),
+            });
         }
-        (!p.is_empty()).then(|| p.join("; "))
+        p
     }
 
     /// Number of buckets read.
@@ -286,7 +290,7 @@ mod tests {
         let w = Walk::run(&me(), l.head(), layout(), DEFAULT_MAX_BUCKETS);
         assert_eq!(w.stop, Stop::Cycle { addr: l.head() });
         assert_eq!(w.len(), 3);
-        assert!(w.problems().unwrap().contains("loops back"));
+        assert_eq!(w.problems(), [crate::profile::Incomplete::Loop]);
 
         // A bucket with a bad type is left out, counted, and its link followed.
         let mut l = FakeList::new(&[(16, &[1], (1, 0)), (32, &[2], (1, 0)), (64, &[3], (1, 0))]);

@@ -33,7 +33,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 fn check_oomer_profile(tc: &Toolchain, bin: &Path, p: &Profile, what: &str) {
     assert_eq!(p.meta.reason, Reason::Oom, "{what}");
     assert!(
-        p.meta.incomplete.is_none(),
+        p.meta.incomplete.is_empty(),
         "{what}: {:?}",
         p.meta.incomplete
     );
@@ -346,7 +346,7 @@ fn monitor_deep_leak_oom_inuse_stays_within_the_cgroup_limit() {
             };
             assert_eq!(prof.meta.reason, Reason::Oom, "{what}");
             assert!(
-                prof.meta.incomplete.is_none(),
+                prof.meta.incomplete.is_empty(),
                 "{what}: {:?}",
                 prof.meta.incomplete
             );

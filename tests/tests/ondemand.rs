@@ -54,7 +54,7 @@ fn compare(tc: &Toolchain, v: Variant, rate: Option<u32>, cache: &BinaryCache) -
         .unwrap_or_else(|e| panic!("{what}: {e}"));
     let took = t.elapsed();
     assert!(
-        prof.meta.incomplete.is_none(),
+        prof.meta.incomplete.is_empty(),
         "{what}: {:?}",
         prof.meta.incomplete
     );

@@ -81,7 +81,7 @@ fn check_oracle(
     }
     let prof = oom_profile(m, &mut cmd, &what);
     assert!(
-        prof.meta.incomplete.is_none(),
+        prof.meta.incomplete.is_empty(),
         "{what}: {:?}",
         prof.meta.incomplete
     );

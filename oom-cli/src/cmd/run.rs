@@ -334,7 +334,7 @@ pub fn log_profile(p: &Profile, path: &Path, recent: bool) {
         s.inuse_bytes as f64 / 1048576.0,
         s.top_function.as_deref().unwrap_or("-"),
         s.top_inuse_bytes as f64 / 1048576.0,
-        match &p.meta.incomplete {
+        match p.meta.incomplete_text() {
             None => format!("complete ({} buckets)", p.meta.buckets),
             Some(w) => format!("INCOMPLETE: {w}"),
         }
