@@ -4,6 +4,7 @@
 //! Thin by design: argh structs → a validated config → oom-loader → files and exit
 //! codes (0 ok, 1 runtime error, 2 usage). One file per subcommand under `cmd/`; the
 //! pprof reader is in the `oom_cli` library (fuzzed).
+#![forbid(unsafe_code)]
 
 mod cmd;
 mod logger;

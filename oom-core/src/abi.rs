@@ -128,7 +128,7 @@ pub struct RawRecHdr {
 /// `struct oom_victim`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-#[allow(missing_docs)] // field docs are in oom_abi.h
+#[expect(missing_docs, reason = "field docs are in oom_abi.h")]
 pub struct RawVictim {
     pub hdr: RawRecHdr,
     pub ts_ns: u64,
@@ -151,7 +151,7 @@ pub struct RawVictim {
 /// `struct oom_exec` (without the filename, which [`Exec`] borrows).
 #[repr(C)]
 #[derive(Debug)]
-#[allow(missing_docs)]
+#[expect(missing_docs, reason = "field docs are in oom_abi.h")]
 pub struct RawExec {
     pub hdr: RawRecHdr,
     pub ts_ns: u64,
@@ -164,7 +164,7 @@ pub struct RawExec {
 /// `struct oom_exit`.
 #[repr(C)]
 #[derive(Debug)]
-#[allow(missing_docs)]
+#[expect(missing_docs, reason = "field docs are in oom_abi.h")]
 pub struct RawExit {
     pub hdr: RawRecHdr,
     pub ts_ns: u64,
@@ -176,7 +176,7 @@ pub struct RawExit {
 /// `struct oom_chunk`.
 #[repr(C)]
 #[derive(Debug)]
-#[allow(missing_docs)]
+#[expect(missing_docs, reason = "field docs are in oom_abi.h")]
 pub struct RawChunk {
     pub hdr: RawRecHdr,
     pub capture_id: u32,
@@ -188,7 +188,7 @@ pub struct RawChunk {
 /// `struct oom_end`.
 #[repr(C)]
 #[derive(Debug)]
-#[allow(missing_docs)]
+#[expect(missing_docs, reason = "field docs are in oom_abi.h")]
 pub struct RawEnd {
     pub hdr: RawRecHdr,
     pub capture_id: u32,
@@ -216,7 +216,7 @@ pub struct RawEnd {
 /// `struct oom_watch`: the value of the `watched` map.
 #[repr(C)]
 #[derive(Debug)]
-#[allow(missing_docs)]
+#[expect(missing_docs, reason = "field docs are in oom_abi.h")]
 pub struct RawWatch {
     pub mbuckets: u64,
     pub mem_profile_rate: u64,
@@ -233,7 +233,7 @@ pub struct RawWatch {
 /// `struct oom_config`: the `.rodata` variable `oom_cfg`.
 #[repr(C)]
 #[derive(Debug)]
-#[allow(missing_docs)]
+#[expect(missing_docs, reason = "field docs are in oom_abi.h")]
 pub struct RawConfig {
     pub max_buckets: u32,
     pub abi_version: u32,
@@ -245,7 +245,7 @@ pub struct RawConfig {
 /// `struct oom_counters`: the `.bss` variable `oom_counters`.
 #[repr(C)]
 #[derive(Debug)]
-#[allow(missing_docs)]
+#[expect(missing_docs, reason = "field docs are in oom_abi.h")]
 pub struct RawCounters {
     pub captures: u64,
     pub lost_events: u64,
@@ -717,7 +717,10 @@ impl<'a> Record<'a> {
 }
 
 /// Encodes a `struct oom_watch` (the `watched` map value) into `out`.
-#[allow(clippy::too_many_arguments)] // one argument per field of the C struct
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one argument per field of the C struct"
+)]
 pub fn encode_watch(
     out: &mut [u8; size_of::<RawWatch>()],
     mbuckets: u64,

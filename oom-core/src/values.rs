@@ -240,7 +240,10 @@ fn go_int64(f: f64) -> i64 {
 /// Go's `math.archExp` for amd64 (`math/exp_amd64.s`, Go 1.19–1.27; Shibata's method):
 /// reduce by ln 2, a Taylor polynomial of x/16, four squarings, then scale by 2^k.
 // The constants are written as Go's assembly writes them; each parses to the same f64.
-#[allow(clippy::excessive_precision)]
+#[expect(
+    clippy::excessive_precision,
+    reason = "the constants are Go's own, digit for digit"
+)]
 fn exp_amd64(x: f64, fma: bool) -> f64 {
     use core::f64::consts::LOG2_E as LOG2E;
     const LN2U: f64 = 0.693_147_180_559_662_956_511_601_805_686_950_683_593_75;
@@ -323,7 +326,10 @@ fn exp_amd64(x: f64, fma: bool) -> f64 {
 
 /// Go's `math.archExp` for arm64 (`math/exp_arm64.s`, Go 1.19–1.27): reduce by ln 2
 /// (hi/lo split), the FreeBSD rational approximation with FMADD/FMSUB, then ldexp.
-#[allow(clippy::excessive_precision)]
+#[expect(
+    clippy::excessive_precision,
+    reason = "the constants are Go's own, digit for digit"
+)]
 fn exp_arm64(x: f64) -> f64 {
     const LN2HI: f64 = 6.931_471_803_691_238_164_90e-01;
     const LN2LO: f64 = 1.908_214_929_270_587_700_02e-10;

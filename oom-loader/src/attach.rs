@@ -170,7 +170,7 @@ pub fn read_tracepoints(names: &[&str]) -> Result<Vec<Tracepoint>> {
 
 /// A program attached to a tracepoint. Dropping it detaches the program.
 #[derive(Debug)]
-#[allow(dead_code)] // the fds are held for Drop, never read
+#[expect(dead_code, reason = "the fds are held for Drop, never read")]
 pub(crate) enum Attachment {
     /// Through a BPF link (Linux 5.15+); the link holds the perf event.
     Link {

@@ -294,9 +294,9 @@ pub struct Kernel {
     ring: RingBuf,
     watched: MapFd,
     bss: Option<MapFd>,
-    #[allow(dead_code)] // held for Drop
+    #[expect(dead_code, reason = "held for Drop")]
     other_maps: Vec<MapFd>,
-    #[allow(dead_code)] // kept open for the programs' BTF
+    #[expect(dead_code, reason = "kept open for the programs' BTF")]
     btf: Option<OwnedFd>,
     features: Features,
     memlock: u64,

@@ -106,7 +106,10 @@ impl RingBuf {
 
     /// The next committed record, or `None` when the ring is empty or the next
     /// record is still being written. Dropping the record releases its space.
-    #[allow(clippy::should_implement_trait)] // lending: a record borrows the reader
+    #[expect(
+        clippy::should_implement_trait,
+        reason = "lending: a record borrows the reader"
+    )]
     pub fn next(&mut self) -> Option<RingRecord<'_>> {
         // Map the data area only when there is something to read.
         if self.maps.consumer_pos() < self.maps.producer_pos() {

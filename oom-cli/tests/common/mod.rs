@@ -1,6 +1,9 @@
 //! Helpers shared by the CLI's end-to-end tests: the built binary, a daemon whose log
 //! is read line by line, real OOM kills, and `go tool pprof` as the judge.
-#![allow(dead_code)] // each test binary uses its own subset
+#![allow(
+    dead_code,
+    reason = "each test binary uses its own subset (expect would fail where all are used)"
+)]
 
 use std::fs;
 use std::io::{BufRead, BufReader};

@@ -1,6 +1,6 @@
 //! Shared by the real-binary tests and the benchmark: load a Go ELF binary with the
 //! `object` crate the way oom-loader will, and hand its pieces to oom-core.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses a different subset")]
 
 use object::{Object, ObjectSection, ObjectSymbol};
 use oom_core::buildinfo::{self, BuildInfo};

@@ -3,7 +3,10 @@
 //! The functions here take borrowed slices and typed fds and build the attr structs
 //! themselves, so the rest of the crate cannot hand the kernel a dangling pointer or
 //! a short buffer. All `bpf(2)` calls go through one private function, `sys_bpf`.
-#![allow(unsafe_code)]
+#![expect(
+    unsafe_code,
+    reason = "the one place for syscalls and mappings; each block has a SAFETY comment"
+)]
 
 pub(crate) mod attr;
 pub(crate) mod fd;

@@ -1,7 +1,10 @@
 //! Shared helpers of the `kernel_*` end-to-end tests: symbol lookup in fixture
 //! binaries (`.symtab`; the stripped-binary finder comes from oom-core later), watch
 //! registration, event waiting, and the in-use ranking of captured buckets.
-#![allow(dead_code)] // each test binary uses a different subset
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different subset (expect would fail where all are used)"
+)]
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
