@@ -5,8 +5,13 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use std::process::Command;
+
 use oom_loader::monitor::{Monitor, MonitorEvent, MonitorHandle};
-use oom_loader::profile::Profile;
+use oom_loader::profile::{Profile, Reason};
+
+use crate::cgroup::MemCgroup;
+use crate::process::Running;
 
 use crate::gomatrix::Toolchain;
 use crate::pprof_raw::RawProfile;
@@ -57,6 +62,27 @@ pub fn wait_for(
         }
     }
     None
+}
+
+/// Runs `cmd` in a fresh memory cgroup of `limit` bytes until the OOM killer kills
+/// it, and returns its profile (reason oom).
+///
+/// # Panics
+/// If it is not OOM-killed or no profile arrives.
+pub fn oom_profile(m: &MonitorHandle, cmd: &mut Command, limit: u64, what: &str) -> Profile {
+    let cg = MemCgroup::create(limit).unwrap();
+    let mut p = Running::adopt(cg.spawn(cmd).unwrap());
+    let pid = p.pid() as u32;
+    p.wait_exit(Duration::from_secs(120)).unwrap();
+    assert!(cg.oom_kills().unwrap() > 0, "{what}: not OOM-killed");
+    let mut seen = Vec::new();
+    match wait_for(m, pid, Duration::from_secs(15), &mut seen) {
+        Some(MonitorEvent::Profile(prof)) => {
+            assert_eq!(prof.meta.reason, Reason::Oom, "{what}");
+            *prof
+        }
+        other => panic!("{what}: no profile: {other:?}; other events: {seen:?}"),
+    }
 }
 
 /// Writes `p` next to the test's temporary files and reads it back with `go tool pprof

@@ -15,7 +15,7 @@ use oom_tests::fixtures::{self, Variant};
 use oom_tests::gomatrix::{self, Toolchain};
 use oom_tests::privileged;
 use oom_tests::process::Running;
-use oom_tests::watch::{check_oom_invariants, judge, monitor, wait_for};
+use oom_tests::watch::{check_oom_invariants, judge, monitor, oom_profile, wait_for};
 
 const LIMIT: u64 = 64 << 20;
 
@@ -330,21 +330,11 @@ fn monitor_deep_leak_oom_inuse_stays_within_the_cgroup_limit() {
                 .into_iter()
                 .chain(depth)
                 .collect();
-            let cg = MemCgroup::create(DEEP_LIMIT).unwrap();
             let mut cmd = Command::new(&bin);
             cmd.args(["-depth", "300", "-oom"])
                 .env("FIXTURE_MEMPROFILERATE", "1")
                 .env("GODEBUG", godebug.join(","));
-            let mut p = Running::adopt(cg.spawn(&mut cmd).unwrap());
-            let pid = p.pid() as u32;
-            p.wait_exit(Duration::from_secs(60)).unwrap();
-            assert!(cg.oom_kills().unwrap() > 0, "{what}: not OOM-killed");
-            let mut seen = Vec::new();
-            let prof = match wait_for(&m, pid, Duration::from_secs(10), &mut seen) {
-                Some(MonitorEvent::Profile(prof)) => prof,
-                other => panic!("{what}: no profile: {other:?}; other events: {seen:?}"),
-            };
-            assert_eq!(prof.meta.reason, Reason::Oom, "{what}");
+            let prof = oom_profile(&m, &mut cmd, DEEP_LIMIT, &what);
             assert!(
                 prof.meta.incomplete.is_empty(),
                 "{what}: {:?}",

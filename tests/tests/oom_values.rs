@@ -9,14 +9,13 @@ use std::time::Duration;
 
 use oom_core::pprof::{RECENT_OBJECTS, RECENT_SPACE};
 use oom_loader::monitor::MonitorEvent;
-use oom_loader::profile::{Profile, Reason};
 use oom_tests::cgroup::MemCgroup;
 use oom_tests::fixtures::{self, Variant};
 use oom_tests::gomatrix::{self, Toolchain};
 use oom_tests::pprof_raw::RawProfile;
 use oom_tests::privileged;
 use oom_tests::process::Running;
-use oom_tests::watch::{check_oom_invariants, judge, monitor, wait_for};
+use oom_tests::watch::{check_oom_invariants, judge, monitor, oom_profile, wait_for};
 
 const LIMIT: u64 = 128 << 20;
 
@@ -25,24 +24,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Runs `cmd` in a fresh `LIMIT` cgroup until the OOM killer kills it and returns its
-/// profile.
-fn oom_profile(m: &oom_loader::monitor::MonitorHandle, cmd: &mut Command, what: &str) -> Profile {
-    let cg = MemCgroup::create(LIMIT).unwrap();
-    let mut p = Running::adopt(cg.spawn(cmd).unwrap());
-    let pid = p.pid() as u32;
-    p.wait_exit(Duration::from_secs(120)).unwrap();
-    assert!(cg.oom_kills().unwrap() > 0, "{what}: not OOM-killed");
-    let mut seen = Vec::new();
-    match wait_for(m, pid, Duration::from_secs(15), &mut seen) {
-        Some(MonitorEvent::Profile(prof)) => {
-            assert_eq!(prof.meta.reason, Reason::Oom, "{what}");
-            *prof
-        }
-        other => panic!("{what}: no profile: {other:?}; other events: {seen:?}"),
-    }
 }
 
 fn mib(b: i64) -> f64 {
@@ -79,7 +60,7 @@ fn check_oracle(
     if let Some(r) = rate {
         cmd.env("FIXTURE_MEMPROFILERATE", r.to_string());
     }
-    let prof = oom_profile(m, &mut cmd, &what);
+    let prof = oom_profile(m, &mut cmd, LIMIT, &what);
     assert!(
         prof.meta.incomplete.is_empty(),
         "{what}: {:?}",
@@ -182,7 +163,7 @@ fn leak_beside_churn(
     if generic {
         cmd.arg("-generic");
     }
-    let prof = oom_profile(m, &mut cmd, &what);
+    let prof = oom_profile(m, &mut cmd, LIMIT, &what);
     let raw = judge(tc, &bin, &prof);
     let inuse = check_oom_invariants(&raw, LIMIT, true, &what);
     let top = raw.top_function("inuse_space").unwrap();
@@ -249,7 +230,7 @@ fn oom_profiling_switched_on_at_run_time_is_captured_and_off_is_diagnosed() {
             let what = format!("noprof -rate 4096 go {} {}", tc.version, v.name());
             let bin = fixtures::build("noprof", tc, v).unwrap();
             // The linker turned profiling off; the program turns it back on.
-            let prof = oom_profile(&m, Command::new(&bin).args(["-rate", "4096"]), &what);
+            let prof = oom_profile(&m, Command::new(&bin).args(["-rate", "4096"]), LIMIT, &what);
             let raw = judge(tc, &bin, &prof);
             let inuse = check_oom_invariants(&raw, LIMIT, false, &what);
             let top = raw.top_function("inuse_space");
