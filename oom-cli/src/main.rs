@@ -11,6 +11,7 @@ mod logger;
 mod output;
 #[cfg(test)]
 mod pprof_fixture;
+mod report;
 
 use argh::FromArgs;
 

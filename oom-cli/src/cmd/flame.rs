@@ -1,8 +1,9 @@
 //! `oomprof flame`: an interactive SVG flame graph of a heap profile.
 //!
-//! Profile → per sample, its frames root first with inline frames expanded (the same
-//! function nodes `top` uses) → folded stacks (`a;b;c value`), summed → inferno's
-//! flame-graph renderer (search, zoom, tooltips) → the SVG file.
+//! Profile → per sample, its frames root first with inline frames expanded (the
+//! function nodes of `report::frames`, the ones `top` counts) → folded stacks
+//! (`a;b;c value`), summed → inferno's flame-graph renderer (search, zoom, tooltips)
+//! → the SVG file.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -11,7 +12,9 @@ use anyhow::Context;
 use argh::FromArgs;
 use inferno::flamegraph::{self, color, Options};
 
-use crate::cmd::top::{load, sample_index, scaled_label, Frames};
+use crate::report::frames::Frames;
+use crate::report::load::{load, sample_index};
+use crate::report::units::scaled_label;
 use oom_cli::pprof_read::Profile;
 
 /// write an SVG flame graph of a heap profile
