@@ -157,7 +157,7 @@ fn abi_seeds() -> Vec<(&'static str, Vec<u8>)> {
     let mut b = B::default();
     for v in [3u64, 2, 0, 4, 1, 3, 4, 5, 6] {
         // captures, lost_events, lost_ends, next_capture_id, kills during/after walk,
-        // kill_marks, unmarked_deliveries, tid_marks
+        // kill_marks, unmarked_deliveries, sigkills_marked
         b.u64(v);
     }
     out.push(("counters", b.0));
@@ -195,7 +195,7 @@ fn seeds_parse() {
     use oom_core::abi::{Counters, Entries, Record, StackExpander};
     for (name, b) in abi_seeds() {
         match name {
-            "counters" => assert_eq!(Counters::parse(&b).unwrap().tid_marks, 6),
+            "counters" => assert_eq!(Counters::parse(&b).unwrap().sigkills_marked, 6),
             n if n.starts_with("entries") => {
                 let (base, payload) = b.split_first_chunk::<8>().unwrap();
                 let mut x = StackExpander::new();

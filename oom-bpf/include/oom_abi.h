@@ -220,10 +220,7 @@ struct oom_watch {
 	__u32 flags;           /* OOM_WATCH_* */
 	__u32 claimed;         /* set by the kernel: a capture ran; user space writes 0 */
 	__u64 walk_end_ns;     /* set by the kernel when the walk ended; user space writes 0 */
-	__u64 kill_ns;         /* set by the kernel when a SIGKILL was generated for the
-				* process (signal_generate); user space writes 0. A
-				* SIGKILL delivered without it (exit_group and exec zap
-				* the other threads that way) is not a kill: no walk */
+	__u64 _reserved;
 };
 
 /* Global configuration in .rodata, patched by the loader before load. 24 bytes. */
@@ -252,14 +249,16 @@ struct oom_counters {
 	 * continued in a later thread's delivery (see oomprof.bpf.c). */
 	__u64 kills_during_walk;
 	__u64 kills_after_walk;
-	/* SIGKILLs generated for watched processes (signal_generate). */
+	/* Deliveries (or exits) of a watched process's task a SIGKILL was
+	 * generated for: each such kill walks, unless a walk ran already. */
 	__u64 kill_marks;
-	/* SIGKILL deliveries to a watched process for which no SIGKILL was
-	 * generated: exit_group or exec zapping the other threads. No walk. */
+	/* Deliveries (or exits) of a watched process's tasks without a mark: the
+	 * other threads of a killed process, and every thread of an exit_group
+	 * or exec (which kill the other threads without generating a SIGKILL).
+	 * No walk. */
 	__u64 unmarked_deliveries;
-	/* SIGKILLs generated for a thread that is not a watched group leader,
-	 * remembered by thread id (see killed_tids in oomprof.bpf.c). */
-	__u64 tid_marks;
+	/* SIGKILLs generated on the host, any task (signal_generate marks). */
+	__u64 sigkills_marked;
 };
 
 #endif /* OOM_ABI_H */

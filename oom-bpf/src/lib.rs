@@ -24,8 +24,7 @@ pub fn object() -> &'static [u8] {
 pub mod programs {
     /// `raw_tracepoint/signal_deliver`: the capture, for marked processes only.
     pub const SIGNAL_DELIVER: &str = "signal_deliver";
-    /// `tracepoint/signal/signal_generate`: marks a watched process a SIGKILL was
-    /// generated for.
+    /// `raw_tracepoint/signal_generate`: marks the task a SIGKILL was generated for.
     pub const SIGNAL_GENERATE: &str = "signal_generate";
     /// `tracepoint/oom/mark_victim` for kernels whose record has comm, rss, uid (~6.9+).
     pub const MARK_VICTIM: &str = "mark_victim";
@@ -45,8 +44,8 @@ pub mod maps {
     pub const EVENTS: &str = "events";
     /// Hash map tgid → `struct oom_watch`.
     pub const WATCHED: &str = "watched";
-    /// LRU hash thread id → time of a SIGKILL generated for that thread.
-    pub const KILLED_TIDS: &str = "killed_tids";
+    /// LRU hash task address → time of a SIGKILL generated for that task.
+    pub const KILLED_TASKS: &str = "killed_tasks";
     /// LRU hash tgid → watch entry kept after the leader's exit (older kernels).
     pub const DYING: &str = "dying";
     /// Per-CPU staging area.

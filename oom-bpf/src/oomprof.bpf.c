@@ -49,6 +49,7 @@ static long (*bpf_map_delete_elem)(void *map, const void *key) = (void *)BPF_FUN
 static long (*bpf_map_update_elem)(void *map, const void *key, const void *value, __u64 flags) = (void *)BPF_FUNC_map_update_elem;
 static __u64 (*bpf_ktime_get_ns)(void) = (void *)BPF_FUNC_ktime_get_ns;
 static __u64 (*bpf_get_current_pid_tgid)(void) = (void *)BPF_FUNC_get_current_pid_tgid;
+static __u64 (*bpf_get_current_task)(void) = (void *)BPF_FUNC_get_current_task;
 static long (*bpf_get_current_comm)(void *buf, __u32 size) = (void *)BPF_FUNC_get_current_comm;
 static __u64 (*bpf_get_current_cgroup_id)(void) = (void *)BPF_FUNC_get_current_cgroup_id;
 static long (*bpf_probe_read_user)(void *dst, __u32 size, const void *src) = (void *)BPF_FUNC_probe_read_user;
@@ -85,19 +86,22 @@ struct {
 	__type(value, struct oom_watch);
 } watched SEC(".maps");
 
-/* Thread id -> CLOCK_MONOTONIC ns of a SIGKILL generated for that thread when
- * it is not the leader of a watched process (tgkill, or kill(2) of a thread
- * id: the whole group dies, and the targeted thread is among those that take
- * the delivery). LRU: most such kills are of processes that are not watched,
- * and a mark is only trusted for OOM_TID_MARK_TTL_NS. */
+/* task_struct address -> CLOCK_MONOTONIC ns of a SIGKILL generated for that
+ * task: the group leader for kill(2) of a pid, the OOM killer and cgroup.kill,
+ * the thread for a kill aimed at a thread id. The whole group dies, and the
+ * marked task is among those that take the delivery and exit: its delivery
+ * (or exit) walks. Keyed by the task, not its pid: the raw tracepoint gives
+ * the target only as a pointer (reading its pid would need BTF), and the
+ * walking thread knows its own task. Dropped on use and at the task's exit;
+ * LRU and a TTL bound what is left of tasks that never get that far. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
 	__type(value, __u64);
-} killed_tids SEC(".maps");
+} killed_tasks SEC(".maps");
 
-#define OOM_TID_MARK_TTL_NS (5ULL * 1000 * 1000 * 1000)
+#define OOM_MARK_TTL_NS (5ULL * 1000 * 1000 * 1000)
 
 /* tgid -> its watch entry after the group leader exited, on kernels whose
  * sched_process_exit has no group_dead (before ~6.16), where the leader's exit
@@ -156,17 +160,6 @@ struct tp_mark_victim {
 	__u32 _pad;
 	__u64 pgtables;          /* @56 */
 	short oom_score_adj;     /* @64 */
-};
-
-struct tp_signal_generate {
-	__u64 common;
-	int sig;        /* @8 */
-	int errno_;     /* @12 */
-	int code;       /* @16 */
-	char comm[16];  /* @20 */
-	int pid;        /* @36: the target task's pid (thread id) */
-	int group;      /* @40 */
-	int result;     /* @44: TRACE_SIGNAL_* */
 };
 
 /* include/trace/events/signal.h */
@@ -627,13 +620,12 @@ static __always_inline void try_capture(__u32 at_exit)
 	w = bpf_map_lookup_elem(&watched, &tgid);
 	/* Only a process a SIGKILL was generated for is being killed: exit_group
 	 * and exec kill the other threads through this same delivery path. The
-	 * mark is on the watch entry, or (a kill aimed at a thread id) on the
-	 * calling thread. */
-	if (!w || !w->kill_ns) {
-		__u32 tid = (__u32)pid_tgid;
-		__u64 *m = bpf_map_lookup_elem(&killed_tids, &tid);
+	 * mark is on the task the SIGKILL was aimed at: it walks. */
+	{
+		__u64 task = bpf_get_current_task();
+		__u64 *m = bpf_map_lookup_elem(&killed_tasks, &task);
 
-		if (!m || bpf_ktime_get_ns() - *m > OOM_TID_MARK_TTL_NS) {
+		if (!m || bpf_ktime_get_ns() - *m > OOM_MARK_TTL_NS) {
 			if (w)
 				__sync_fetch_and_add(&oom_counters.unmarked_deliveries, 1);
 			return;
@@ -641,8 +633,9 @@ static __always_inline void try_capture(__u32 at_exit)
 		if (!w)
 			w = bpf_map_lookup_elem(&dying, &tgid);
 		if (!w)
-			return; /* the killed thread is not of a watched process */
-		bpf_map_delete_elem(&killed_tids, &tid);
+			return; /* the killed task is not of a watched process */
+		bpf_map_delete_elem(&killed_tasks, &task);
+		__sync_fetch_and_add(&oom_counters.kill_marks, 1);
 	}
 	/* First thread only: every thread of the group dequeues the SIGKILL. */
 	if (__sync_val_compare_and_swap(&w->claimed, 0, 1) != 0) {
@@ -711,34 +704,28 @@ int signal_deliver(__u64 *ctx)
 	return 0;
 }
 
-/* signal/signal_generate, in the sender's context: marks a watched process
- * for which a SIGKILL was generated (the OOM killer, kill -9, cgroup.kill,
- * systemd-oomd), so that its delivery walks. Classic, not raw: the raw
- * arguments carry the target only as a task_struct pointer, whose layout
- * needs BTF; the classic record carries its pid. */
-SEC("tracepoint/signal/signal_generate")
-int signal_generate(struct tp_signal_generate *ctx)
+/* signal_generate, in the sender's context: marks the task a SIGKILL was
+ * generated for (the OOM killer, kill -9, cgroup.kill, systemd-oomd), so that
+ * its delivery (or exit) walks. A raw tracepoint: TP_PROTO(int sig, struct
+ * kernel_siginfo *info, struct task_struct *task, int group, int result),
+ * stable since the tracepoint has `result` (3.x); every signal on the host
+ * passes here and all but SIGKILL return at once (a classic tracepoint cost
+ * ~640 ns per signal: the record is built before the program runs). */
+SEC("raw_tracepoint/signal_generate")
+int signal_generate(__u64 *ctx)
 {
-	__u32 pid;
-	__u64 now;
-	struct oom_watch *w;
+	__u64 task, now;
+	int result;
 
-	if (ctx->sig != 9 || (ctx->result != TRACE_SIGNAL_DELIVERED &&
-			      ctx->result != TRACE_SIGNAL_ALREADY_PENDING))
+	if ((int)ctx[0] != 9)
 		return 0;
-	pid = ctx->pid;
+	result = (int)ctx[4];
+	if (result != TRACE_SIGNAL_DELIVERED && result != TRACE_SIGNAL_ALREADY_PENDING)
+		return 0;
+	task = ctx[2];
 	now = bpf_ktime_get_ns();
-	w = bpf_map_lookup_elem(&watched, &pid);
-	if (w) {
-		if (!w->kill_ns)
-			w->kill_ns = now;
-		__sync_fetch_and_add(&oom_counters.kill_marks, 1);
-		return 0;
-	}
-	/* Not a watched leader: perhaps a thread of one. The thread id alone
-	 * says nothing about its group here, so remember it briefly. */
-	bpf_map_update_elem(&killed_tids, &pid, &now, BPF_ANY);
-	__sync_fetch_and_add(&oom_counters.tid_marks, 1);
+	bpf_map_update_elem(&killed_tasks, &task, &now, BPF_ANY);
+	__sync_fetch_and_add(&oom_counters.sigkills_marked, 1);
 	return 0;
 }
 
@@ -830,9 +817,13 @@ static int exit_common(__u8 group_dead, __u8 leader_only)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
+	__u64 task = bpf_get_current_task();
 	struct oom_exit *x;
 	struct oom_watch *w;
 
+	/* A killed task that never walked (not watched) leaves no mark behind: its
+	 * address may be another task's later. */
+	bpf_map_delete_elem(&killed_tasks, &task);
 	if (!group_dead)
 		return 0;
 	if (leader_only) {

@@ -227,7 +227,7 @@ pub struct RawWatch {
     pub flags: u32,
     pub claimed: u32,
     pub walk_end_ns: u64,
-    pub kill_ns: u64,
+    pub reserved: u64,
 }
 
 /// `struct oom_config`: the `.rodata` variable `oom_cfg`.
@@ -255,7 +255,7 @@ pub struct RawCounters {
     pub kills_after_walk: u64,
     pub kill_marks: u64,
     pub unmarked_deliveries: u64,
-    pub tid_marks: u64,
+    pub sigkills_marked: u64,
 }
 
 // The layout contract with oom_abi.h: sizes and every offset the C side documents.
@@ -293,12 +293,12 @@ const _: () = {
     assert!(size_of::<RawWatch>() == 64);
     assert!(offset_of!(RawWatch, cycle_size) == 32);
     assert!(offset_of!(RawWatch, claimed) == 44);
-    assert!(offset_of!(RawWatch, kill_ns) == 56);
+    assert!(offset_of!(RawWatch, reserved) == 56);
     assert!(size_of::<RawConfig>() == 24);
     assert!(offset_of!(RawConfig, flags) == 16);
     assert!(offset_of!(RawConfig, walk_budget_ns) == 8);
     assert!(size_of::<RawCounters>() == 72);
-    assert!(offset_of!(RawCounters, tid_marks) == 64);
+    assert!(offset_of!(RawCounters, sigkills_marked) == 64);
 };
 
 /// A malformed record. Names the structure, the field and the byte offset.
@@ -790,13 +790,14 @@ pub struct Counters {
     pub kills_during_walk: u64,
     /// SIGKILL deliveries to other threads of a process after its walk ended.
     pub kills_after_walk: u64,
-    /// SIGKILLs generated for watched processes.
+    /// Deliveries (or exits) of a watched process's task a SIGKILL was generated
+    /// for: each walks, unless a walk of that process ran already.
     pub kill_marks: u64,
-    /// SIGKILL deliveries to watched processes no SIGKILL was generated for
-    /// (exit_group or exec zapping the other threads): no walk.
+    /// Deliveries (or exits) of a watched process's tasks without a mark: the other
+    /// threads of a killed process, and every thread of an exit_group or exec.
     pub unmarked_deliveries: u64,
-    /// SIGKILLs generated for a thread id that is not a watched process's.
-    pub tid_marks: u64,
+    /// SIGKILLs generated on the host (any task).
+    pub sigkills_marked: u64,
 }
 
 impl Counters {
@@ -813,7 +814,7 @@ impl Counters {
             kills_after_walk: f.u64(offset_of!(RawCounters, kills_after_walk))?,
             kill_marks: f.u64(offset_of!(RawCounters, kill_marks))?,
             unmarked_deliveries: f.u64(offset_of!(RawCounters, unmarked_deliveries))?,
-            tid_marks: f.u64(offset_of!(RawCounters, tid_marks))?,
+            sigkills_marked: f.u64(offset_of!(RawCounters, sigkills_marked))?,
         })
     }
 }
@@ -1535,7 +1536,7 @@ mod tests {
         assert_eq!(p.kills_after_walk, 3);
         assert_eq!(p.lost_events, 2);
         assert_eq!(
-            (p.kill_marks, p.unmarked_deliveries, p.tid_marks),
+            (p.kill_marks, p.unmarked_deliveries, p.sigkills_marked),
             (4, 5, 6)
         );
         assert!(Counters::parse(&cnt[..64]).is_err());

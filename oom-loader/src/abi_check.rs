@@ -152,7 +152,6 @@ fn rust_mirror_matches_the_compiled_abi() {
             ("flags", offset_of!(RawWatch, flags)),
             ("claimed", offset_of!(RawWatch, claimed)),
             ("walk_end_ns", offset_of!(RawWatch, walk_end_ns)),
-            ("kill_ns", offset_of!(RawWatch, kill_ns)),
         ],
     );
     check(
@@ -185,7 +184,7 @@ fn rust_mirror_matches_the_compiled_abi() {
                 "unmarked_deliveries",
                 offset_of!(RawCounters, unmarked_deliveries),
             ),
-            ("tid_marks", offset_of!(RawCounters, tid_marks)),
+            ("sigkills_marked", offset_of!(RawCounters, sigkills_marked)),
         ],
     );
 }

@@ -227,14 +227,10 @@ fn choose(tps: &HashMap<String, Tracepoint>, compat: bool) -> Result<Vec<Choice>
         fallback: None,
     }];
 
-    let sg = get("signal/signal_generate")?;
-    if !(sg.has("sig", 8, 4) && sg.has("pid", 36, 4) && sg.has("result", 44, 4)) {
-        return Err(bad("signal/signal_generate", "sig@8, pid@36, result@44"));
-    }
     out.push(Choice {
         program: p::SIGNAL_GENERATE,
-        tracepoint: "signal/signal_generate",
-        raw: false,
+        tracepoint: "signal_generate",
+        raw: true,
         fallback: None,
     });
 
@@ -369,7 +365,6 @@ impl Kernel {
         let tps = attach::index(attach::read_tracepoints(&[
             "oom/mark_victim",
             "sched/sched_process_exec",
-            "signal/signal_generate",
             "sched/sched_process_exit",
         ])?);
         let choices = choose(&tps, config.compat_programs)?;
@@ -895,15 +890,6 @@ mod tests {
         }
         HashMap::from([
             tp("signal/signal_deliver", &[("sig", 8, 4)]),
-            tp(
-                "signal/signal_generate",
-                &[
-                    ("sig", 8, 4),
-                    ("pid", 36, 4),
-                    ("group", 40, 4),
-                    ("result", 44, 4),
-                ],
-            ),
             tp("oom/mark_victim", &mv),
             tp(
                 "sched/sched_process_exec",
@@ -932,7 +918,7 @@ mod tests {
             ]
         );
         // Raw tracepoints: the exit variant is settled by the attach, with a fallback.
-        assert!(new[0].raw && new[4].raw && !new[1].raw && !new[2].raw && !new[3].raw);
+        assert!(new[0].raw && new[1].raw && new[4].raw && !new[2].raw && !new[3].raw);
         assert_eq!(new[4].fallback, Some(p::SCHED_PROCESS_EXIT_V1));
         assert_eq!(
             programs(choose(&kernel(false), false).unwrap()),

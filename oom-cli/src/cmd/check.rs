@@ -279,7 +279,6 @@ pub fn gather() -> Vec<Row> {
     let names = [
         "oom/mark_victim",
         "signal/signal_deliver",
-        "signal/signal_generate",
         "sched/sched_process_exec",
         "sched/sched_process_exit",
     ];

@@ -551,6 +551,8 @@ pub fn dump(cx: &Ctx) -> Result<Vec<Row>, String> {
     let mut wall = Vec::new();
     for _ in 0..cx.runs(11, 3) {
         daemon::check_interrupted()?;
+        // `dump -o FILE` refuses to replace a file: each run writes a new one.
+        let _ = std::fs::remove_file(&out);
         let t = Instant::now();
         let res = Command::new(&cx.oomprof)
             .arg("dump")
