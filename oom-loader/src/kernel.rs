@@ -303,8 +303,14 @@ pub struct Kernel {
     /// Kernel records lost so far (event and end records refused by a full ring), as
     /// last read from the counters; and ring records that did not parse.
     lost: Lost,
+    /// When the lost counters were last read: after every drain that read records,
+    /// else at most once per [`LOST_CHECK_EVERY`] (an idle daemon polls often).
+    lost_checked: Instant,
     walks_at_exit: bool,
 }
+
+/// How often an idle Kernel reads the kernel's lost counters.
+const LOST_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Records lost on the way from the kernel program, counted since load.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -520,6 +526,7 @@ impl Kernel {
             },
             assembler: AssemblerBox(Assembler::new(config.classify_window, config.keep_killed)),
             lost: Lost::default(),
+            lost_checked: Instant::now(),
             walks_at_exit: at_exit,
         })
     }
@@ -591,8 +598,11 @@ impl Kernel {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut out = Vec::new();
         loop {
+            let before = out.len();
             self.drain(&mut out)?;
-            self.check_lost();
+            if out.len() > before || self.lost_checked.elapsed() >= LOST_CHECK_EVERY {
+                self.check_lost();
+            }
             let now = Instant::now();
             let mut caps = Vec::new();
             self.assembler.0.expire(now, &mut caps);
@@ -624,6 +634,7 @@ impl Kernel {
     /// a lost exec leaves a process unwatched, a lost mark_victim leaves an OOM kill
     /// unclassified, a lost end record loses a capture.
     fn check_lost(&mut self) {
+        self.lost_checked = Instant::now();
         let c = match self.counters() {
             Ok(c) => c,
             Err(e) => {
