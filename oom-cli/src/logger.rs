@@ -1,7 +1,14 @@
-//! The CLI's logger for the `log` facade: one line per record on stderr, with a UTC
-//! timestamp and level. `--debug` shows debug records (discovery details).
+//! The CLI's logger for the `log` facade: one line per record on stderr, with an
+//! RFC 3339 UTC timestamp to the second and the level. `--debug` shows debug records
+//! (discovery details).
 
+use jiff::Timestamp;
 use log::{Level, LevelFilter, Log, Metadata, Record};
+
+/// A log line's timestamp: RFC 3339 in UTC, whole seconds (`2026-11-22T01:26:00Z`).
+fn stamp(t: Timestamp) -> String {
+    format!("{t:.0}")
+}
 
 struct Stderr {
     max: Level,
@@ -16,15 +23,7 @@ impl Log for Stderr {
         if !self.enabled(r.metadata()) {
             return;
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        let (y, mo, d, h, mi, s) = crate::cmd::run::civil(now.as_secs() as i64);
-        eprintln!(
-            "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z {:5} {}",
-            r.level(),
-            r.args()
-        );
+        eprintln!("{} {:5} {}", stamp(Timestamp::now()), r.level(), r.args());
     }
 
     fn flush(&self) {}
@@ -39,5 +38,21 @@ pub fn init(debug: bool) {
         } else {
             LevelFilter::Info
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_are_rfc3339_utc_seconds() {
+        let t = Timestamp::new(1_795_310_760, 999_999_999).unwrap();
+        assert_eq!(stamp(t), "2026-11-22T01:26:00Z");
+        assert_eq!(stamp(Timestamp::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            stamp(Timestamp::new(-1, 0).unwrap()),
+            "1969-12-31T23:59:59Z"
+        );
     }
 }

@@ -12,9 +12,14 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
 
 /// `{comm}-{pid}-{YYYYmmddHHMMSS}`, with anything but `[A-Za-z0-9._-]` in comm made `_`.
-pub fn base_name(comm: &str, pid: i32, unix_secs: i64) -> String {
+///
+/// The time is in UTC, whatever the local zone: names sort in capture order on every
+/// host and never repeat or skip at a DST change; `oomprof top` shows the local time.
+pub fn base_name(comm: &str, pid: i32, time: Timestamp) -> String {
     let comm: String = comm
         .chars()
         .map(|c| {
@@ -30,8 +35,16 @@ pub fn base_name(comm: &str, pid: i32, unix_secs: i64) -> String {
     } else {
         comm
     };
-    let (y, mo, d, h, mi, s) = crate::cmd::run::civil(unix_secs);
-    format!("{comm}-{pid}-{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}")
+    let t = TimeZone::UTC.to_datetime(time);
+    format!(
+        "{comm}-{pid}-{:04}{:02}{:02}{:02}{:02}{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 /// Writes `data` as `dir/{base}.pb.gz` (or `dir/{base}-N.pb.gz` if taken); returns the path.
@@ -162,9 +175,18 @@ mod tests {
 
     #[test]
     fn names_are_sanitized() {
-        assert_eq!(base_name("my app/x", 12, 0), "my_app_x-12-19700101000000");
-        assert_eq!(base_name("", 1, 0), "_-1-19700101000000");
-        assert_eq!(base_name("..", 1, 0), "_..-1-19700101000000");
+        let t = Timestamp::UNIX_EPOCH;
+        assert_eq!(base_name("my app/x", 12, t), "my_app_x-12-19700101000000");
+        assert_eq!(base_name("", 1, t), "_-1-19700101000000");
+        assert_eq!(base_name("..", 1, t), "_..-1-19700101000000");
+    }
+
+    #[test]
+    fn names_carry_the_utc_time_to_the_second() {
+        let at = |s, ns| base_name("p", 1, Timestamp::new(s, ns).unwrap());
+        assert_eq!(at(951_782_400, 0), "p-1-20000229000000");
+        assert_eq!(at(1_795_310_760, 999_999_999), "p-1-20261122012600");
+        assert_eq!(at(-1, 0), "p-1-19691231235959");
     }
 
     #[test]

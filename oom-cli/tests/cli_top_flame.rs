@@ -18,6 +18,11 @@ use oom_tests::process::Running;
 
 const OOMPROF: &str = env!("CARGO_BIN_EXE_oomprof");
 
+/// The zone both `go tool pprof` and `oomprof top` run in: not UTC, so that a
+/// `Time:` line in UTC where pprof prints local time fails the comparison. India has
+/// no DST, so the abbreviation is IST all year.
+const TZ: &str = "Asia/Kolkata";
+
 /// The sample indices of a Go heap profile, and `None` for the default.
 const INDICES: [Option<&str>; 5] = [
     None,
@@ -61,10 +66,10 @@ fn go_profile(tc: &Toolchain, name: &str, out: &Path) -> (PathBuf, Running) {
     (bin, p)
 }
 
-/// `go tool pprof -top` of `file`, in UTC like ours.
+/// `go tool pprof -top` of `file`, in [`TZ`] like ours.
 fn pprof_top(tc: &Toolchain, file: &Path, index: Option<&str>, nodecount: Option<usize>) -> String {
     let mut c = tc.command();
-    c.env("TZ", "UTC").args(["tool", "pprof", "-top"]);
+    c.env("TZ", TZ).args(["tool", "pprof", "-top"]);
     if let Some(i) = index {
         c.arg(format!("-sample_index={i}"));
     }
@@ -90,8 +95,11 @@ fn our_top(file: &Path, index: Option<&str>, nodecount: Option<usize>) -> String
     if let Some(n) = nodecount {
         args.extend(["-n".into(), n.to_string()]);
     }
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let o = oomprof(&refs);
+    let o = Command::new(OOMPROF)
+        .env("TZ", TZ)
+        .args(&args)
+        .output()
+        .expect("running oomprof");
     assert!(o.status.success(), "oomprof {args:?}: {}", stderr(&o));
     stdout(&o)
 }
@@ -117,17 +125,76 @@ fn assert_same_top(what: &str, ours: &str, theirs: &str) {
         a, b,
         "{what}: rows differ\n--- ours\n{ours}\n--- pprof\n{theirs}"
     );
-    // Every line verbatim, but the Time line's layout changed across pprof releases
-    // (Go 1.19: "Nov 22, 2026 at 1:37am (UTC)"); ours is the current one.
-    let strip = |t: &str| -> Vec<String> {
-        t.lines()
-            .map(|l| match l.strip_prefix("Time: ") {
-                Some(_) => "Time: …".to_string(),
-                None => l.to_string(),
-            })
-            .collect()
+    // Every line verbatim. The Time line's layout changed in Go 1.25's pprof; ours is
+    // the current one, so for older pprof it is compared in the old layout.
+    let old = theirs
+        .lines()
+        .any(|l| l.starts_with("Time: ") && l.contains(" at "));
+    let ours_lines: Vec<String> = ours
+        .lines()
+        .map(|l| match l.strip_prefix("Time: ") {
+            Some(t) if old => format!(
+                "Time: {}",
+                old_time_layout(t).unwrap_or_else(|| t.to_string())
+            ),
+            _ => l.to_string(),
+        })
+        .collect();
+    let theirs_lines: Vec<&str> = theirs.lines().collect();
+    assert_eq!(ours_lines, theirs_lines, "{what}: text differs");
+    // Local time, not UTC: on a host without zoneinfo both would fall back to UTC and
+    // agree without proving anything.
+    if let Some(t) = ours.lines().find_map(|l| l.strip_prefix("Time: ")) {
+        assert!(
+            t.ends_with(" IST"),
+            "{what}: Time: {t} is not in TZ={TZ} (is tzdata installed?)"
+        );
+    }
+}
+
+/// Our `Time:` value (`2026-12-02 10:50:10 IST`, pprof's layout since Go 1.25) in the
+/// layout older pprof prints (`Dec 2, 2026 at 10:50am (IST)`, Go's `Jan 2, 2006 at
+/// 3:04pm (MST)`).
+fn old_time_layout(t: &str) -> Option<String> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (clock, zone) = t.rsplit_once(' ')?;
+    let mut f = clock.split([' ', '-', ':']);
+    let year = f.next()?;
+    let month = MONTHS.get(f.next()?.parse::<usize>().ok()?.checked_sub(1)?)?;
+    let day: u32 = f.next()?.parse().ok()?;
+    let hour: u32 = f.next()?.parse().ok()?;
+    let minute = f.next()?;
+    let (hour, half) = match hour {
+        0 => (12, "am"),
+        1..=11 => (hour, "am"),
+        12 => (12, "pm"),
+        _ => (hour - 12, "pm"),
     };
-    assert_eq!(strip(ours), strip(theirs), "{what}: text differs");
+    Some(format!(
+        "{month} {day}, {year} at {hour}:{minute}{half} ({zone})"
+    ))
+}
+
+#[test]
+fn old_pprof_time_layout() {
+    assert_eq!(
+        old_time_layout("2026-12-02 10:50:10 IST").as_deref(),
+        Some("Dec 2, 2026 at 10:50am (IST)")
+    );
+    assert_eq!(
+        old_time_layout("2026-11-22 00:05:00 UTC").as_deref(),
+        Some("Nov 22, 2026 at 12:05am (UTC)")
+    );
+    assert_eq!(
+        old_time_layout("2026-01-09 12:00:59 EST").as_deref(),
+        Some("Jan 9, 2026 at 12:00pm (EST)")
+    );
+    assert_eq!(
+        old_time_layout("2026-07-31 23:59:00 -03").as_deref(),
+        Some("Jul 31, 2026 at 11:59pm (-03)")
+    );
 }
 
 /// Checks that `svg` is well-formed XML with an `<svg>` root, and returns the text of

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use argh::FromArgs;
@@ -290,13 +290,9 @@ fn retry(dir: &Path, pending: &mut VecDeque<(String, Vec<u8>)>) {
 
 /// The file name (without `.pb.gz`) of a profile: `{comm}-{pid}-{YYYYmmddHHMMSS}`.
 pub fn name_of(p: &Profile) -> String {
-    let secs = p
-        .meta
-        .time
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    output::base_name(&p.meta.comm, p.meta.pid, secs)
+    // Out of jiff's range (years -9999 to 9999) only if the clock is absurd.
+    let time = jiff::Timestamp::try_from(p.meta.time).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    output::base_name(&p.meta.comm, p.meta.pid, time)
 }
 
 /// One info line per profile: path, pid, comm, reason, in-use total, top site,
@@ -341,26 +337,9 @@ pub fn log_profile(p: &Profile, path: &Path, recent: bool) {
     );
 }
 
-/// Days since 1970-01-01 → (year, month, day), and seconds → time of day: UTC calendar
-/// fields of a Unix timestamp (proleptic Gregorian; Howard Hinnant's days algorithm).
-pub fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = secs.div_euclid(86_400);
-    let tod = secs.rem_euclid(86_400) as u32;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d, tod / 3600, tod / 60 % 60, tod % 60)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{civil, config, RunArgs};
+    use super::{config, RunArgs};
 
     fn usage_of(args: RunArgs) -> String {
         let e = config(&args).unwrap_err();
@@ -423,13 +402,5 @@ mod tests {
         for bad in ["", "ms", "10", "1.5s", "-1s", "10m"] {
             assert_eq!(super::parse_duration(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil(0), (1970, 1, 1, 0, 0, 0));
-        assert_eq!(civil(951_782_400), (2000, 2, 29, 0, 0, 0));
-        assert_eq!(civil(1_795_310_760), (2026, 11, 22, 1, 26, 0));
-        assert_eq!(civil(-1), (1969, 12, 31, 23, 59, 59));
     }
 }

@@ -1,7 +1,7 @@
 //! `oomprof top`: a `go tool pprof -top` table of any heap profile.
 //!
-//! File → [`load`] → [`table::render`] (the report, built the way pprof builds it)
-//! → stdout.
+//! File → [`load`] → [`table::render`] (the report, built the way pprof builds it,
+//! its time in the local zone like pprof's) → stdout.
 
 use argh::FromArgs;
 
@@ -14,7 +14,8 @@ use crate::report::table;
     subcommand,
     name = "top",
     note = "Reads any pprof profile, gzipped or not, and prints the numbers and units \
-            `go tool pprof -top -sample_index=X` prints (times in UTC). No Go needed.",
+            `go tool pprof -top -sample_index=X` prints, the time in the local zone (TZ, else \
+            /etc/localtime, else UTC). No Go needed.",
     example = "{command_name} holder-4242-20261122013000.pb.gz -n 10 --sample-index alloc_space"
 )]
 pub struct TopArgs {
@@ -36,7 +37,8 @@ pub struct TopArgs {
 pub fn run(args: TopArgs) -> anyhow::Result<()> {
     let profile = load(&args.file)?;
     let index = sample_index(&profile, args.sample_index.as_deref())?;
-    let text = table::render(&profile, index, args.nodecount.unwrap_or(0));
+    let nodecount = args.nodecount.unwrap_or(0);
+    let text = table::render(&profile, index, nodecount, &table::local_zone());
     let mut out = std::io::stdout().lock();
     // A closed pipe (`oomprof top f | head`) is not an error worth a message.
     let _ = std::io::Write::write_all(&mut out, text.as_bytes());

@@ -6,6 +6,8 @@
 
 use std::fmt::Write as _;
 
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
 use oom_cli::pprof_read::Profile;
 
 use super::frames::Frames;
@@ -76,15 +78,41 @@ impl Report {
     }
 }
 
-/// Formats a Unix time in nanoseconds like pprof's `Time:` line, in UTC.
-fn time_label(nanos: i64) -> String {
-    let (y, mo, d, h, mi, s) = crate::cmd::run::civil(nanos.div_euclid(1_000_000_000));
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} UTC")
+/// Formats a Unix time in nanoseconds like pprof's `Time:` line: Go's layout
+/// `2006-01-02 15:04:05 MST` in `tz` (pprof's since Go 1.25; before, `Jan 2, 2006 at
+/// 3:04pm (MST)`), the zone's abbreviation from its TZif data as Go prints it.
+fn time_label(nanos: i64, tz: &TimeZone) -> String {
+    // Every i64 of nanoseconds (years 1677 to 2262) is a valid jiff Timestamp.
+    let Ok(t) = Timestamp::from_nanosecond(i128::from(nanos)) else {
+        return nanos.to_string();
+    };
+    let d = tz.to_datetime(t);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} {}",
+        d.year(),
+        d.month(),
+        d.day(),
+        d.hour(),
+        d.minute(),
+        d.second(),
+        tz.to_offset_info(t).abbreviation()
+    )
+}
+
+/// The zone pprof prints times in: Go's `time.Local`, which is `TZ` (a zone name or a
+/// TZif path; empty means UTC), else `/etc/localtime`, else UTC.
+///
+/// jiff finds it the same way; where it finds none (no `/etc/localtime`, or `TZ`
+/// names a zone the system's zoneinfo lacks) this is UTC, as it is for Go. One
+/// difference: a POSIX rule such as `TZ=IST-5:30` is honoured here, as libc does,
+/// where Go falls back to UTC.
+pub fn local_zone() -> TimeZone {
+    TimeZone::try_system().unwrap_or(TimeZone::UTC)
 }
 
 /// Builds the `-top` report of sample type `index`, keeping at most `nodecount`
-/// functions (0: all above the node fraction).
-pub fn report(p: &Profile, index: usize, nodecount: usize) -> Report {
+/// functions (0: all above the node fraction), with the profile's time in `tz`.
+pub fn report(p: &Profile, index: usize, nodecount: usize, tz: &TimeZone) -> Report {
     let frames = Frames::new(p);
     let n = frames.count();
     // Sums wrap like Go's int64 arithmetic: hostile values must not panic.
@@ -160,7 +188,7 @@ pub fn report(p: &Profile, index: usize, nodecount: usize) -> Report {
         labels.push(format!("Doc: {}", p.doc_url));
     }
     if p.time_nanos != 0 {
-        labels.push(format!("Time: {}", time_label(p.time_nanos)));
+        labels.push(format!("Time: {}", time_label(p.time_nanos, tz)));
     }
     if p.duration_nanos != 0 {
         let duration = scaled_label(p.duration_nanos, "nanoseconds", "auto");
@@ -239,8 +267,8 @@ fn output_unit(g: &Graph, total: i64, sample_unit: &str) -> String {
 }
 
 /// The text `oomprof top` prints.
-pub fn render(p: &Profile, index: usize, nodecount: usize) -> String {
-    report(p, index, nodecount).text()
+pub fn render(p: &Profile, index: usize, nodecount: usize, tz: &TimeZone) -> String {
+    report(p, index, nodecount, tz).text()
 }
 
 #[cfg(test)]
@@ -253,7 +281,7 @@ mod tests {
     fn fixture_table() {
         let p = pprof_read::parse(&fixture()).unwrap();
         // alloc_space: sample A 1024 at [leaf(inl inlined), main], sample B 6144 at [main].
-        let r = report(&p, 1, 0);
+        let r = report(&p, 1, 0, &TimeZone::UTC);
         let rows: Vec<(&str, i64, i64)> = r
             .rows
             .iter()
@@ -284,9 +312,34 @@ mod tests {
     }
 
     #[test]
+    fn time_is_printed_in_the_given_zone_like_pprof() {
+        let t = 1_795_310_760_000_000_000;
+        assert_eq!(time_label(t, &TimeZone::UTC), "2026-11-22 01:26:00 UTC");
+        // POSIX rules, so that the test needs no zoneinfo: India (+05:30, no DST), and
+        // New York, whose abbreviation follows DST.
+        let ist = TimeZone::posix("IST-5:30").unwrap();
+        assert_eq!(time_label(t, &ist), "2026-11-22 06:56:00 IST");
+        let ny = TimeZone::posix("EST5EDT,M3.2.0,M11.1.0").unwrap();
+        assert_eq!(time_label(t, &ny), "2026-11-21 20:26:00 EST");
+        let july = 1_783_000_000_000_000_000;
+        assert_eq!(time_label(july, &ny), "2026-07-02 09:46:40 EDT");
+        // Before 1970 the second is floored, as Go's time.Unix does; an i64 of
+        // nanoseconds spans 1677 to 2262.
+        assert_eq!(time_label(-1, &TimeZone::UTC), "1969-12-31 23:59:59 UTC");
+        assert_eq!(
+            time_label(i64::MIN, &TimeZone::UTC),
+            "1677-09-21 00:12:43 UTC"
+        );
+        assert_eq!(
+            time_label(i64::MAX, &TimeZone::UTC),
+            "2262-04-11 23:47:16 UTC"
+        );
+    }
+
+    #[test]
     fn nodecount_limits_rows() {
         let p = pprof_read::parse(&fixture()).unwrap();
-        let r = report(&p, 1, 1);
+        let r = report(&p, 1, 1, &TimeZone::UTC);
         assert_eq!(r.rows.len(), 1);
         assert!(r.labels.iter().any(|l| l == "Showing top 1 nodes out of 3"));
     }
@@ -298,8 +351,8 @@ mod tests {
             s.values = vec![i64::MIN, i64::MAX, -1];
         }
         for i in 0..3 {
-            let _ = render(&p, i, 0);
-            let _ = render(&p, i, 1);
+            let _ = render(&p, i, 0, &TimeZone::UTC);
+            let _ = render(&p, i, 1, &TimeZone::UTC);
         }
     }
 
@@ -307,11 +360,11 @@ mod tests {
     fn zero_samples_give_an_empty_table() {
         let p = pprof_read::parse(&fixture()).unwrap();
         // inuse_space: 512 at sample A only.
-        let r = report(&p, 2, 0);
+        let r = report(&p, 2, 0, &TimeZone::UTC);
         assert_eq!(r.rows[0].flat, 512);
         let mut empty = p.clone();
         empty.samples.clear();
-        let r = report(&empty, 2, 0);
+        let r = report(&empty, 2, 0, &TimeZone::UTC);
         assert!(r.rows.is_empty());
         assert!(r
             .text()
