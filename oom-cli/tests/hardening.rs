@@ -198,6 +198,42 @@ fn a_full_disk_is_reported_nothing_partial_is_left_and_the_profile_follows() {
     d.sigterm();
 }
 
+/// A profile directory that uid 65534 owns.
+fn nobody_dir(name: &str) -> PathBuf {
+    let dir = tmpdir(name);
+    let st = Command::new("chown")
+        .args(["65534:65534"])
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    dir
+}
+
+/// `setpriv` arguments running the daemon as uid 65534 with exactly `caps` (a setpriv
+/// capability list) into `dir`, starting with the program name.
+fn nobody_daemon(caps: &str, dir: &Path) -> Vec<std::ffi::OsString> {
+    let mut v: Vec<std::ffi::OsString> = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ]
+    .map(Into::into)
+    .to_vec();
+    v.push(format!("--inh-caps={caps}").into());
+    v.push(format!("--ambient-caps={caps}").into());
+    v.extend([OOMPROF, "run", "--no-scan", "--dir"].map(Into::into));
+    v.push(dir.into());
+    v
+}
+
+fn command(args: &[std::ffi::OsString]) -> Command {
+    let mut cmd = Command::new(&args[0]);
+    cmd.args(&args[1..]);
+    cmd
+}
+
 #[test]
 #[ignore = "needs root and the Go matrix: run tests/run"]
 fn least_privilege_capability_set_is_enough() {
@@ -212,24 +248,11 @@ fn least_privilege_capability_set_is_enough() {
         return;
     };
     let _g = serial();
-    let dir = tmpdir("caps");
-    let st = Command::new("chown")
-        .args(["65534:65534"])
-        .arg(&dir)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let dir = nobody_dir("caps");
     // The set documented in README and deploy/ (CAP_SYS_RESOURCE only matters before
     // Linux 5.11, where BPF memory counts against RLIMIT_MEMLOCK).
     let caps = "-all,+bpf,+perfmon,+sys_admin,+sys_ptrace,+dac_read_search";
-    let mut cmd = Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(format!("--inh-caps={caps}"))
-        .arg(format!("--ambient-caps={caps}"))
-        .arg(OOMPROF)
-        .args(["run", "--no-scan", "--dir"])
-        .arg(&dir);
-    let d = Daemon::start(&mut cmd);
+    let d = Daemon::start(&mut command(&nobody_daemon(caps, &dir)));
     let oomer = fixtures::build("oomer", &tc, Variant::Stripped).unwrap();
     let pid = oom_once(&oomer);
     let f =
@@ -241,15 +264,7 @@ fn least_privilege_capability_set_is_enough() {
     assert_eq!(top_function(&tc, &oomer, &f), "main.allocChunk");
     d.sigterm();
     // Without CAP_BPF it refuses to start, with one clear line.
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .args([
-            "--inh-caps=-all,+perfmon,+sys_admin",
-            "--ambient-caps=-all,+perfmon,+sys_admin",
-        ])
-        .arg(OOMPROF)
-        .args(["run", "--no-scan", "--dir"])
-        .arg(&dir)
+    let out = command(&nobody_daemon("-all,+perfmon,+sys_admin", &dir))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -526,25 +541,13 @@ fn least_privilege_with_tracefs_mounted_is_four_capabilities_and_cap_bpf_is_name
         return;
     };
     let _g = serial();
-    let dir = tmpdir("caps4");
-    let st = Command::new("chown")
-        .args(["65534:65534"])
-        .arg(&dir)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let dir = nobody_dir("caps4");
     let in_ns_with_tracefs = |caps: &str| {
         let mut cmd = Command::new("unshare");
         cmd.args(["-m", "--propagation", "private", "--", "sh", "-c"])
             .arg("mount -t tracefs nodev /sys/kernel/tracing && exec \"$@\"")
             .arg("sh")
-            .arg("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(format!("--inh-caps={caps}"))
-            .arg(format!("--ambient-caps={caps}"))
-            .arg(OOMPROF)
-            .args(["run", "--no-scan", "--dir"])
-            .arg(&dir);
+            .args(nobody_daemon(caps, &dir));
         cmd
     };
     let four = "-all,+bpf,+perfmon,+sys_ptrace,+dac_read_search";

@@ -156,8 +156,6 @@ pub(crate) struct Assembler {
     /// Captures waiting for a mark_victim: the capture, its deadline, and the exit
     /// time (CLOCK_MONOTONIC ns) of its process once known.
     waiting: Vec<(Capture, Instant, Option<u64>)>,
-    /// Last exit time (CLOCK_MONOTONIC ns) of each recently exited watched pid.
-    exits: HashMap<u32, (u64, Instant)>,
     /// Last exec time (CLOCK_MONOTONIC ns) of each pid that recently exec'd.
     execs: HashMap<u32, (u64, Instant)>,
     window: Duration,
@@ -180,7 +178,6 @@ impl Assembler {
             partial: HashMap::new(),
             victims: HashMap::new(),
             waiting: Vec::new(),
-            exits: HashMap::new(),
             execs: HashMap::new(),
             window,
             keep_killed,
@@ -257,13 +254,12 @@ impl Assembler {
 
     /// A watched process exited at `ts_ns` (CLOCK_MONOTONIC): captures still waiting
     /// for their mark_victim learn their process's exit time.
-    pub(crate) fn exited(&mut self, pid: u32, ts_ns: u64, now: Instant) {
+    pub(crate) fn exited(&mut self, pid: u32, ts_ns: u64) {
         for (c, _, exit) in self.waiting.iter_mut() {
             if c.pid == pid && exit.is_none() {
                 *exit = Some(ts_ns);
             }
         }
-        self.exits.insert(pid, (ts_ns, now));
     }
 
     /// `pid` exec'd at `ts_ns` (CLOCK_MONOTONIC): a new image, whose captures a
@@ -311,8 +307,6 @@ impl Assembler {
             alive
         });
         self.victims
-            .retain(|_, (_, t)| now.duration_since(*t) < VICTIM_MEMORY);
-        self.exits
             .retain(|_, (_, t)| now.duration_since(*t) < VICTIM_MEMORY);
         self.execs
             .retain(|_, (_, t)| now.duration_since(*t) < VICTIM_MEMORY);
@@ -382,7 +376,7 @@ mod tests {
         let mut a = Assembler::new(Duration::from_millis(250), true);
         // The old process at pid 7 is killed with kill -9 and exits at 1 s.
         assert!(a.end(end(7, 1, 0), t).is_none());
-        a.exited(7, 1_000_000_000, t);
+        a.exited(7, 1_000_000_000);
         // A new process at pid 7 is OOM-killed at 1.1 s, inside the window.
         assert!(a.victim(victim_at(7, 1_100_000_000), t).is_none());
         let mut out = Vec::new();
@@ -402,7 +396,7 @@ mod tests {
         // An unwatched OOM victim at pid 9 (no capture), then a watched process at pid
         // 9 exits after it... and a newer one, exec'd after it, is killed with kill -9.
         assert!(a.victim(victim_at(9, 1_000), t).is_none());
-        a.exited(9, 2_000, t);
+        a.exited(9, 2_000);
         a.exec(9, 3_000, t);
         assert!(a.end(end(9, 3, 0), t).is_none(), "stale victim matched");
     }
@@ -412,7 +406,7 @@ mod tests {
         let t = Instant::now();
         let mut a = Assembler::new(Duration::from_millis(250), false);
         assert!(a.end(end(5, 1, 0), t).is_none());
-        a.exited(5, 1_000_000, t);
+        a.exited(5, 1_000_000);
         let c = a.victim(victim_at(5, 1_000_000 + 1_000), t).unwrap();
         assert_eq!(c.reason, KillReason::Oom);
     }
@@ -470,7 +464,7 @@ mod tests {
             buckets: 1,
             payload: &p,
         });
-        a.exited(7, 1, t);
+        a.exited(7, 1);
         let mut out = Vec::new();
         a.expire(t, &mut out);
         a.victim(victim(7), t);

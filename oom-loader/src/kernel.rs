@@ -697,7 +697,7 @@ impl Kernel {
                     }))
                 }
                 Record::Exit(x) => {
-                    asm.exited(x.pid, x.ts_ns, now);
+                    asm.exited(x.pid, x.ts_ns);
                     out.push(Event::Exit(x));
                 }
                 Record::Chunk(c) => asm.chunk(&c),
