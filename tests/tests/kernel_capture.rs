@@ -66,6 +66,14 @@ fn check_oomer_capture(c: &oom_loader::Capture, syms: &Symbols) {
         "top in-use bucket ({} B) is not main.allocChunk: {funcs:?}",
         inuse_bytes(top)
     );
+    // Every cycle recorded, unscaled: sampled objects never outnumber real ones, so
+    // the sum cannot exceed what the process held (oomer frees nothing). A decoding
+    // slip (counters read from the wrong place) breaks this bound.
+    let total: u64 = es.iter().map(inuse_bytes).sum();
+    assert!(
+        total > 0 && total <= LIMIT,
+        "recorded in-use {total} B is not within what a {LIMIT} B cgroup holds"
+    );
 }
 
 #[test]

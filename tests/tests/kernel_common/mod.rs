@@ -116,7 +116,8 @@ pub fn wait_capture(
     found
 }
 
-/// In-use bytes of a bucket under the Latest policy: active plus every future cycle.
+/// In-use bytes of a bucket over every recorded cycle (active plus the three future
+/// ones), unscaled: published or not.
 pub fn inuse_bytes(b: &oom_loader::OwnedBucket) -> u64 {
     let r = &b.record;
     let allocs = r.active.allocs + r.future.iter().map(|c| c.allocs).sum::<u64>();
