@@ -175,6 +175,18 @@ struct tp_sched_process_exec {
 
 /* ---- the walk ---- */
 
+/* `v & mask` that clang cannot drop as redundant after an earlier range check:
+ * the verifiers of 6.1 and older lose that check's bound when clang spilled
+ * the value before it and refills it after (no link between the copies).
+ * Only for values the check already keeps within `mask`. */
+#define OOM_BOUND(v, mask)                                                     \
+	({                                                                     \
+		__typeof__(v) _b = (v);                                        \
+		asm volatile("" : "+r"(_b));                                   \
+		_b & (mask);                                                   \
+	})
+
+
 struct walk {
 	__u64 node;      /* next bucket to visit, 0 at the end */
 	/* Brent's cycle detection over allnext: O(1) state, a loop of length L
@@ -218,6 +230,18 @@ struct walk {
 	__u64 cur_node;
 	__u64 cur_size;
 };
+
+/* The walk's state lives in a per-CPU map, not on try_capture's stack: the
+ * verifier adds up the stack of every frame on the deepest call chain
+ * (signal_deliver -> bpf_loop -> walk_one -> visit_node -> stage_bucket ->
+ * finish_bucket -> flush_chunk) against a 512-byte limit, and 6.1's counts
+ * the bpf_loop callback as a frame (576 bytes with the state on the stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct walk);
+} walk_state SEC(".maps");
 
 /* PCs narrowed per walk_one iteration. */
 #define OOM_NARROW_STEP 16
@@ -301,7 +325,7 @@ __attribute__((noinline)) int finish_bucket(struct walk *c)
 	n = c->cur_n;
 	if (pos >= OOM_CHUNK_FLUSH || n > OOM_MAX_NSTK)
 		return 0; /* cannot happen; bounds for the verifier */
-	e = s->payload + pos;
+	e = s->payload + OOM_BOUND(pos, OOM_CHUNK_FLUSH - 1);
 	flags = c->cur_flags;
 	cs = c->cycle_size == 16 ? 16 : 32;
 
@@ -455,11 +479,17 @@ __attribute__((noinline)) int stage_bucket(struct walk *c, __u64 node, __u64 siz
 		n = max_nstk;
 		flags |= OOM_BF_TRUNC;
 	}
+	/* The verifiers of 6.1 and older learn nothing about `nstk` from the
+	 * comparison with max_nstk (two registers): bound n again against a
+	 * constant, which clang must keep. */
+	asm volatile("" : "+r"(n));
+	if (n > OOM_MAX_NSTK)
+		return 0;
 	cs = c->cycle_size == 16 ? 16 : 32;
 	pos = c->pos;
 	if (pos >= OOM_CHUNK_FLUSH)
 		return 0; /* cannot happen (flushed at commit); bounds for the verifier */
-	e = s->payload + pos;
+	e = s->payload + OOM_BOUND(pos, OOM_CHUNK_FLUSH - 1);
 
 	/* Stack straight into the entry as u64; narrowed in place later. */
 	if (n && bpf_probe_read_user(e + OOM_ENTRY_HDR_SIZE, n * 8, (void *)(node + 48)))
@@ -551,8 +581,18 @@ __attribute__((noinline)) int visit_node(struct walk *c)
 }
 
 /* One step of the walk: bpf_loop callback. Returns 1 to stop. */
-static long walk_one(__u64 index, struct walk *c)
+/* bpf_loop's callback context: 6.1's bpf_loop takes only a stack pointer, so
+ * the map-held state is passed through one. */
+struct walk_ref {
+	struct walk *c;
+};
+
+static long walk_one(__u64 index, struct walk_ref *ref)
 {
+	struct walk *c = ref->c;
+
+	if (!c)
+		return 1;
 	if (c->phase) {
 		narrow_step(c);
 		return 0;
@@ -613,7 +653,8 @@ static __always_inline void try_capture(__u32 at_exit)
 	__u64 pid_tgid, start;
 	__u32 tgid, max;
 	struct oom_watch *w;
-	struct walk c = {};
+	struct walk *c;
+	__u32 zero = 0;
 
 	pid_tgid = bpf_get_current_pid_tgid();
 	tgid = pid_tgid >> 32;
@@ -646,43 +687,51 @@ static __always_inline void try_capture(__u32 at_exit)
 		return;
 	}
 
+	c = bpf_map_lookup_elem(&walk_state, &zero);
+	if (!c)
+		return;
+	__builtin_memset(c, 0, sizeof(*c));
 	start = bpf_ktime_get_ns();
 	__sync_fetch_and_add(&oom_counters.captures, 1);
-	c.capture_id = __sync_fetch_and_add(&oom_counters.next_capture_id, 1);
-	c.pid = tgid;
-	c.pc_base = w->pc_base;
-	c.max_nstk = w->max_nstk > OOM_MAX_NSTK ? OOM_MAX_NSTK : w->max_nstk;
-	c.cycle_size = w->cycle_size == 16 ? 16 : 32;
-	c.watch_flags = w->flags;
-	c.rate_addr = w->mem_profile_rate;
-	c.cycle_addr = w->mprof_cycle;
+	c->capture_id = __sync_fetch_and_add(&oom_counters.next_capture_id, 1);
+	c->pid = tgid;
+	c->pc_base = w->pc_base;
+	c->max_nstk = w->max_nstk > OOM_MAX_NSTK ? OOM_MAX_NSTK : w->max_nstk;
+	c->cycle_size = w->cycle_size == 16 ? 16 : 32;
+	c->watch_flags = w->flags;
+	c->rate_addr = w->mem_profile_rate;
+	c->cycle_addr = w->mprof_cycle;
 	if (at_exit)
-		c.status |= OOM_END_AT_EXIT;
-	if (bpf_probe_read_user(&c.node, 8, (void *)w->mbuckets)) {
-		c.status |= OOM_END_HEAD_FAULT;
-		c.node = 0;
+		c->status |= OOM_END_AT_EXIT;
+	if (bpf_probe_read_user(&c->node, 8, (void *)w->mbuckets)) {
+		c->status |= OOM_END_HEAD_FAULT;
+		c->node = 0;
 	}
 	max = oom_cfg.max_buckets;
 	if (max > OOM_MAX_BUCKETS_CEILING)
 		max = OOM_MAX_BUCKETS_CEILING;
-	c.max_buckets = max;
+	c->max_buckets = max;
 	if (oom_cfg.walk_budget_ns)
-		c.deadline_ns = start + oom_cfg.walk_budget_ns;
-	c.loop_power = 1;
+		c->deadline_ns = start + oom_cfg.walk_budget_ns;
+	c->loop_power = 1;
 	/* Steps, not buckets (see stage_bucket): the most bpf_loop allows. */
-	bpf_loop(OOM_MAX_LOOPS, walk_one, &c, 0);
-	if (c.phase) {
+	{
+		struct walk_ref ref = { c };
+
+		bpf_loop(OOM_MAX_LOOPS, walk_one, &ref, 0);
+	}
+	if (c->phase) {
 		/* The step budget ended mid-entry: commit it with u64 PCs. */
-		c.nc_ok = 0;
-		finish_bucket(&c);
+		c->nc_ok = 0;
+		finish_bucket(c);
 	}
 	/* Stopped with list left: max_buckets, or (with very deep stacks) the
 	 * step budget. */
-	if (c.node && !(c.status & (OOM_END_WALK_FAULT | OOM_END_LOOP | OOM_END_RING_FULL |
+	if (c->node && !(c->status & (OOM_END_WALK_FAULT | OOM_END_LOOP | OOM_END_RING_FULL |
 				    OOM_END_TIME_BUDGET)))
-		c.status |= OOM_END_WALK_LIMIT;
-	flush_chunk(&c);
-	emit_end(&c, (__u32)pid_tgid, start);
+		c->status |= OOM_END_WALK_LIMIT;
+	flush_chunk(c);
+	emit_end(c, (__u32)pid_tgid, start);
 	/* Diagnostics only: after a racing exit + reuse of the entry this may
 	 * land in another process's entry, where it only shifts the counters. */
 	w->walk_end_ns = bpf_ktime_get_ns();
