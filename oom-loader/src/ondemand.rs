@@ -127,18 +127,27 @@ pub fn comm(proc_root: &Path, pid: i32) -> String {
         .unwrap_or_default()
 }
 
-/// The process's cgroup: the v2 path, else the v1 memory controller's path.
+/// The process's memory cgroup, as `/proc/PID/cgroup` writes it: `0::PATH` on cgroup
+/// v2; on v1 (or a hybrid host) the memory controller's line, `ID:memory:PATH`, which
+/// holds the limit.
 pub fn cgroup(proc_root: &Path, pid: i32) -> Option<String> {
     let text = std::fs::read_to_string(proc_root.join(pid.to_string()).join("cgroup")).ok()?;
+    memory_cgroup(&text)
+}
+
+/// The memory cgroup line of a `/proc/PID/cgroup` text (see [`cgroup`]).
+pub fn memory_cgroup(text: &str) -> Option<String> {
     let mut v2 = None;
     for line in text.lines() {
         let mut f = line.splitn(3, ':');
-        let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
+        let (Some(_), Some(ctrl), Some(_)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
         if ctrl.split(',').any(|c| c == "memory") {
-            return Some(path.to_string());
+            return Some(line.to_string());
         }
         if ctrl.is_empty() {
-            v2 = Some(path.to_string());
+            v2 = Some(line.to_string());
         }
     }
     v2
@@ -276,6 +285,26 @@ pub fn dev_pair(dev: u64) -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_cgroup_names_the_hierarchy_that_holds_the_limit() {
+        // Pure v2, as the VM matrix's guests and systemd hosts write it.
+        assert_eq!(
+            memory_cgroup("0::/kubepods.slice/pod1/abc\n").as_deref(),
+            Some("0::/kubepods.slice/pod1/abc")
+        );
+        // v1 with the memory controller among others: its line, not the unified one.
+        let hybrid = "12:pids:/a\n7:cpu,memory:/docker/x\n0::/init.scope\n";
+        assert_eq!(
+            memory_cgroup(hybrid).as_deref(),
+            Some("7:cpu,memory:/docker/x")
+        );
+        assert_eq!(memory_cgroup("4:memory:/\n").as_deref(), Some("4:memory:/"));
+        // A v1 host without a memory hierarchy: nothing to name.
+        assert_eq!(memory_cgroup("3:cpu:/a\n"), None);
+        assert_eq!(memory_cgroup("garbage"), None);
+        assert_eq!(memory_cgroup("junk\n0::/x\n").as_deref(), Some("0::/x"));
+    }
 
     #[test]
     fn dev_pair_matches_the_kernel_encoding() {
