@@ -31,6 +31,9 @@ pub enum Variant {
     Pie,
     /// CGO_ENABLED=1 with external linking; the fixture links a little C.
     Cgo,
+    /// `-buildmode=pie -ldflags=-s -w`: position-independent and stripped, as many
+    /// release builds ship. Not in [`Variant::ALL`]; the VM matrix uses it.
+    PieStripped,
 }
 
 impl Variant {
@@ -49,6 +52,7 @@ impl Variant {
             Variant::Stripped => "stripped",
             Variant::Pie => "pie",
             Variant::Cgo => "cgo",
+            Variant::PieStripped => "pie-stripped",
         }
     }
 }
@@ -126,6 +130,11 @@ pub fn build(name: &str, tc: &Toolchain, variant: Variant) -> Result<PathBuf, St
         }
         Variant::Pie => {
             cmd.env("CGO_ENABLED", "0").arg("-buildmode=pie");
+        }
+        Variant::PieStripped => {
+            cmd.env("CGO_ENABLED", "0")
+                .arg("-buildmode=pie")
+                .arg("-ldflags=-s -w");
         }
         Variant::Cgo => {
             cmd.env("CGO_ENABLED", "1")

@@ -2,11 +2,14 @@
 // allocLarge and -small objects of 1 KiB from allocSmall. It prints "ready", and on
 // SIGUSR2 writes its own heap profile (see package fixture). It is the reference the
 // fidelity tests compare oomprof's profiles against. With -exit it exits at once
-// (the churn tests' short-lived Go process).
+// (the churn tests' short-lived Go process); with -exit-on-stdin it exits normally
+// once a line (or EOF) arrives on stdin, after a watcher had time to see it.
 package main
 
 import (
+	"bufio"
 	"flag"
+	"os"
 
 	"oomprof.test/fixtures/internal/fixture"
 )
@@ -36,6 +39,7 @@ func main() {
 	nLarge := flag.Int("large", 40, "number of 1 MiB objects")
 	nSmall := flag.Int("small", 10000, "number of 1 KiB objects")
 	exit := flag.Bool("exit", false, "exit right after printing ready (short-lived process)")
+	exitOnStdin := flag.Bool("exit-on-stdin", false, "exit normally when a line (or EOF) arrives on stdin")
 	flag.Parse()
 	fixture.Start()
 	for i := 0; i < *nLarge; i++ {
@@ -46,6 +50,10 @@ func main() {
 	}
 	fixture.Ready()
 	if *exit {
+		return
+	}
+	if *exitOnStdin {
+		bufio.NewReader(os.Stdin).ReadString('\n')
 		return
 	}
 	fixture.Wait()
