@@ -1,0 +1,360 @@
+//! Pass or fail for each scenario a guest reported, decided on the host: profiles go
+//! through `go tool pprof` (`-raw` for values, `-comments` for oomprof's metadata).
+
+use std::path::{Path, PathBuf};
+
+use oom_tests::gomatrix::Toolchain;
+use oom_tests::pprof_raw::RawProfile;
+
+use crate::report::{Case, Report};
+
+/// The fixture binaries as built on the host, for symbolization by `go tool pprof`.
+pub struct Fixtures {
+    pub oomer: PathBuf,
+    pub oomer_pie_stripped: PathBuf,
+    pub holder: PathBuf,
+}
+
+impl Fixtures {
+    fn binary(&self, name: &str) -> Option<&Path> {
+        Some(match name {
+            "oomer" => &self.oomer,
+            "oomer-pie-stripped" => &self.oomer_pie_stripped,
+            "holder" => &self.holder,
+            _ => return None,
+        })
+    }
+}
+
+/// One judged scenario.
+#[derive(Debug)]
+pub struct Verdict {
+    pub scenario: String,
+    pub ok: bool,
+    /// "n/a" scenarios (the kernel lacks the feature) are neither.
+    pub not_applicable: bool,
+    pub detail: String,
+}
+
+impl Verdict {
+    fn new(scenario: &str, r: Result<String, String>) -> Self {
+        let (ok, detail) = match r {
+            Ok(d) => (true, d),
+            Err(d) => (false, d),
+        };
+        Self {
+            scenario: scenario.to_string(),
+            ok,
+            not_applicable: false,
+            detail,
+        }
+    }
+}
+
+/// Everything the guest reported, judged. `dir` holds the guest's files.
+pub fn judge(
+    report: &Report,
+    cgroup: &str,
+    dir: &Path,
+    tc: &Toolchain,
+    fx: &Fixtures,
+) -> Vec<Verdict> {
+    let mut out = Vec::new();
+    if let Some(t) = &report.timeout {
+        out.push(Verdict::new("guest", Err(t.clone())));
+    } else if !report.done {
+        out.push(Verdict::new(
+            "guest",
+            Err("the guest stopped before its last line (crash or host timeout)".into()),
+        ));
+    }
+    for e in &report.errors {
+        out.push(Verdict::new("report", Err(e.clone())));
+    }
+    let log = report
+        .files
+        .get("daemon.log")
+        .map(|d| String::from_utf8_lossy(d).into_owned())
+        .unwrap_or_default();
+    for case in &report.cases {
+        let v = match case.name.as_str() {
+            "check" => Verdict::new("check", check(case, report)),
+            "daemon_start" => Verdict::new(
+                "daemon start",
+                if case.get("ready") == "yes" {
+                    Ok(ready_line(&log))
+                } else {
+                    Err(format!("not ready within 60 s: {}", last_lines(&log, 3)))
+                },
+            ),
+            "daemon_stop" => Verdict::new(
+                "daemon stop",
+                match case.get("status") {
+                    "0" => Ok(daemon_health(&log)),
+                    s => Err(format!("exit status {s}: {}", last_lines(&log, 3))),
+                },
+            ),
+            _ => match case.get("kind") {
+                "oom" | "killed" => {
+                    Verdict::new(&case.name, victim(case, cgroup, dir, tc, fx, &log))
+                }
+                "exit" => Verdict::new(&case.name, normal_exit(case, &log)),
+                "absent" => Verdict {
+                    scenario: case.name.clone(),
+                    ok: true,
+                    not_applicable: true,
+                    detail: format!("n/a: {}", case.get("why")),
+                },
+                k => Verdict::new(&case.name, Err(format!("unknown kind {k:?}"))),
+            },
+        };
+        out.push(v);
+    }
+    for needed in ["check", "daemon_start", "oom_default", "daemon_stop"] {
+        if report.case(needed).is_none() {
+            out.push(Verdict::new(needed, Err("not reported".into())));
+        }
+    }
+    out
+}
+
+fn last_lines(log: &str, n: usize) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
+}
+
+fn check(case: &Case, report: &Report) -> Result<String, String> {
+    let text = report
+        .files
+        .get("check.txt")
+        .map(|d| String::from_utf8_lossy(d).into_owned())
+        .unwrap_or_default();
+    let walk = text
+        .lines()
+        .find(|l| l.starts_with("bpf_loop"))
+        .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    match case.get("rc") {
+        "0" => Ok(format!("ok; bpf_loop: {walk}")),
+        rc => Err(format!(
+            "rc {rc}: {}",
+            text.lines()
+                .filter(|l| l.contains("missing") || l.starts_with("oomprof:"))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        )),
+    }
+}
+
+fn ready_line(log: &str) -> String {
+    log.lines()
+        .find_map(|l| {
+            l.split_once("ready in ")
+                .map(|(_, r)| format!("ready in {r}"))
+        })
+        .unwrap_or_default()
+}
+
+/// Lost events or errors in the daemon's log fail the run.
+fn daemon_health(log: &str) -> String {
+    let bad: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" ERROR ") || l.contains("lost"))
+        .collect();
+    if bad.is_empty() {
+        "clean exit, no errors or lost events logged".into()
+    } else {
+        format!("clean exit; LOGGED: {}", bad.join(" | "))
+    }
+}
+
+/// The daemon's `wrote ...` line for `pid`.
+fn wrote_line<'a>(log: &'a str, pid: &str) -> Option<&'a str> {
+    let key = format!(" pid={pid} ");
+    log.lines()
+        .find(|l| l.contains(" wrote ") && l.contains(&key))
+}
+
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_whitespace().find_map(|w| w.strip_prefix(key))
+}
+
+fn normal_exit(case: &Case, log: &str) -> Result<String, String> {
+    if case.get("watched") != "yes" {
+        return Err("the daemon never watched the process".into());
+    }
+    if case.get("status") != "0" {
+        return Err(format!("exit status {}", case.get("status")));
+    }
+    if case.get("profile") != "none" {
+        return Err(format!("a normal exit wrote {}", case.get("profile")));
+    }
+    if let Some(l) = wrote_line(log, case.get("pid")) {
+        return Err(format!("the daemon wrote a profile: {l}"));
+    }
+    Ok("watched, exited 0, no profile".into())
+}
+
+fn victim(
+    case: &Case,
+    cgroup: &str,
+    dir: &Path,
+    tc: &Toolchain,
+    fx: &Fixtures,
+    log: &str,
+) -> Result<String, String> {
+    let kind = case.get("kind");
+    if case.get("watched") != "yes" {
+        return Err("the daemon never watched the process".into());
+    }
+    if case.get("status") != "137" {
+        return Err(format!(
+            "exit status {} (want 137: SIGKILL)",
+            case.get("status")
+        ));
+    }
+    if kind == "oom" && case.get("oom_kill").parse::<u64>().unwrap_or(0) == 0 {
+        return Err("the cgroup counted no OOM kill".into());
+    }
+    let name = case.get("profile");
+    if name == "none" || name.is_empty() {
+        return Err(format!(
+            "no profile; the daemon said: {}",
+            log.lines()
+                .filter(|l| l.contains(case.get("pid")) && !l.contains("DEBUG"))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        ));
+    }
+    let path = dir.join(name);
+    if !path.exists() {
+        return Err(format!("{name} reported but not shipped"));
+    }
+    let bin = fx
+        .binary(case.get("fixture"))
+        .ok_or_else(|| format!("unknown fixture {}", case.get("fixture")))?;
+
+    // oomprof's metadata, as pprof reads it.
+    let out = tc
+        .command()
+        .args(["tool", "pprof", "-comments"])
+        .arg(&path)
+        .output()
+        .map_err(|e| format!("go tool pprof -comments: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "go tool pprof -comments {name}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let comments = String::from_utf8_lossy(&out.stdout).into_owned();
+    let want_reason = if kind == "oom" { "oom" } else { "killed" };
+    let reason = comments
+        .lines()
+        .find_map(|l| field(l, "reason="))
+        .unwrap_or("-");
+    if reason != want_reason {
+        return Err(format!("reason={reason}, want {want_reason}"));
+    }
+    let cg_line = comments
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("cgroup: "))
+        .ok_or("no cgroup comment")?;
+    let want_cg = case.get("cgroup");
+    let cg_ok = if cgroup == "v2" {
+        cg_line == format!("0::{want_cg}")
+    } else {
+        cg_line
+            .split(':')
+            .nth(1)
+            .is_some_and(|c| c.split(',').any(|c| c == "memory"))
+            && cg_line.ends_with(&format!(":{want_cg}"))
+    };
+    if !cg_ok {
+        return Err(format!(
+            "cgroup comment {cg_line:?}, want {want_cg} ({cgroup})"
+        ));
+    }
+    let capture = comments
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("capture: "))
+        .unwrap_or("-");
+    if !capture.starts_with("complete") {
+        return Err(format!("capture: {capture}"));
+    }
+
+    // The values, as pprof reads them.
+    let raw = tc.pprof_raw(bin, &path)?;
+    let raw = RawProfile::parse(&raw)?;
+    let want = [
+        "alloc_objects",
+        "alloc_space",
+        "inuse_objects",
+        "inuse_space",
+        oom_core::pprof::RECENT_OBJECTS,
+        oom_core::pprof::RECENT_SPACE,
+    ];
+    if raw.sample_types != want {
+        return Err(format!("sample types {:?}", raw.sample_types));
+    }
+    let inuse = raw.total("inuse_space");
+    let mut detail = format!("reason={reason}, {cg_line}, {capture}");
+    if kind == "oom" {
+        let limit: i64 = case.get("limit").parse().unwrap_or(0);
+        // MemProfileRate is 1 in the guest: totals are counts, not estimates.
+        if inuse < 0 || inuse > limit {
+            return Err(format!(
+                "in-use {inuse} B outside 0..={limit} B (the cgroup limit): garbage counted"
+            ));
+        }
+        if inuse < 1 << 20 {
+            return Err(format!("in-use {inuse} B: the kept chunks are missing"));
+        }
+        match raw.top_function("inuse_space") {
+            Some((f, _)) if f == "main.allocChunk" => {}
+            other => {
+                return Err(format!(
+                    "top in-use function {other:?}, want main.allocChunk"
+                ))
+            }
+        }
+        detail = format!(
+            "{detail}; in-use {:.1} of {:.0} MiB, top main.allocChunk",
+            inuse as f64 / 1048576.0,
+            limit as f64 / 1048576.0
+        );
+    }
+    if let Some(l) = wrote_line(log, case.get("pid")) {
+        if let (Some(w), Some(after)) = (field(l, "walk="), field(l, "written=")) {
+            detail = format!("{detail}; walk {w}, file {after}");
+        }
+    }
+    Ok(detail)
+}
+
+/// The guest kernel's own complaints on the console: a BUG, an oops, a soft lockup,
+/// an RCU stall or a WARNING while oomprof ran fail the run. (The OOM killer's report
+/// has a call trace too; it is not a complaint.)
+pub fn kernel_health(console: &str) -> Verdict {
+    const SIGNS: [&str; 6] = [
+        "BUG:",
+        "Oops",
+        "soft lockup",
+        "self-detected stall",
+        "rcu_sched detected stall",
+        "WARNING: CPU:",
+    ];
+    let bad: Vec<&str> = console
+        .lines()
+        .filter(|l| SIGNS.iter().any(|s| l.contains(s)))
+        .take(3)
+        .collect();
+    Verdict::new(
+        "kernel log",
+        if bad.is_empty() {
+            Ok("no BUG, oops, lockup, stall or WARNING".into())
+        } else {
+            Err(bad.join(" | "))
+        },
+    )
+}
