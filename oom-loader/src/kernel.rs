@@ -487,7 +487,14 @@ impl Kernel {
         let mut other_maps = Vec::new();
         let mut map_ids = Vec::new();
         for (name, fd) in created {
-            memlock += maps::memlock_bytes(&fd)?;
+            let mut bytes = maps::memlock_bytes(&fd)?;
+            if name == oom_bpf::maps::EVENTS {
+                // Before 6.4 fdinfo counts a ring buffer as its (empty) key and value
+                // (0.4 MiB in all on Debian's 6.1): it holds its data pages and two
+                // header pages.
+                bytes = bytes.max((config.ring_size + 2 * page) as u64);
+            }
+            memlock += bytes;
             map_ids.push(maps::fdinfo_field(&fd, "map_id")? as u32);
             match name.as_str() {
                 oom_bpf::maps::EVENTS => ring = Some(fd),
