@@ -60,6 +60,7 @@
 #[cfg(test)]
 mod abi_check;
 pub mod attach;
+pub mod attribution;
 pub mod binary;
 pub mod cache;
 pub mod capture;

@@ -39,6 +39,7 @@ use std::time::{Duration, Instant, SystemTime};
 use oom_core::values::{needs_fallback, Policy};
 use oom_core::Bucket;
 
+use crate::attribution::{Attribution, Resolver};
 use crate::binary::{BinaryKey, GoBinary};
 use crate::cache::BinaryCache;
 use crate::capture::{Capture, KillReason};
@@ -58,6 +59,9 @@ struct Watched {
     exe: PathBuf,
     comm: String,
     cgroup: Option<String>,
+    /// Pod and container, resolved at discovery (the runtime's state may be gone
+    /// at the kill).
+    attribution: Option<Attribution>,
     /// CLOCK_MONOTONIC ns when the watch began: captures before it are of an earlier
     /// process that had the same pid.
     since_ns: u64,
@@ -133,6 +137,10 @@ pub struct MonitorConfig {
     pub max_cached_binaries: usize,
     /// Most bytes of executables kept mapped.
     pub max_mapped_bytes: usize,
+    /// Where the node's container runtime state is (`run/containerd`,
+    /// `var/lib/docker`, …): `/`, or where a container mounted the node's paths.
+    /// Pod and container names come from there (see [`crate::attribution`]).
+    pub runtime_root: PathBuf,
 }
 
 impl Default for MonitorConfig {
@@ -143,6 +151,7 @@ impl Default for MonitorConfig {
             proc_root: PathBuf::from("/proc"),
             max_cached_binaries: crate::cache::DEFAULT_MAX_ENTRIES,
             max_mapped_bytes: crate::cache::DEFAULT_MAX_MAPPED,
+            runtime_root: PathBuf::from("/"),
         }
     }
 }
@@ -321,6 +330,7 @@ pub struct Monitor {
     exited: HashMap<u32, (Watched, u64, Instant)>,
     disabled_said: HashSet<BinaryKey>,
     pending: Vec<MonitorEvent>,
+    resolver: Resolver,
 }
 
 impl Monitor {
@@ -334,6 +344,7 @@ impl Monitor {
     /// Returns an error if the kernel program cannot be loaded or attached.
     pub fn new(config: MonitorConfig) -> crate::Result<Monitor> {
         let kernel = Kernel::load(&config.kernel)?;
+        let resolver = Resolver::new(config.runtime_root.clone());
         let mut m = Monitor {
             kernel,
             cache: BinaryCache::new(config.max_cached_binaries, config.max_mapped_bytes),
@@ -342,6 +353,7 @@ impl Monitor {
             exited: HashMap::new(),
             disabled_said: HashSet::new(),
             pending: Vec::new(),
+            resolver,
         };
         if m.config.scan_existing {
             m.scan();
@@ -523,6 +535,7 @@ impl Monitor {
             latency,
         });
         let cgroup = ondemand::cgroup(&root, ipid);
+        let attribution = cgroup.as_deref().and_then(|c| self.resolver.attribute(c));
         self.watched.insert(
             pid,
             Watched {
@@ -532,6 +545,7 @@ impl Monitor {
                 exe,
                 comm,
                 cgroup,
+                attribution,
                 since_ns: exec_ts.or_else(monotonic_ns).unwrap_or(0),
             },
         );
@@ -703,6 +717,7 @@ impl Monitor {
             trigger,
             rss,
             cgroup: w.cgroup.clone(),
+            attribution: w.attribution.clone(),
             mem_profile_rate: rate,
             buckets: buckets.len(),
             incomplete: problems,

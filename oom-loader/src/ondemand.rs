@@ -248,6 +248,11 @@ pub fn profile_pid(
     let buckets: Vec<_> = walk.buckets().collect();
     let fallback = needs_fallback(buckets.iter().map(|b| &b.record), cycle);
     let policy = Policy::GoPublished { cycle, fallback };
+    let cgroup = cgroup(root, pid);
+    // The node's runtime state, read once for this one process.
+    let attribution = cgroup
+        .as_deref()
+        .and_then(|c| crate::attribution::Resolver::new("/").attribute(c));
     let meta = ProfileMeta {
         pid,
         comm,
@@ -261,7 +266,8 @@ pub fn profile_pid(
         reason: Reason::OnDemand,
         trigger: None,
         rss: None,
-        cgroup: cgroup(root, pid),
+        cgroup,
+        attribution,
         mem_profile_rate: rate,
         buckets: buckets.len(),
         incomplete: rate_problem.into_iter().chain(walk.problems()).collect(),

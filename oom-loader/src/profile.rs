@@ -86,6 +86,8 @@ pub struct ProfileMeta {
     pub rss: Option<Rss>,
     /// The victim's cgroup path, when known.
     pub cgroup: Option<String>,
+    /// Pod and container, where the cgroup and the runtime's state name them.
+    pub attribution: Option<crate::attribution::Attribution>,
     /// `runtime.MemProfileRate` used for scaling.
     pub mem_profile_rate: i64,
     /// Buckets read.
@@ -145,6 +147,9 @@ impl ProfileMeta {
         }
         if let Some(cg) = &self.cgroup {
             c.push(format!("cgroup: {cg}"));
+        }
+        if let Some(a) = &self.attribution {
+            c.extend(a.comments());
         }
         c.push(format!("memprofilerate: {}", self.mem_profile_rate));
         let walk = self

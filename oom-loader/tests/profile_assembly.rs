@@ -13,6 +13,7 @@
 //! incomplete reasons), and `go tool pprof -raw` must read it to the same values and
 //! stacks.
 
+use oom_loader::attribution::{parse_cgroup, Attribution, Names, Runtime};
 use std::fs::File;
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
@@ -31,17 +32,26 @@ use oom_tests::gomatrix::{self, Toolchain};
 use oom_tests::pprof_raw::RawProfile;
 
 /// `runtime.MemProfileRate` of the capture: Go's default, so values are scaled.
+/// A kubelet cgroupfs-driver path (pod UID, then container id).
+const CGROUP: &str = "0::/kubepods/burstable/pod1b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e/4f0c3a2b1d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a";
+
 const RATE: i64 = 524_288;
 
 /// The profiling cycle the capture read (`mProfCycle >> 1`): Go publishes
 /// `active + future[7 % 3]`; `future[2]` and `future[0]` are the recent allocations.
 const CYCLE: u32 = 7;
 
-/// Lines of `tests/go/holder/main.go` where the functions start (the line of a
-/// function's entry PC).
-const ALLOC_LARGE_LINE: i64 = 20;
-const ALLOC_SMALL_LINE: i64 = 29;
-const MAIN_LINE: i64 = 35;
+/// The line of `tests/go/holder/main.go` where `func NAME(` starts (the line of the
+/// function's entry PC), read from the source so that editing the fixture moves it.
+fn func_line(name: &str) -> i64 {
+    let src = std::fs::read_to_string(oom_tests::fixtures::source_dir().join("holder/main.go"))
+        .expect("reading tests/go/holder/main.go");
+    let want = format!("func {name}(");
+    src.lines()
+        .position(|l| l.starts_with(&want))
+        .map(|i| i as i64 + 1)
+        .unwrap_or_else(|| panic!("no `{want}` in holder/main.go"))
+}
 
 /// A bucket entry in the kernel's format (`oom_abi.h`, "Bucket entries").
 struct EntryWriter(Vec<u8>);
@@ -316,7 +326,17 @@ fn check(tc: &Toolchain, variant: Variant, bias: u64) {
             shmem_kb: 0,
             oom_score_adj: 0,
         }),
-        cgroup: Some("/oomprof-test".into()),
+        cgroup: Some(CGROUP.into()),
+        attribution: Some(Attribution {
+            ids: parse_cgroup(CGROUP),
+            names: Names {
+                namespace: Some("shop".into()),
+                pod: Some("api-0".into()),
+                container: Some("api".into()),
+                pod_uid: None,
+                runtime: Some(Runtime::Containerd),
+            },
+        }),
         mem_profile_rate: RATE,
         buckets: buckets.len(),
         incomplete: incomplete.clone(),
@@ -388,12 +408,12 @@ fn check(tc: &Toolchain, variant: Variant, bias: u64) {
             .collect()
     };
     let at = |name: &str, line: i64, link: u64| (name.to_string(), line, bias + link);
-    let main_frame = at("main.main", MAIN_LINE, f.main);
+    let main_frame = at("main.main", func_line("main"), f.main);
     let frames_large = frames(&p.samples[0]);
     assert_eq!(
         frames_large[..2],
         [
-            at("main.allocLarge", ALLOC_LARGE_LINE, f.alloc_large),
+            at("main.allocLarge", func_line("allocLarge"), f.alloc_large),
             main_frame.clone()
         ],
         "{what}: large"
@@ -408,7 +428,7 @@ fn check(tc: &Toolchain, variant: Variant, bias: u64) {
     assert_eq!(
         frames_small[..2],
         [
-            at("main.allocSmall", ALLOC_SMALL_LINE, f.alloc_small),
+            at("main.allocSmall", func_line("allocSmall"), f.alloc_small),
             main_frame.clone()
         ],
         "{what}: small"
@@ -427,9 +447,9 @@ fn check(tc: &Toolchain, variant: Variant, bias: u64) {
             );
             // runtime/pprof writes start lines from Go 1.20 on.
             let start = match func.name.as_str() {
-                "main.allocLarge" => ALLOC_LARGE_LINE,
-                "main.allocSmall" => ALLOC_SMALL_LINE,
-                _ => MAIN_LINE,
+                "main.allocLarge" => func_line("allocLarge"),
+                "main.allocSmall" => func_line("allocSmall"),
+                _ => func_line("main"),
             };
             let want = if tc.minor() >= 20 { start } else { 0 };
             assert_eq!(func.start_line, want, "{what}: {func:?}");
@@ -503,7 +523,11 @@ fn check(tc: &Toolchain, variant: Variant, bias: u64) {
         ),
         "trigger: pid=4300 comm=stress".into(),
         "rss: total_vm=2097152kB anon=1048576kB file=2048kB shmem=0kB oom_score_adj=0".into(),
-        "cgroup: /oomprof-test".into(),
+        format!("cgroup: {CGROUP}"),
+        "pod: shop/api-0 uid=1b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e qos=Burstable".into(),
+        "container: api runtime=containerd \
+         id=4f0c3a2b1d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a"
+            .into(),
         "memprofilerate: 524288".into(),
         "capture: INCOMPLETE, 3 of 5 buckets, walked in 1500 us with interrupts on: \
          1 stacks cut at 4 frames; 2 chunks lost"

@@ -288,11 +288,52 @@ fn retry(dir: &Path, pending: &mut VecDeque<(String, Vec<u8>)>) {
     }
 }
 
-/// The file name (without `.pb.gz`) of a profile: `{comm}-{pid}-{YYYYmmddHHMMSS}`.
+/// The file name (without `.pb.gz`) of a profile: `{who}-{pid}-{YYYYmmddHHMMSS}`, where
+/// `who` is `{namespace}_{pod}_{container}` when the runtime named them, else the comm.
 pub fn name_of(p: &Profile) -> String {
     // Out of jiff's range (years -9999 to 9999) only if the clock is absurd.
     let time = jiff::Timestamp::try_from(p.meta.time).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-    output::base_name(&p.meta.comm, p.meta.pid, time)
+    output::base_name(&who(p), p.meta.pid, time)
+}
+
+/// `{namespace}_{pod}_{container}` when known (at most 200 bytes: file names end at
+/// 255, and a pod name alone may be 253), else the comm.
+fn who(p: &Profile) -> String {
+    let names = p.meta.attribution.as_ref().map(|a| &a.names);
+    match names.map(|n| (&n.namespace, &n.pod, &n.container)) {
+        Some((Some(ns), Some(pod), container)) => {
+            let mut w = format!(
+                "{ns}_{pod}_{}",
+                container.as_deref().unwrap_or(&p.meta.comm)
+            );
+            if w.len() > 200 {
+                let mut end = 200;
+                while !w.is_char_boundary(end) {
+                    end -= 1;
+                }
+                w.truncate(end);
+            }
+            w
+        }
+        _ => p.meta.comm.clone(),
+    }
+}
+
+/// ` pod=NS/NAME container=NAME` for the log line, when known.
+fn who_fields(p: &Profile) -> String {
+    let Some(a) = &p.meta.attribution else {
+        return String::new();
+    };
+    let mut s = String::new();
+    if let (Some(ns), Some(pod)) = (&a.names.namespace, &a.names.pod) {
+        s.push_str(&format!(" pod={ns}/{pod}"));
+    }
+    if let Some(c) = &a.names.container {
+        s.push_str(&format!(" container={c}"));
+    } else if let Some(id) = &a.ids.container_id {
+        s.push_str(&format!(" container_id={}", &id[..id.len().min(12)]));
+    }
+    s
 }
 
 /// One info line per profile: path, pid, comm, reason, in-use total, top site,
@@ -322,10 +363,11 @@ pub fn log_profile(p: &Profile, path: &Path, recent: bool) {
         _ => String::new(),
     };
     log::info!(
-        "wrote {} pid={} comm={} reason={} inuse={:.1}MiB top={} ({:.1}MiB){recent} {}{timing}",
+        "wrote {} pid={} comm={}{} reason={} inuse={:.1}MiB top={} ({:.1}MiB){recent} {}{timing}",
         path.display(),
         p.meta.pid,
         p.meta.comm,
+        who_fields(p),
         p.meta.reason.as_str(),
         s.inuse_bytes as f64 / 1048576.0,
         s.top_function.as_deref().unwrap_or("-"),
