@@ -8,6 +8,7 @@
 
 mod cmd;
 mod logger;
+mod metrics;
 mod output;
 #[cfg(test)]
 mod pprof_fixture;

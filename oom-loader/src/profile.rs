@@ -257,6 +257,27 @@ pub enum Incomplete {
     CycleUnknown,
 }
 
+impl Incomplete {
+    /// A stable snake_case name of the reason, for metrics labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Incomplete::HeadUnreadable => "head_unreadable",
+            Incomplete::ListCut { .. } => "list_cut",
+            Incomplete::BucketLimit { .. } => "bucket_limit",
+            Incomplete::RingFull { .. } => "ring_full",
+            Incomplete::TimeBudget { .. } => "time_budget",
+            Incomplete::Loop => "loop",
+            Incomplete::BucketsLeftOut { invalid: false, .. } => "buckets_unreadable",
+            Incomplete::BucketsLeftOut { invalid: true, .. } => "buckets_invalid",
+            Incomplete::StacksCut { .. } => "stacks_cut",
+            Incomplete::ChunksLost { .. } => "chunks_lost",
+            Incomplete::MalformedEntry(_) => "malformed_entry",
+            Incomplete::RateUnknown => "rate_unknown",
+            Incomplete::CycleUnknown => "cycle_unknown",
+        }
+    }
+}
+
 impl std::fmt::Display for Incomplete {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

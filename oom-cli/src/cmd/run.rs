@@ -14,6 +14,7 @@ use oom_core::abi;
 use oom_loader::monitor::{Monitor, MonitorConfig, MonitorEvent};
 use oom_loader::profile::Profile;
 
+use crate::metrics::Metrics;
 use crate::output;
 
 /// watch Go processes and write a heap profile for every OOM kill (the default command)
@@ -41,6 +42,9 @@ pub struct RunArgs {
     /// also log the allocations Go had not published yet at the kill (recent_alloc_space: total and top site)
     #[argh(switch)]
     pub log_recent: bool,
+    /// serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464 (default: off)
+    #[argh(option)]
+    pub metrics_addr: Option<String>,
 }
 
 impl RunArgs {
@@ -187,6 +191,12 @@ pub fn run(args: RunArgs, _debug: bool) -> anyhow::Result<()> {
             .context("starting the signal thread")?;
     }
 
+    let metrics = Metrics::new();
+    if let Some(addr) = &args.metrics_addr {
+        let bound = metrics.serve(addr)?;
+        log::info!("metrics at http://{bound}/metrics");
+    }
+
     let t = Instant::now();
     let mut monitor = Monitor::builder()
         .config(config)
@@ -201,6 +211,8 @@ pub fn run(args: RunArgs, _debug: bool) -> anyhow::Result<()> {
     );
 
     let mut pending: VecDeque<(String, Vec<u8>)> = VecDeque::new();
+    let mut gauges_at = Instant::now();
+    metrics.update(watched, monitor.kernel().lost());
     while !stop.load(Ordering::Relaxed) {
         // Short enough that SIGTERM is noticed within 50 ms; idle wake-ups cost nothing.
         let events = match monitor.poll(Some(Duration::from_millis(50))) {
@@ -212,16 +224,26 @@ pub fn run(args: RunArgs, _debug: bool) -> anyhow::Result<()> {
             }
         };
         for e in events {
-            handle(e, &dir, args.log_recent, &mut pending);
+            handle(e, &dir, args.log_recent, &mut pending, &metrics);
         }
-        retry(&dir, &mut pending);
+        retry(&dir, &mut pending, &metrics);
+        if gauges_at.elapsed() >= Duration::from_secs(1) {
+            metrics.update(monitor.watched().count(), monitor.kernel().lost());
+            gauges_at = Instant::now();
+        }
     }
     drop(monitor);
     log::info!("detached");
     Ok(())
 }
 
-fn handle(e: MonitorEvent, dir: &Path, recent: bool, pending: &mut VecDeque<(String, Vec<u8>)>) {
+fn handle(
+    e: MonitorEvent,
+    dir: &Path,
+    recent: bool,
+    pending: &mut VecDeque<(String, Vec<u8>)>,
+    metrics: &Metrics,
+) {
     match e {
         MonitorEvent::Watched {
             pid,
@@ -253,10 +275,15 @@ fn handle(e: MonitorEvent, dir: &Path, recent: bool, pending: &mut VecDeque<(Str
             log::warn!("pid {pid} ({comm}): no profile: {reason}")
         }
         MonitorEvent::Profile(p) => {
+            metrics.profile(&p);
             let base = name_of(&p);
             match output::write_profile(dir, &base, &p.pprof_gz) {
-                Ok(path) => log_profile(&p, &path, recent),
+                Ok(path) => {
+                    metrics.written("dir", true);
+                    log_profile(&p, &path, recent)
+                }
                 Err(e) => {
+                    metrics.written("dir", false);
                     log::error!(
                         "pid {} ({}): writing the profile failed, will retry: {e:#}",
                         p.meta.pid,
@@ -276,10 +303,11 @@ fn handle(e: MonitorEvent, dir: &Path, recent: bool, pending: &mut VecDeque<(Str
     }
 }
 
-fn retry(dir: &Path, pending: &mut VecDeque<(String, Vec<u8>)>) {
+fn retry(dir: &Path, pending: &mut VecDeque<(String, Vec<u8>)>, metrics: &Metrics) {
     while let Some((base, data)) = pending.front() {
         match output::write_profile(dir, base, data) {
             Ok(path) => {
+                metrics.written("dir", true);
                 log::info!("wrote {} (delayed)", path.display());
                 pending.pop_front();
             }
