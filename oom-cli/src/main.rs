@@ -13,6 +13,7 @@ mod output;
 #[cfg(test)]
 mod pprof_fixture;
 mod report;
+mod retention;
 
 use argh::FromArgs;
 

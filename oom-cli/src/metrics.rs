@@ -11,6 +11,7 @@
 //!   the start, so `increase()` sees a node's first kill (a labelled series is born
 //!   at 1, and Prometheus cannot see its first increment);
 //! - `oomprof_profiles_written_total{sink,result}`;
+//! - `oomprof_profiles_debounced_total`: kills `--debounce` did not write;
 //! - `oomprof_captures_incomplete_total{reason}`;
 //! - `oomprof_lost_events_total{kind}`: ring records the kernel could not deliver;
 //! - `oomprof_watched_processes`;
@@ -39,6 +40,7 @@ const WALK_BUCKETS: [f64; 10] = [
 struct State {
     kills: BTreeMap<[String; 4], u64>,
     kills_node: u64,
+    debounced: u64,
     written: BTreeMap<(String, &'static str), u64>,
     incomplete: BTreeMap<&'static str, u64>,
     lost: BTreeMap<&'static str, u64>,
@@ -121,6 +123,11 @@ impl Metrics {
             .or_default() += 1;
     }
 
+    /// Counts a profile `--debounce` did not write.
+    pub fn debounced(&self) {
+        self.lock().debounced += 1;
+    }
+
     /// Sets the gauges and the kernel's loss counters (absolute values).
     pub fn update(&self, watched: usize, lost: oom_loader::kernel::Lost) {
         let mut s = self.lock();
@@ -184,6 +191,13 @@ impl Metrics {
                 escape(sink)
             );
         }
+        head(
+            &mut o,
+            "oomprof_profiles_debounced_total",
+            "counter",
+            "Profiles not written: a repeated kill within the --debounce window.",
+        );
+        let _ = writeln!(o, "oomprof_profiles_debounced_total {}", s.debounced);
         head(
             &mut o,
             "oomprof_captures_incomplete_total",

@@ -16,6 +16,54 @@ use oom_loader::profile::Profile;
 
 use crate::metrics::Metrics;
 use crate::output;
+use crate::retention::{Debounce, Retention};
+
+/// What the daemon keeps: the directory's limits and the debounce.
+#[derive(Debug)]
+struct Keeping {
+    retention: Retention,
+    debounce: Option<Debounce>,
+    /// When the directory was last pruned by age.
+    pruned_at: Instant,
+}
+
+/// `--max-files`, `--max-bytes`, `--max-age`, `--debounce`, validated.
+fn keeping(args: &RunArgs) -> anyhow::Result<Keeping> {
+    let retention = Retention {
+        max_files: match args.max_files {
+            Some(0) => return super::usage("--max-files 0: want at least 1"),
+            n => n,
+        },
+        max_bytes: match &args.max_bytes {
+            None => None,
+            Some(b) => match parse_size(b) {
+                Some(n) if n > 0 => Some(n as u64),
+                _ => return super::usage(format!("--max-bytes {b}: want a size, e.g. 512M or 2G")),
+            },
+        },
+        max_age: match &args.max_age {
+            None => None,
+            Some(a) => match parse_duration(a) {
+                Some(d) if !d.is_zero() => Some(d),
+                _ => {
+                    return super::usage(format!("--max-age {a}: want a duration, e.g. 7d or 12h"))
+                }
+            },
+        },
+    };
+    let debounce = match &args.debounce {
+        None => None,
+        Some(w) => match parse_duration(w) {
+            Some(d) if !d.is_zero() => Some(Debounce::new(d)),
+            _ => return super::usage(format!("--debounce {w}: want a duration, e.g. 5m")),
+        },
+    };
+    Ok(Keeping {
+        retention,
+        debounce,
+        pruned_at: Instant::now(),
+    })
+}
 
 /// watch Go processes and write a heap profile for every OOM kill (the default command)
 #[derive(FromArgs, Debug, Default)]
@@ -45,6 +93,18 @@ pub struct RunArgs {
     /// serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464 (default: off)
     #[argh(option)]
     pub metrics_addr: Option<String>,
+    /// keep at most N profiles in --dir, removing the oldest (default: no limit)
+    #[argh(option)]
+    pub max_files: Option<usize>,
+    /// keep at most this many bytes of profiles in --dir, e.g. 1G, removing the oldest (default: no limit)
+    #[argh(option)]
+    pub max_bytes: Option<String>,
+    /// remove profiles older than this from --dir, e.g. 7d or 12h (default: never)
+    #[argh(option)]
+    pub max_age: Option<String>,
+    /// write one profile per container (or executable) per window, e.g. 5m: further kills within it are counted and logged, not written (default: every kill)
+    #[argh(option)]
+    pub debounce: Option<String>,
 }
 
 impl RunArgs {
@@ -97,6 +157,9 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "us" | "µs" => Some(Duration::from_micros(n)),
         "ms" => Some(Duration::from_millis(n)),
         "s" => Some(Duration::from_secs(n)),
+        "m" => n.checked_mul(60).map(Duration::from_secs),
+        "h" => n.checked_mul(3600).map(Duration::from_secs),
+        "d" => n.checked_mul(86400).map(Duration::from_secs),
         _ => None,
     }
 }
@@ -167,6 +230,7 @@ fn config(args: &RunArgs) -> anyhow::Result<MonitorConfig> {
 /// Runs the daemon until SIGINT or SIGTERM.
 pub fn run(args: RunArgs, _debug: bool) -> anyhow::Result<()> {
     let config = config(&args)?;
+    let mut keep = keeping(&args)?;
     let dir = PathBuf::from(args.dir.as_deref().unwrap_or("."));
     output::check_dir(&dir)?;
     raise_fd_limit();
@@ -224,7 +288,11 @@ pub fn run(args: RunArgs, _debug: bool) -> anyhow::Result<()> {
             }
         };
         for e in events {
-            handle(e, &dir, args.log_recent, &mut pending, &metrics);
+            handle(e, &dir, args.log_recent, &mut pending, &metrics, &mut keep);
+        }
+        if keep.retention.max_age.is_some() && keep.pruned_at.elapsed() >= Duration::from_secs(60) {
+            prune(&keep.retention, &dir, None);
+            keep.pruned_at = Instant::now();
         }
         retry(&dir, &mut pending, &metrics);
         if gauges_at.elapsed() >= Duration::from_secs(1) {
@@ -243,6 +311,7 @@ fn handle(
     recent: bool,
     pending: &mut VecDeque<(String, Vec<u8>)>,
     metrics: &Metrics,
+    keep: &mut Keeping,
 ) {
     match e {
         MonitorEvent::Watched {
@@ -276,11 +345,29 @@ fn handle(
         }
         MonitorEvent::Profile(p) => {
             metrics.profile(&p);
+            if let Some(db) = &mut keep.debounce {
+                let key = debounce_key(&p);
+                match db.admit(&key, Instant::now()) {
+                    Err(n) => {
+                        metrics.debounced();
+                        log::warn!(
+                            "pid {} ({}): reason={} not written: kill {n} of {key} within the debounce window",
+                            p.meta.pid,
+                            p.meta.comm,
+                            p.meta.reason.as_str()
+                        );
+                        return;
+                    }
+                    Ok(0) => {}
+                    Ok(n) => log::info!("{key}: {n} kills were debounced since its last profile"),
+                }
+            }
             let base = name_of(&p);
             match output::write_profile(dir, &base, &p.pprof_gz) {
                 Ok(path) => {
                     metrics.written("dir", true);
-                    log_profile(&p, &path, recent)
+                    log_profile(&p, &path, recent);
+                    prune(&keep.retention, dir, Some(&path));
                 }
                 Err(e) => {
                     metrics.written("dir", false);
@@ -313,6 +400,26 @@ fn retry(dir: &Path, pending: &mut VecDeque<(String, Vec<u8>)>, metrics: &Metric
             }
             Err(_) => break,
         }
+    }
+}
+
+/// Applies the directory's limits, logging each removal.
+fn prune(r: &Retention, dir: &Path, keep: Option<&Path>) {
+    for p in r.prune(dir, keep, std::time::SystemTime::now()) {
+        log::info!("retention: removed {}", p.display());
+    }
+}
+
+/// What `--debounce` counts kills of: the container, else the executable.
+fn debounce_key(p: &Profile) -> String {
+    match p
+        .meta
+        .attribution
+        .as_ref()
+        .and_then(|a| a.ids.container_id.as_deref())
+    {
+        Some(id) => format!("container {}", &id[..id.len().min(12)]),
+        None => format!("executable {}", p.meta.exe.display()),
     }
 }
 
@@ -409,7 +516,8 @@ pub fn log_profile(p: &Profile, path: &Path, recent: bool) {
 
 #[cfg(test)]
 mod tests {
-    use super::{config, RunArgs};
+    use super::{config, keeping, RunArgs};
+    use std::time::Duration;
 
     fn usage_of(args: RunArgs) -> String {
         let e = config(&args).unwrap_err();
@@ -445,6 +553,79 @@ mod tests {
             ..RunArgs::default()
         };
         assert!(usage_of(budget).contains("--walk-budget"));
+    }
+
+    #[test]
+    fn retention_and_debounce_flags_are_validated() {
+        let kept = |a: RunArgs| match keeping(&a) {
+            Ok(k) => Ok((k.retention, k.debounce.is_some())),
+            Err(e) => Err(e.to_string()),
+        };
+        for (args, flag) in [
+            (
+                RunArgs {
+                    max_files: Some(0),
+                    ..RunArgs::default()
+                },
+                "--max-files",
+            ),
+            (
+                RunArgs {
+                    max_bytes: Some("lots".into()),
+                    ..RunArgs::default()
+                },
+                "--max-bytes",
+            ),
+            (
+                RunArgs {
+                    max_bytes: Some("0".into()),
+                    ..RunArgs::default()
+                },
+                "--max-bytes",
+            ),
+            (
+                RunArgs {
+                    max_age: Some("0".into()),
+                    ..RunArgs::default()
+                },
+                "--max-age",
+            ),
+            (
+                RunArgs {
+                    max_age: Some("7 days".into()),
+                    ..RunArgs::default()
+                },
+                "--max-age",
+            ),
+            (
+                RunArgs {
+                    debounce: Some("soon".into()),
+                    ..RunArgs::default()
+                },
+                "--debounce",
+            ),
+        ] {
+            let e = kept(args).unwrap_err();
+            assert!(e.contains(flag), "{e}");
+        }
+        let ok = kept(RunArgs {
+            max_files: Some(100),
+            max_bytes: Some("1G".into()),
+            max_age: Some("7d".into()),
+            debounce: Some("5m".into()),
+            ..RunArgs::default()
+        })
+        .unwrap();
+        assert_eq!(ok.0.max_files, Some(100));
+        assert_eq!(ok.0.max_bytes, Some(1 << 30));
+        assert_eq!(ok.0.max_age, Some(Duration::from_secs(7 * 86400)));
+        assert!(ok.1);
+        assert_eq!(
+            super::parse_duration("12h"),
+            Some(Duration::from_secs(43200))
+        );
+        assert_eq!(super::parse_duration("99999999999999999999d"), None);
+        assert_eq!(super::parse_duration(&format!("{}d", u64::MAX)), None);
     }
 
     #[test]
