@@ -66,6 +66,7 @@ pub mod cache;
 pub mod capture;
 pub mod error;
 pub mod kernel;
+pub mod kmsg;
 pub(crate) mod maps;
 pub mod monitor;
 pub mod ondemand;

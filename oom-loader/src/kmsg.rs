@@ -1,0 +1,406 @@
+//! The kernel's own OOM-kill report, read from `/dev/kmsg`: for every victim, of any
+//! program, the constraint (a memory cgroup's limit or global memory), the memory
+//! cgroup whose limit was hit beside the victim's own, the task that triggered the
+//! kill, and the victim's RSS by kind.
+//!
+//! `/dev/kmsg` yields one record per `read`: `PRIO,SEQ,USEC,FLAGS;TEXT` and optional
+//! ` KEY=VALUE` lines. It is shared and rate-limited, and it wraps: a reader that
+//! falls behind gets `EPIPE` once, then the oldest record still held; the sequence
+//! numbers tell how many were lost ([`Reader::lost`]). The reader never blocks.
+//!
+//! A report is a run of records from `mm/oom_kill.c` (and `mm/memcontrol.c`):
+//! ```text
+//! oomer invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0
+//! CPU: 1 UID: 0 PID: 192 Comm: oomer Not tainted 6.12.117 ...   (6.1: "CPU: 1 PID: ...")
+//! memory: usage 65536kB, limit 65536kB, failcnt 53                 (a memcg OOM)
+//! oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/a,task_memcg=/a/b,task=oomer,pid=179,uid=0
+//! Memory cgroup out of memory: Killed process 179 (oomer) total-vm:1293628kB, anon-rss:65040kB, file-rss:0kB, shmem-rss:2016kB, UID:0 pgtables:216kB oom_score_adj:0
+//! ```
+//! (`Out of memory: Killed process ...` for a global OOM.) Other CPUs' messages may
+//! come in between; [`Assembler`] keeps the fields of the report in progress and
+//! yields it at the `Killed process` line.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+
+/// One `/dev/kmsg` record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// Syslog priority and facility (`prio & 7` is the level).
+    pub prio: u32,
+    /// Sequence number: consecutive unless records were lost.
+    pub seq: u64,
+    /// Microseconds since boot (CLOCK_MONOTONIC).
+    pub usec: u64,
+    /// The message (first line).
+    pub text: &'a str,
+}
+
+/// Parses one record as read from `/dev/kmsg`; `None` if it is not one.
+pub fn parse_record(raw: &str) -> Option<Record<'_>> {
+    let (head, rest) = raw.split_once(';')?;
+    let mut f = head.split(',');
+    let prio = f.next()?.parse().ok()?;
+    let seq = f.next()?.parse().ok()?;
+    let usec = f.next()?.parse().ok()?;
+    let text = rest.split('\n').next().unwrap_or("");
+    Some(Record {
+        prio,
+        seq,
+        usec,
+        text,
+    })
+}
+
+/// What the kernel reported about one OOM kill.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OomReport {
+    /// Sequence number of the `Killed process` record.
+    pub seq: u64,
+    /// When it was printed, µs since boot (CLOCK_MONOTONIC).
+    pub usec: u64,
+    /// `CONSTRAINT_MEMCG`, `CONSTRAINT_NONE` (global), `CONSTRAINT_CPUSET`, ...
+    pub constraint: Option<String>,
+    /// The memory cgroup whose limit was hit (v1/v2 path), for a memcg OOM.
+    pub oom_memcg: Option<String>,
+    /// The victim's own memory cgroup.
+    pub task_memcg: Option<String>,
+    /// The task that ran into the limit: comm and thread id.
+    pub trigger_comm: Option<String>,
+    /// Its thread id (`CPU: N PID: TID Comm: ...`).
+    pub trigger_tid: Option<i32>,
+    /// The allocation that failed: gfp mask text and order.
+    pub gfp_mask: Option<String>,
+    /// Allocation order.
+    pub order: Option<u32>,
+    /// The victim's pid (thread-group id) and comm.
+    pub pid: i32,
+    /// The victim's comm.
+    pub comm: String,
+    /// The victim's uid.
+    pub uid: Option<u32>,
+    /// kB figures of the victim at the kill.
+    pub total_vm_kb: Option<u64>,
+    /// Anonymous RSS, kB.
+    pub anon_rss_kb: Option<u64>,
+    /// File-backed RSS, kB.
+    pub file_rss_kb: Option<u64>,
+    /// Shared-memory (tmpfs, shm) RSS, kB.
+    pub shmem_rss_kb: Option<u64>,
+    /// Page tables, kB.
+    pub pgtables_kb: Option<u64>,
+    /// The victim's oom_score_adj.
+    pub oom_score_adj: Option<i32>,
+    /// The OOM memcg's usage and limit, kB (`memory: usage U, limit L, failcnt F`).
+    pub memcg_usage_kb: Option<u64>,
+    /// The OOM memcg's limit, kB.
+    pub memcg_limit_kb: Option<u64>,
+}
+
+/// `key=value` pairs of a comma-separated list (`oom-kill:` line).
+fn kv(list: &str) -> impl Iterator<Item = (&str, &str)> {
+    list.split(',').filter_map(|p| p.split_once('='))
+}
+
+/// The number before `kB` in `name:NNNkB` (or `name NNNkB`).
+fn kb(text: &str, name: &str) -> Option<u64> {
+    let i = text.find(name)? + name.len();
+    let rest = text[i..].trim_start_matches([':', ' ']);
+    let n: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    if !rest[n.len()..].starts_with("kB") {
+        return None;
+    }
+    n.parse().ok()
+}
+
+/// Collects the records of one OOM report at a time.
+#[derive(Debug, Default)]
+pub struct Assembler {
+    cur: OomReport,
+}
+
+impl Assembler {
+    /// A new assembler.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds one record; returns the report when its `Killed process` line arrives.
+    pub fn push(&mut self, r: &Record<'_>) -> Option<OomReport> {
+        let t = r.text;
+        if let Some((comm, rest)) = t.split_once(" invoked oom-killer: ") {
+            self.cur = OomReport {
+                trigger_comm: Some(comm.to_string()),
+                ..OomReport::default()
+            };
+            for (k, v) in rest.split(", ").filter_map(|p| p.split_once('=')) {
+                match k {
+                    "gfp_mask" => self.cur.gfp_mask = Some(v.to_string()),
+                    "order" => self.cur.order = v.parse().ok(),
+                    _ => {}
+                }
+            }
+        } else if t.starts_with("CPU: ") && t.contains(" PID: ") && self.cur.trigger_tid.is_none() {
+            let after = t.split(" PID: ").nth(1)?;
+            self.cur.trigger_tid = after.split_whitespace().next()?.parse().ok();
+        } else if let Some(rest) = t.strip_prefix("memory: usage ") {
+            // "65536kB, limit 65536kB, failcnt 53"
+            self.cur.memcg_usage_kb = kb(&format!("usage {rest}"), "usage");
+            self.cur.memcg_limit_kb = kb(rest, "limit");
+        } else if let Some(list) = t.strip_prefix("oom-kill:") {
+            for (k, v) in kv(list) {
+                match k {
+                    "constraint" => self.cur.constraint = Some(v.to_string()),
+                    "oom_memcg" => self.cur.oom_memcg = Some(v.to_string()),
+                    "task_memcg" => self.cur.task_memcg = Some(v.to_string()),
+                    "uid" => self.cur.uid = v.parse().ok(),
+                    _ => {}
+                }
+            }
+        } else if let Some(i) = t.find("Killed process ") {
+            // "<prefix>: Killed process PID (COMM) total-vm:..kB, anon-rss:..kB, ..."
+            let rest = &t[i + "Killed process ".len()..];
+            let (pid, rest) = rest.split_once(' ')?;
+            let open = rest.find('(')?;
+            let close = rest.rfind(") ")?;
+            let mut rep = std::mem::take(&mut self.cur);
+            rep.pid = pid.parse().ok()?;
+            rep.comm = rest.get(open + 1..close)?.to_string();
+            let figs = &rest[close + 2..];
+            rep.total_vm_kb = kb(figs, "total-vm");
+            rep.anon_rss_kb = kb(figs, "anon-rss");
+            rep.file_rss_kb = kb(figs, "file-rss");
+            rep.shmem_rss_kb = kb(figs, "shmem-rss");
+            rep.pgtables_kb = kb(figs, "pgtables");
+            rep.oom_score_adj = figs
+                .split("oom_score_adj:")
+                .nth(1)
+                .and_then(|v| v.split_whitespace().next()?.parse().ok());
+            if rep.uid.is_none() {
+                rep.uid = figs
+                    .split("UID:")
+                    .nth(1)
+                    .and_then(|v| v.split_whitespace().next()?.parse().ok());
+            }
+            if rep.constraint.is_none() && t.starts_with("Out of memory") {
+                rep.constraint = Some("CONSTRAINT_NONE".into());
+            }
+            rep.seq = r.seq;
+            rep.usec = r.usec;
+            return Some(rep);
+        }
+        None
+    }
+}
+
+/// A non-blocking reader of `/dev/kmsg` from the moment it was opened.
+#[derive(Debug)]
+pub struct Reader {
+    file: File,
+    next_seq: Option<u64>,
+    lost: u64,
+    buf: Vec<u8>,
+}
+
+/// The longest record the kernel writes (`CONSOLE_EXT_LOG_MAX`, 8 KiB).
+const MAX_RECORD: usize = 8192;
+
+impl Reader {
+    /// Opens `/dev/kmsg` (needs CAP_SYSLOG or root when `dmesg_restrict` is set) and
+    /// skips what is already there.
+    ///
+    /// Returns an error if it cannot be opened.
+    pub fn open() -> std::io::Result<Reader> {
+        Self::open_path("/dev/kmsg")
+    }
+
+    fn open_path(path: &str) -> std::io::Result<Reader> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)?;
+        // SEEK_END: only records from now on.
+        let mut file = file;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0))?;
+        Ok(Reader {
+            file,
+            next_seq: None,
+            lost: 0,
+            buf: vec![0; MAX_RECORD],
+        })
+    }
+
+    /// Records lost to the ring wrapping before they were read.
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+
+    /// Reads every record available now and hands each to `f`; returns how many.
+    ///
+    /// Returns an error only for a read error other than "nothing yet" or "records
+    /// were overwritten" (counted in [`Reader::lost`]).
+    pub fn drain(&mut self, mut f: impl FnMut(&Record<'_>)) -> std::io::Result<usize> {
+        let mut n = 0;
+        loop {
+            match self.file.read(&mut self.buf) {
+                Ok(0) => return Ok(n),
+                Ok(len) => {
+                    let raw = String::from_utf8_lossy(&self.buf[..len]);
+                    if let Some(r) = parse_record(&raw) {
+                        if let Some(want) = self.next_seq {
+                            self.lost += r.seq.saturating_sub(want);
+                        }
+                        self.next_seq = Some(r.seq + 1);
+                        f(&r);
+                        n += 1;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(n),
+                // Overwritten records: the next read returns the oldest kept one,
+                // and the sequence gap counts them.
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(seq: u64, text: &str) -> String {
+        format!("6,{seq},{},-;{text}\n SUBSYSTEM=x\n", seq * 10)
+    }
+
+    fn feed(a: &mut Assembler, lines: &[&str]) -> Vec<OomReport> {
+        lines
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| {
+                let raw = rec(100 + i as u64, l);
+                a.push(&parse_record(&raw).unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn records_parse_and_junk_does_not() {
+        let r = parse_record("4,1234,5678901,-,caller=T12;hello world\n DEVICE=x\n").unwrap();
+        assert_eq!(
+            (r.prio, r.seq, r.usec, r.text),
+            (4, 1234, 5678901, "hello world")
+        );
+        for bad in ["", "no semicolon", "a,b,c;x", "6,1;x"] {
+            assert!(parse_record(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_memcg_report_from_6_12_with_other_messages_in_between() {
+        let mut a = Assembler::new();
+        let reps = feed(
+            &mut a,
+            &[
+                "oomer invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+                "CPU: 1 UID: 0 PID: 192 Comm: oomer Not tainted 6.12.117+deb12-cloud-amd64 #1",
+                "eth0: link up", // another CPU
+                "memory: usage 65536kB, limit 65536kB, failcnt 53",
+                "memory+swap: usage 65536kB, limit 9007199254740988kB, failcnt 0",
+                "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/oomvm/multi4,task_memcg=/oomvm/multi4/x,task=oomer,pid=179,uid=1000",
+                "Memory cgroup out of memory: Killed process 179 (oomer) total-vm:1293628kB, anon-rss:65040kB, file-rss:0kB, shmem-rss:2016kB, UID:1000 pgtables:216kB oom_score_adj:-100",
+            ],
+        );
+        assert_eq!(
+            reps,
+            [OomReport {
+                seq: 106,
+                usec: 1060,
+                constraint: Some("CONSTRAINT_MEMCG".into()),
+                oom_memcg: Some("/oomvm/multi4".into()),
+                task_memcg: Some("/oomvm/multi4/x".into()),
+                trigger_comm: Some("oomer".into()),
+                trigger_tid: Some(192),
+                gfp_mask: Some("0xcc0(GFP_KERNEL)".into()),
+                order: Some(0),
+                pid: 179,
+                comm: "oomer".into(),
+                uid: Some(1000),
+                total_vm_kb: Some(1293628),
+                anon_rss_kb: Some(65040),
+                file_rss_kb: Some(0),
+                shmem_rss_kb: Some(2016),
+                pgtables_kb: Some(216),
+                oom_score_adj: Some(-100),
+                memcg_usage_kb: Some(65536),
+                memcg_limit_kb: Some(65536),
+            }]
+        );
+    }
+
+    #[test]
+    fn a_global_report_from_6_1_and_a_comm_with_spaces() {
+        let mut a = Assembler::new();
+        let reps = feed(
+            &mut a,
+            &[
+                "kworker/u4:2 invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0, oom_score_adj=0",
+                "CPU: 0 PID: 160 Comm: kworker/u4:2 Not tainted 6.1.0-57-cloud-amd64 #1  Debian 6.1.192-3",
+                "oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,task_memcg=/user.slice,task=my app (x),pid=4242,uid=0",
+                "Out of memory: Killed process 4242 (my app (x)) total-vm:9000kB, anon-rss:8000kB, file-rss:10kB, shmem-rss:0kB, UID:0 pgtables:40kB oom_score_adj:0",
+            ],
+        );
+        let r = &reps[0];
+        assert_eq!(r.constraint.as_deref(), Some("CONSTRAINT_NONE"));
+        assert_eq!(r.oom_memcg, None);
+        assert_eq!(r.task_memcg.as_deref(), Some("/user.slice"));
+        assert_eq!((r.pid, r.comm.as_str()), (4242, "my app (x)"));
+        assert_eq!(r.trigger_tid, Some(160));
+        assert_eq!(r.anon_rss_kb, Some(8000));
+    }
+
+    #[test]
+    fn truncated_or_hostile_lines_never_panic() {
+        let mut a = Assembler::new();
+        for l in [
+            "Killed process ",
+            "Out of memory: Killed process x (y) total-vm:kB",
+            "Out of memory: Killed process 12 (unterminated",
+            "Out of memory: Killed process 12 (c) total-vm:99999999999999999999999kB",
+            "oom-kill:",
+            "oom-kill:constraint",
+            "memory: usage",
+            "CPU: 1 PID:",
+            " invoked oom-killer: ",
+        ] {
+            let raw = rec(1, l);
+            let _ = a.push(&parse_record(&raw).unwrap());
+        }
+        // A report after the junk still parses.
+        let reps = feed(
+            &mut a,
+            &["Out of memory: Killed process 7 (z) total-vm:1kB, anon-rss:1kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:0kB oom_score_adj:0"],
+        );
+        assert_eq!(reps[0].pid, 7);
+    }
+
+    #[test]
+    #[ignore = "needs root (/dev/kmsg): run tests/run"]
+    fn the_real_dev_kmsg_opens_at_its_end_and_drains_without_blocking() {
+        let test = "the_real_dev_kmsg_opens_at_its_end_and_drains_without_blocking";
+        if !oom_tests::privileged::root(test) {
+            return;
+        }
+        let mut r = Reader::open().unwrap();
+        let t = std::time::Instant::now();
+        let n = r.drain(|_| {}).unwrap();
+        assert!(n < 1000, "{n} records: not opened at the end");
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(1),
+            "drain blocked"
+        );
+        assert_eq!(r.lost(), 0);
+    }
+}
