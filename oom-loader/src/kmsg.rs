@@ -96,6 +96,112 @@ pub struct OomReport {
     pub memcg_usage_kb: Option<u64>,
     /// The OOM memcg's limit, kB.
     pub memcg_limit_kb: Option<u64>,
+    /// The OOM memcg's kernel memory (v1 `kmem: usage`), kB.
+    pub kmem_kb: Option<u64>,
+    /// The OOM memcg's `memory.stat` as the kernel printed it at the OOM
+    /// (`Memory cgroup stats for PATH:`), in its order; v1 or v2 names.
+    pub stats: Vec<(String, u64)>,
+    /// The tasks the kernel listed as candidates (`Tasks state`), largest RSS first.
+    pub tasks: Vec<TaskRow>,
+}
+
+/// One row of the report's task table.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TaskRow {
+    /// Thread-group id.
+    pub pid: i32,
+    /// Owner.
+    pub uid: u32,
+    /// Resident pages (`rss`).
+    pub rss_pages: u64,
+    /// The command name.
+    pub name: String,
+}
+
+/// What filled a memory cgroup, in bytes, from its `memory.stat` (v2 names, or v1's
+/// `total_*` figures).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Breakdown {
+    /// Anonymous memory: heaps, stacks (v2 `anon`, v1 `total_rss`).
+    pub anon: u64,
+    /// Page cache other than shmem (v2 `file - shmem`, v1 `total_cache - total_shmem`).
+    pub page_cache: u64,
+    /// tmpfs, shm, memfd (`shmem`).
+    pub shmem: u64,
+    /// Kernel memory: slab, stacks, page tables (v2 `kernel`, else its parts; v1
+    /// `kmem: usage`).
+    pub kernel: u64,
+    /// Socket buffers (v2 `sock`).
+    pub sock: u64,
+}
+
+impl Breakdown {
+    /// The largest kind and its bytes.
+    pub fn dominant(&self) -> (&'static str, u64) {
+        [
+            ("anon", self.anon),
+            ("page_cache", self.page_cache),
+            ("shmem", self.shmem),
+            ("kernel", self.kernel),
+            ("sock", self.sock),
+        ]
+        .into_iter()
+        .fold(("anon", 0), |best, k| if k.1 > best.1 { k } else { best })
+    }
+}
+
+impl OomReport {
+    fn stat(&self, name: &str) -> Option<u64> {
+        self.stats.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+    }
+
+    /// The memory cgroup's breakdown at the OOM; `None` for a global OOM (no stats).
+    pub fn breakdown(&self) -> Option<Breakdown> {
+        if self.stats.is_empty() {
+            return None;
+        }
+        if let Some(anon) = self.stat("anon") {
+            // v2
+            let file = self.stat("file").unwrap_or(0);
+            let shmem = self.stat("shmem").unwrap_or(0);
+            let kernel = self.stat("kernel").unwrap_or_else(|| {
+                ["slab", "kernel_stack", "pagetables", "percpu"]
+                    .iter()
+                    .filter_map(|k| self.stat(k))
+                    .sum()
+            });
+            return Some(Breakdown {
+                anon,
+                page_cache: file.saturating_sub(shmem),
+                shmem,
+                kernel,
+                sock: self.stat("sock").unwrap_or(0),
+            });
+        }
+        let get = |k: &str| {
+            self.stat(&format!("total_{k}"))
+                .or_else(|| self.stat(k))
+                .unwrap_or(0)
+        };
+        let shmem = get("shmem");
+        Some(Breakdown {
+            anon: get("rss"),
+            page_cache: get("cache").saturating_sub(shmem),
+            shmem,
+            kernel: self.kmem_kb.unwrap_or(0) << 10,
+            sock: 0,
+        })
+    }
+}
+
+/// Which multi-record part of a report is being read.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+enum Part {
+    #[default]
+    None,
+    Stats,
+    /// The task table, with its header's column names once seen.
+    Tasks(Vec<String>),
 }
 
 /// `key=value` pairs of a comma-separated list (`oom-kill:` line).
@@ -118,6 +224,20 @@ fn kb(text: &str, name: &str) -> Option<u64> {
 #[derive(Debug, Default)]
 pub struct Assembler {
     cur: OomReport,
+    part: Part,
+}
+
+/// `key value` with a lowercase key and a number: a `memory.stat` line.
+fn stat_line(l: &str) -> Option<(String, u64)> {
+    let (k, v) = l.trim().split_once(' ')?;
+    if k.is_empty()
+        || !k
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return None;
+    }
+    Some((k.to_string(), v.trim().parse().ok()?))
 }
 
 impl Assembler {
@@ -129,7 +249,37 @@ impl Assembler {
     /// Feeds one record; returns the report when its `Killed process` line arrives.
     pub fn push(&mut self, r: &Record<'_>) -> Option<OomReport> {
         let t = r.text;
-        if let Some((comm, rest)) = t.split_once(" invoked oom-killer: ") {
+        match &self.part {
+            Part::Stats => {
+                if let Some(kv) = stat_line(t) {
+                    self.cur.stats.push(kv);
+                    return None;
+                }
+                self.part = Part::None;
+            }
+            Part::Tasks(cols) => {
+                if let Some(row) = t.trim_start().strip_prefix('[') {
+                    let cols = cols.clone();
+                    self.task_row(row, &cols);
+                    return None;
+                }
+                self.part = Part::None;
+            }
+            Part::None => {}
+        }
+        if let Some(rest) = t.strip_prefix("Memory cgroup stats for ") {
+            // One record per line (6.18), or one with escaped newlines (6.1, 6.12).
+            self.part = Part::Stats;
+            for l in rest.split("\\x0a").skip(1) {
+                if let Some(kv) = stat_line(l) {
+                    self.cur.stats.push(kv);
+                }
+            }
+        } else if t.starts_with("Tasks state (memory values in pages):") {
+            self.part = Part::Tasks(Vec::new());
+        } else if let Some(rest) = t.strip_prefix("kmem: usage ") {
+            self.cur.kmem_kb = kb(&format!("usage {rest}"), "usage");
+        } else if let Some((comm, rest)) = t.split_once(" invoked oom-killer: ") {
             self.cur = OomReport {
                 trigger_comm: Some(comm.to_string()),
                 ..OomReport::default()
@@ -188,9 +338,49 @@ impl Assembler {
             }
             rep.seq = r.seq;
             rep.usec = r.usec;
+            rep.tasks.sort_by_key(|t| std::cmp::Reverse(t.rss_pages));
+            self.part = Part::None;
             return Some(rep);
         }
         None
+    }
+}
+
+impl Assembler {
+    /// One row after `[`: the header (`  pid  ]   uid  tgid total_vm rss ... name`)
+    /// names the columns; a data row (`    345]     0   345 ... oomer`) is read by them.
+    fn task_row(&mut self, row: &str, cols: &[String]) {
+        let Some((first, rest)) = row.split_once(']') else {
+            return;
+        };
+        if first.trim() == "pid" {
+            let names = rest.split_whitespace().map(str::to_string).collect();
+            self.part = Part::Tasks(names);
+            return;
+        }
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let at = |name: &str| {
+            cols.iter()
+                .position(|c| c == name)
+                .and_then(|i| fields.get(i))
+        };
+        // The name is the last column and may hold spaces.
+        let name_at = cols.iter().position(|c| c == "name").unwrap_or(cols.len());
+        let (Some(pid), Some(rss)) = (
+            at("tgid").and_then(|v| v.parse().ok()),
+            at("rss").and_then(|v| v.parse().ok()),
+        ) else {
+            return;
+        };
+        self.cur.tasks.push(TaskRow {
+            pid,
+            uid: at("uid").and_then(|v| v.parse().ok()).unwrap_or(0),
+            rss_pages: rss,
+            name: fields
+                .get(name_at..)
+                .map(|f| f.join(" "))
+                .unwrap_or_default(),
+        });
     }
 }
 
@@ -309,6 +499,13 @@ mod tests {
                 "eth0: link up", // another CPU
                 "memory: usage 65536kB, limit 65536kB, failcnt 53",
                 "memory+swap: usage 65536kB, limit 9007199254740988kB, failcnt 0",
+                "kmem: usage 388kB, limit 9007199254740988kB, failcnt 0",
+                // 6.1/6.12 print memory.stat as one record, newlines escaped.
+                "Memory cgroup stats for /oomvm/multi4:\\x0aanon 66703360\\x0afile 8192\\x0akernel 397312\\x0ashmem 8192\\x0asock 0\\x0a",
+                "Tasks state (memory values in pages):",
+                "[  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name",
+                "[    170]     0   170     1000      100    40960        0             0 sh",
+                "[    179]  1000   179   323407    16640   221184        0          -100 oomer",
                 "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/oomvm/multi4,task_memcg=/oomvm/multi4/x,task=oomer,pid=179,uid=1000",
                 "Memory cgroup out of memory: Killed process 179 (oomer) total-vm:1293628kB, anon-rss:65040kB, file-rss:0kB, shmem-rss:2016kB, UID:1000 pgtables:216kB oom_score_adj:-100",
             ],
@@ -316,8 +513,8 @@ mod tests {
         assert_eq!(
             reps,
             [OomReport {
-                seq: 106,
-                usec: 1060,
+                seq: 112,
+                usec: 1120,
                 constraint: Some("CONSTRAINT_MEMCG".into()),
                 oom_memcg: Some("/oomvm/multi4".into()),
                 task_memcg: Some("/oomvm/multi4/x".into()),
@@ -336,8 +533,38 @@ mod tests {
                 oom_score_adj: Some(-100),
                 memcg_usage_kb: Some(65536),
                 memcg_limit_kb: Some(65536),
+                kmem_kb: Some(388),
+                stats: [
+                    ("anon", 66703360),
+                    ("file", 8192),
+                    ("kernel", 397312),
+                    ("shmem", 8192),
+                    ("sock", 0)
+                ]
+                .map(|(k, v)| (k.to_string(), v))
+                .to_vec(),
+                tasks: vec![
+                    TaskRow {
+                        pid: 179,
+                        uid: 1000,
+                        rss_pages: 16640,
+                        name: "oomer".into()
+                    },
+                    TaskRow {
+                        pid: 170,
+                        uid: 0,
+                        rss_pages: 100,
+                        name: "sh".into()
+                    },
+                ],
             }]
         );
+        let b = reps[0].breakdown().unwrap();
+        assert_eq!(
+            (b.anon, b.page_cache, b.shmem, b.kernel),
+            (66703360, 0, 8192, 397312)
+        );
+        assert_eq!(b.dominant(), ("anon", 66703360));
     }
 
     #[test]
@@ -362,6 +589,46 @@ mod tests {
     }
 
     #[test]
+    fn v1_stats_one_record_per_line_as_6_18_prints_them() {
+        let mut a = Assembler::new();
+        let reps = feed(
+            &mut a,
+            &[
+                "sh invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+                "kmem: usage 1024kB, limit 9007199254740988kB, failcnt 0",
+                "Memory cgroup stats for /t:",
+                "cache 52428800",
+                "rss 4194304",
+                "shmem 50331648",
+                "total_cache 52428800",
+                "total_rss 4194304",
+                "total_shmem 50331648",
+                "Tasks state (memory values in pages):",
+                "[  pid  ]   uid  tgid total_vm      rss rss_anon rss_file rss_shmem pgtables_bytes swapents oom_score_adj name",
+                "[    601]     0   601   323409    16809    16288      521         0   233472        0             0 my prog",
+                "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/t,task_memcg=/t,task=sh,pid=601,uid=0",
+                "Memory cgroup out of memory: Killed process 601 (my prog) total-vm:1kB, anon-rss:1kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:0kB oom_score_adj:0",
+            ],
+        );
+        let r = &reps[0];
+        assert_eq!(
+            r.tasks,
+            [TaskRow {
+                pid: 601,
+                uid: 0,
+                rss_pages: 16809,
+                name: "my prog".into()
+            }]
+        );
+        let b = r.breakdown().unwrap();
+        assert_eq!(
+            (b.anon, b.page_cache, b.shmem, b.kernel),
+            (4194304, 2097152, 50331648, 1 << 20)
+        );
+        assert_eq!(b.dominant().0, "shmem");
+    }
+
+    #[test]
     fn truncated_or_hostile_lines_never_panic() {
         let mut a = Assembler::new();
         for l in [
@@ -374,6 +641,12 @@ mod tests {
             "memory: usage",
             "CPU: 1 PID:",
             " invoked oom-killer: ",
+            "Memory cgroup stats for ",
+            "Tasks state (memory values in pages):",
+            "[",
+            "[ x ] y",
+            "[  pid  ]",
+            "[   1]",
         ] {
             let raw = rec(1, l);
             let _ = a.push(&parse_record(&raw).unwrap());

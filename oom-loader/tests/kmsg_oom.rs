@@ -77,5 +77,16 @@ fn a_real_memcg_oom_kill_is_reported_with_its_cgroup_and_rss() {
         rep.trigger_comm.is_some() && rep.trigger_tid.is_some(),
         "{rep:?}"
     );
+    // The memcg's own figures at the OOM: anonymous memory filled it.
+    let b = rep
+        .breakdown()
+        .unwrap_or_else(|| panic!("no memory.stat in {rep:?}"));
+    assert_eq!(b.dominant().0, "anon", "{b:?}");
+    assert!(b.anon > limit * 9 / 10 && b.anon <= limit, "{b:?}");
+    assert!(
+        rep.tasks.iter().any(|t| t.pid == pid && t.name == "oomer"),
+        "{:?}",
+        rep.tasks
+    );
     assert_eq!(reader.lost(), 0);
 }
