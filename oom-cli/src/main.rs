@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod cmd;
+mod events;
 mod logger;
 mod metrics;
 mod output;
@@ -44,6 +45,7 @@ enum Cmd {
     Top(cmd::top::TopArgs),
     Flame(cmd::flame::FlameArgs),
     Check(cmd::check::CheckArgs),
+    Events(cmd::events::EventsArgs),
 }
 
 fn main() {
@@ -101,6 +103,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Cmd::Top(_) => "top",
             Cmd::Flame(_) => "flame",
             Cmd::Check(_) => "check",
+            Cmd::Events(_) => "events",
         };
         if cli.pids.is_some() {
             return cmd::usage(format!(
@@ -122,6 +125,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Some(Cmd::Top(a)) => cmd::top::run(a),
         Some(Cmd::Flame(a)) => cmd::flame::run(a),
         Some(Cmd::Check(a)) => cmd::check::run(a),
+        Some(Cmd::Events(a)) => cmd::events::run(a),
         None => match cli.pids {
             Some(p) => cmd::dump::from_compat(&p, cli.dir),
             None => cmd::run::run(cmd::run::RunArgs::with_dir(cli.dir), cli.debug),

@@ -10,6 +10,8 @@
 //! - `oomprof_oom_kills_node_total`: the same kills without labels, present at 0 from
 //!   the start, so `increase()` sees a node's first kill (a labelled series is born
 //!   at 1, and Prometheus cannot see its first increment);
+//! - `oomprof_oom_events_total{constraint,kind}`: OOM kills of any process, from the
+//!   kernel's report (memcg/global; anon, page_cache, shmem, kernel, sock);
 //! - `oomprof_profiles_written_total{sink,result}`;
 //! - `oomprof_profiles_debounced_total`: kills `--debounce` did not write;
 //! - `oomprof_captures_incomplete_total{reason}`;
@@ -41,6 +43,7 @@ struct State {
     kills: BTreeMap<[String; 4], u64>,
     kills_node: u64,
     debounced: u64,
+    events: BTreeMap<(String, &'static str), u64>,
     written: BTreeMap<(String, &'static str), u64>,
     incomplete: BTreeMap<&'static str, u64>,
     lost: BTreeMap<&'static str, u64>,
@@ -123,6 +126,23 @@ impl Metrics {
             .or_default() += 1;
     }
 
+    /// Counts an OOM kill of any process, from the kernel's report.
+    pub fn oom_event(&self, r: &oom_loader::kmsg::OomReport) {
+        let constraint = match r.constraint.as_deref() {
+            Some("CONSTRAINT_MEMCG") => "memcg",
+            Some("CONSTRAINT_NONE") | None => "global",
+            Some("CONSTRAINT_CPUSET") => "cpuset",
+            Some("CONSTRAINT_MEMORY_POLICY") => "mempolicy",
+            Some(_) => "other",
+        };
+        let kind = r.breakdown().map_or("unknown", |b| b.dominant().0);
+        *self
+            .lock()
+            .events
+            .entry((constraint.to_string(), kind))
+            .or_default() += 1;
+    }
+
     /// Counts a profile `--debounce` did not write.
     pub fn debounced(&self) {
         self.lock().debounced += 1;
@@ -178,6 +198,18 @@ impl Metrics {
             "OOM kills of watched Go processes on this node (no labels; 0 from the start).",
         );
         let _ = writeln!(o, "oomprof_oom_kills_node_total {}", s.kills_node);
+        head(
+            &mut o,
+            "oomprof_oom_events_total",
+            "counter",
+            "OOM kills of any process (the kernel's report), by constraint and the kind of memory that filled the cgroup.",
+        );
+        for ((constraint, kind), n) in &s.events {
+            let _ = writeln!(
+                o,
+                "oomprof_oom_events_total{{constraint=\"{constraint}\",kind=\"{kind}\"}} {n}"
+            );
+        }
         head(
             &mut o,
             "oomprof_profiles_written_total",

@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod dump;
+pub mod events;
 pub mod flame;
 pub mod run;
 pub mod top;

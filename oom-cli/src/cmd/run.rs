@@ -14,6 +14,7 @@ use oom_core::abi;
 use oom_loader::monitor::{Monitor, MonitorConfig, MonitorEvent};
 use oom_loader::profile::Profile;
 
+use crate::events::EventLog;
 use crate::metrics::Metrics;
 use crate::output;
 use crate::retention::{Debounce, Retention};
@@ -102,6 +103,9 @@ pub struct RunArgs {
     /// remove profiles older than this from --dir, e.g. 7d or 12h (default: never)
     #[argh(option)]
     pub max_age: Option<String>,
+    /// the OOM event log (every OOM kill of any process, from the kernel's report): a file, `-` for stdout, or `off` (default: oomprof-events.jsonl in --dir)
+    #[argh(option)]
+    pub events: Option<String>,
     /// write one profile per container (or executable) per window, e.g. 5m: further kills within it are counted and logged, not written (default: every kill)
     #[argh(option)]
     pub debounce: Option<String>,
@@ -274,12 +278,36 @@ pub fn run(args: RunArgs, _debug: bool) -> anyhow::Result<()> {
         dir.display()
     );
 
+    // The kernel's OOM reports, for the event log of every kill.
+    let mut events = match args.events.as_deref() {
+        Some("off") => None,
+        target => {
+            let path = target.map_or_else(|| dir.join(crate::events::FILE_NAME), PathBuf::from);
+            match (EventLog::open(&path), oom_loader::kmsg::Reader::open()) {
+                (Ok(log), Ok(kmsg)) => {
+                    log::info!(
+                        "OOM events of every process to {}",
+                        log.path()
+                            .map_or("stdout".into(), |p| p.display().to_string())
+                    );
+                    Some((log, kmsg, oom_loader::kmsg::Assembler::new(), 0u64))
+                }
+                (Err(e), _) => return Err(e),
+                (_, Err(e)) => {
+                    log::warn!(
+                        "no OOM event log: reading /dev/kmsg: {e} (needs CAP_SYSLOG where kernel.dmesg_restrict=1)"
+                    );
+                    None
+                }
+            }
+        }
+    };
     let mut pending: VecDeque<(String, Vec<u8>)> = VecDeque::new();
     let mut gauges_at = Instant::now();
     metrics.update(watched, monitor.kernel().lost());
     while !stop.load(Ordering::Relaxed) {
         // Short enough that SIGTERM is noticed within 50 ms; idle wake-ups cost nothing.
-        let events = match monitor.poll(Some(Duration::from_millis(50))) {
+        let polled = match monitor.poll(Some(Duration::from_millis(50))) {
             Ok(e) => e,
             Err(e) => {
                 log::error!("reading kernel events: {e}");
@@ -287,8 +315,32 @@ pub fn run(args: RunArgs, _debug: bool) -> anyhow::Result<()> {
                 continue;
             }
         };
-        for e in events {
-            handle(e, &dir, args.log_recent, &mut pending, &metrics, &mut keep);
+        if let Some((log, kmsg, asm, lost_said)) = &mut events {
+            let now = Instant::now();
+            let mut reports = Vec::new();
+            if let Err(e) = kmsg.drain(|r| reports.extend(asm.push(r))) {
+                log::warn!("reading /dev/kmsg: {e}");
+            }
+            for r in reports {
+                metrics.oom_event(&r);
+                log.report(r, now);
+            }
+            if kmsg.lost() > *lost_said {
+                log::warn!(
+                    "/dev/kmsg: {} records overwritten before they were read: OOM reports among them are lost",
+                    kmsg.lost() - *lost_said
+                );
+                *lost_said = kmsg.lost();
+            }
+            log.tick(now);
+        }
+        for e in polled {
+            let oom = matches!(&e, MonitorEvent::Profile(p) if p.meta.reason == oom_loader::profile::Reason::Oom);
+            let written = handle(e, &dir, args.log_recent, &mut pending, &metrics, &mut keep);
+            if let (true, Some((pid, file)), Some((log, ..))) = (oom, written, &mut events) {
+                // The event names the profile file (linked by pid).
+                log.profile(pid, &file, Instant::now());
+            }
         }
         if keep.retention.max_age.is_some() && keep.pruned_at.elapsed() >= Duration::from_secs(60) {
             prune(&keep.retention, &dir, None);
@@ -301,6 +353,9 @@ pub fn run(args: RunArgs, _debug: bool) -> anyhow::Result<()> {
         }
     }
     drop(monitor);
+    if let Some((log, ..)) = &mut events {
+        log.flush();
+    }
     log::info!("detached");
     Ok(())
 }
@@ -312,7 +367,7 @@ fn handle(
     pending: &mut VecDeque<(String, Vec<u8>)>,
     metrics: &Metrics,
     keep: &mut Keeping,
-) {
+) -> Option<(i32, String)> {
     match e {
         MonitorEvent::Watched {
             pid,
@@ -356,7 +411,7 @@ fn handle(
                             p.meta.comm,
                             p.meta.reason.as_str()
                         );
-                        return;
+                        return Some((p.meta.pid, "debounced".into()));
                     }
                     Ok(0) => {}
                     Ok(n) => log::info!("{key}: {n} kills were debounced since its last profile"),
@@ -368,6 +423,8 @@ fn handle(
                     metrics.written("dir", true);
                     log_profile(&p, &path, recent);
                     prune(&keep.retention, dir, Some(&path));
+                    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                    return name.map(|n| (p.meta.pid, n));
                 }
                 Err(e) => {
                     metrics.written("dir", false);
@@ -376,7 +433,8 @@ fn handle(
                         p.meta.pid,
                         p.meta.comm
                     );
-                    pending.push_back((base, p.pprof_gz));
+                    let pid = p.meta.pid;
+                    pending.push_back((base.clone(), p.pprof_gz));
                     let mut bytes: usize = pending.iter().map(|(_, d)| d.len()).sum();
                     while pending.len() > PENDING_MAX || bytes > PENDING_MAX_BYTES {
                         if let Some((b, d)) = pending.pop_front() {
@@ -384,10 +442,12 @@ fn handle(
                             log::error!("giving up on profile {b}: too many waiting to be written");
                         }
                     }
+                    return Some((pid, format!("{base}.pb.gz (pending)")));
                 }
             }
         }
     }
+    None
 }
 
 fn retry(dir: &Path, pending: &mut VecDeque<(String, Vec<u8>)>, metrics: &Metrics) {

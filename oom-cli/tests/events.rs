@@ -1,0 +1,176 @@
+//! The OOM event log with real OOM kills of three kinds of process: a Go program (the
+//! event names its profile), a C program leaking malloc'd memory (anonymous memory
+//! filled the cgroup), and a shell filling a tmpfs (shmem filled it). `oomprof events`
+//! prints them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use oom_tests::cgroup::MemCgroup;
+use oom_tests::fixtures::{self, Variant};
+use oom_tests::gomatrix;
+use oom_tests::privileged;
+use oom_tests::process::Running;
+
+mod common;
+
+use common::*;
+
+const LIMIT: u64 = 64 << 20;
+
+/// The event of `pid` in the log, waiting for it.
+fn event_of(dir: &Path, pid: i32) -> serde_json::Value {
+    let log = dir.join("oomprof-events.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        for line in text.lines() {
+            let v: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            if v["pid"] == pid {
+                return v;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no event for pid {pid} in {}:\n{text}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs `cmd` in a fresh 64 MiB cgroup until the OOM killer kills it; its pid.
+fn oom_kill(cmd: &mut Command) -> i32 {
+    let cg = MemCgroup::create(LIMIT).unwrap();
+    let mut p = Running::adopt(cg.spawn(cmd).unwrap());
+    p.wait_exit(Duration::from_secs(60)).unwrap();
+    assert!(cg.oom_kills().unwrap() > 0, "not OOM-killed");
+    p.pid()
+}
+
+fn bytes(v: &serde_json::Value, kind: &str) -> u64 {
+    v["memcg"]["bytes"][kind].as_u64().unwrap_or(0)
+}
+
+/// A tmpfs mounted for the test, unmounted however it ends.
+struct Tmpfs(PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.0.join("fill"));
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+#[ignore = "needs root, the Go matrix and gcc: run tests/run"]
+fn every_oom_kill_gets_an_event_naming_the_memory_that_filled_the_cgroup() {
+    let test = "every_oom_kill_gets_an_event_naming_the_memory_that_filled_the_cgroup";
+    if !privileged::root(test) || privileged::tool(test, "gcc").is_none() {
+        return;
+    }
+    let Some(tc) = gomatrix::newest(test) else {
+        return;
+    };
+    let _g = serial();
+    let dir = tmpdir("events");
+    let oomer = fixtures::build("oomer", &tc, Variant::Default).unwrap();
+
+    // A C program that leaks 1 MiB blocks, each touched.
+    let src = dir.join("leak.c");
+    std::fs::write(
+        &src,
+        "#include <stdlib.h>\n#include <string.h>\n\
+         int main(void) { for (;;) { char *p = malloc(1 << 20); if (p) memset(p, 1, 1 << 20); } }\n",
+    )
+    .unwrap();
+    let leak = dir.join("leak");
+    let st = Command::new("gcc")
+        .arg("-O0")
+        .arg("-o")
+        .arg(&leak)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(st.success(), "gcc");
+
+    let mnt = dir.join("tmpfs");
+    std::fs::create_dir(&mnt).unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=512m", "oomprof-test"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount tmpfs");
+    let tmpfs = Tmpfs(mnt.clone());
+
+    let d = daemon(&dir, &[]);
+
+    // Go: the event names the profile of the same kill.
+    let go = oom_kill(&mut Command::new(&oomer));
+    let file = profile_of(&dir, go, Duration::from_secs(10)).expect("no Go profile");
+    let ev = event_of(&dir, go);
+    assert_eq!(ev["comm"], "oomer");
+    assert_eq!(ev["constraint"], "CONSTRAINT_MEMCG");
+    assert_eq!(
+        ev["profile"].as_str(),
+        file.file_name().and_then(|n| n.to_str()),
+        "{ev}"
+    );
+    assert_eq!(ev["memcg"]["bytes"]["dominant"], "anon", "{ev}");
+
+    // C: anonymous memory, nearly the whole limit; no profile.
+    let c = oom_kill(&mut Command::new(&leak));
+    let ev = event_of(&dir, c);
+    assert_eq!(ev["comm"], "leak");
+    assert_eq!(ev["memcg"]["bytes"]["dominant"], "anon", "{ev}");
+    assert!(bytes(&ev, "anon") >= LIMIT * 95 / 100, "{ev}");
+    assert!(ev["profile"].is_null(), "{ev}");
+    assert!(
+        ev["rss_kb"]["anon"].as_u64().unwrap() * 1024 >= LIMIT * 90 / 100,
+        "{ev}"
+    );
+
+    // tmpfs: shmem fills the cgroup; the writer is killed, the pages stay.
+    let fill = mnt.join("fill");
+    let sh = oom_kill(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("exec dd if=/dev/zero of={} bs=1M", fill.display())),
+    );
+    let ev = event_of(&dir, sh);
+    assert_eq!(ev["memcg"]["bytes"]["dominant"], "shmem", "{ev}");
+    assert!(bytes(&ev, "shmem") >= LIMIT * 95 / 100, "{ev}");
+    drop(tmpfs);
+
+    // Every event is a JSON line; `oomprof events` prints each readably.
+    let out = Command::new(OOMPROF)
+        .args(["events", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    for (pid, what) in [(go, "anon"), (c, "anon"), (sh, "shmem")] {
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!("pid={pid} ")))
+            .unwrap_or_else(|| panic!("pid {pid} not in:\n{text}"));
+        assert!(line.contains(&format!(": {what} ")), "{line}");
+    }
+    let out = Command::new(OOMPROF)
+        .args(["events", "--since", "soon", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    d.sigterm();
+    let _ = std::fs::remove_dir_all(&dir);
+}
