@@ -249,8 +249,8 @@ fn least_privilege_capability_set_is_enough() {
     };
     let _g = serial();
     let dir = nobody_dir("caps");
-    // The set documented in README and deploy/ (CAP_SYS_RESOURCE only matters before
-    // Linux 5.11, where BPF memory counts against RLIMIT_MEMLOCK).
+    // The set documented in README and granted by deploy/ (not CAP_SYS_RESOURCE: it
+    // only mattered before Linux 5.11, where BPF memory counted against RLIMIT_MEMLOCK).
     let caps = "-all,+bpf,+perfmon,+sys_admin,+sys_ptrace,+dac_read_search";
     let d = Daemon::start(&mut command(&nobody_daemon(caps, &dir)));
     let oomer = fixtures::build("oomer", &tc, Variant::Stripped).unwrap();

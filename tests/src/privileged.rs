@@ -65,9 +65,13 @@ pub fn tool(test: &str, name: &str) -> Option<PathBuf> {
     });
     if found.is_none() {
         let package = match name {
-            "setpriv" | "unshare" => "util-linux",
+            "setpriv" | "unshare" | "nsenter" | "choom" | "prlimit" | "findmnt" => "util-linux",
             "qemu-aarch64" => "qemu-user",
             "strip" => "binutils",
+            "dockerd" | "docker" => "docker.io",
+            "ctr" => "containerd",
+            "systemd-analyze" => "systemd",
+            "cp" => "coreutils",
             other => other,
         };
         skip(

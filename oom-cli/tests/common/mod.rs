@@ -17,6 +17,9 @@ use oom_tests::cgroup::MemCgroup;
 use oom_tests::gomatrix::Toolchain;
 use oom_tests::process::Running;
 
+pub mod deploy;
+pub mod runtime;
+
 pub const OOMPROF: &str = env!("CARGO_BIN_EXE_oomprof");
 
 /// One daemon at a time per test binary: each sees every kill on the host.
@@ -43,7 +46,11 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(cmd: &mut Command) -> Daemon {
-        let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+        Self::adopt(cmd.stderr(Stdio::piped()).spawn().unwrap())
+    }
+
+    /// Takes over a daemon spawned with stderr piped, and waits for its ready line.
+    pub fn adopt(mut child: Child) -> Daemon {
         let err = child.stderr.take().unwrap();
         let (tx, rx) = channel();
         std::thread::spawn(move || {
