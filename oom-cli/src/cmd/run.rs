@@ -106,6 +106,9 @@ pub struct RunArgs {
     /// the OOM event log (every OOM kill of any process, from the kernel's report): a file, `-` for stdout, or `off` (default: oomprof-events.jsonl in --dir)
     #[argh(option)]
     pub events: Option<String>,
+    /// where the node's container runtime state is (run/containerd, var/lib/docker, run/containers): pod and container names come from there (default: /)
+    #[argh(option)]
+    pub runtime_root: Option<String>,
     /// write one profile per container (or executable) per window, e.g. 5m: further kills within it are counted and logged, not written (default: every kill)
     #[argh(option)]
     pub debounce: Option<String>,
@@ -228,6 +231,9 @@ fn config(args: &RunArgs) -> anyhow::Result<MonitorConfig> {
         };
     }
     config.kernel.keep_killed = args.keep_all_kills;
+    if let Some(r) = &args.runtime_root {
+        config.runtime_root = PathBuf::from(r);
+    }
     Ok(config)
 }
 
