@@ -251,8 +251,15 @@ impl Assembler {
         let t = r.text;
         match &self.part {
             Part::Stats => {
-                if let Some(kv) = stat_line(t) {
-                    self.cur.stats.push(kv);
+                // One line per record (6.18), or the whole buffer in one record with
+                // its newlines escaped (6.1: the header is a record of its own).
+                let kvs: Option<Vec<_>> = t
+                    .split("\\x0a")
+                    .filter(|l| !l.is_empty())
+                    .map(stat_line)
+                    .collect();
+                if let Some(kvs) = kvs.filter(|k| !k.is_empty()) {
+                    self.cur.stats.extend(kvs);
                     return None;
                 }
                 self.part = Part::None;
@@ -500,8 +507,10 @@ mod tests {
                 "memory: usage 65536kB, limit 65536kB, failcnt 53",
                 "memory+swap: usage 65536kB, limit 9007199254740988kB, failcnt 0",
                 "kmem: usage 388kB, limit 9007199254740988kB, failcnt 0",
-                // 6.1/6.12 print memory.stat as one record, newlines escaped.
-                "Memory cgroup stats for /oomvm/multi4:\\x0aanon 66703360\\x0afile 8192\\x0akernel 397312\\x0ashmem 8192\\x0asock 0\\x0a",
+                // 6.1 prints memory.stat as one record after the header's, newlines
+                // escaped.
+                "Memory cgroup stats for /oomvm/multi4:",
+                "anon 66703360\\x0afile 8192\\x0akernel 397312\\x0ashmem 8192\\x0asock 0\\x0a",
                 "Tasks state (memory values in pages):",
                 "[  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name",
                 "[    170]     0   170     1000      100    40960        0             0 sh",
@@ -513,8 +522,8 @@ mod tests {
         assert_eq!(
             reps,
             [OomReport {
-                seq: 112,
-                usec: 1120,
+                seq: 113,
+                usec: 1130,
                 constraint: Some("CONSTRAINT_MEMCG".into()),
                 oom_memcg: Some("/oomvm/multi4".into()),
                 task_memcg: Some("/oomvm/multi4/x".into()),

@@ -72,7 +72,7 @@ start() {
 	(
 		while [ ! -e "/tmp/$name.go" ]; do sleep 0.1; done
 		echo go
-	) | sh -c 'echo $$ >"$1/cgroup.procs"; echo $$ >"/tmp/$2.pid"; shift 2; exec "$@"' \
+	) | sh -c 'echo 0 >/proc/self/oom_score_adj; echo $$ >"$1/cgroup.procs"; echo $$ >"/tmp/$2.pid"; shift 2; exec "$@"' \
 		sh "$ROOT/$name" "$name" "$@" >"/tmp/$name.out" 2>&1 &
 	eval "job_$name=\$!"
 	while [ ! -s "/tmp/$name.pid" ]; do sleep 0.05; done
@@ -205,6 +205,22 @@ if [ $ready = yes ]; then
 	done
 fi
 
+# A global OOM (no cgroup limit: the guest's RAM runs out). This shell and the daemon
+# are exempt (oom_score_adj -1000), so the victim is the only large process.
+if [ $ready = yes ]; then
+	echo -1000 >/proc/self/oom_score_adj
+	echo -1000 >"/proc/$daemon/oom_score_adj"
+	mkdir "$ROOT/global"
+	start global env FIXTURE_MEMPROFILERATE=1 /fx/oomer -wait
+	pid=$(pid_of global)
+	w=$(watched "$pid")
+	release global
+	finish global
+	f=$(profile_of "$pid" 60)
+	mem=$(($(sed -n 's/MemTotal: *\([0-9]*\).*/\1/p' /proc/meminfo) * 1024))
+	say "CASE global_oom kind=global fixture=oomer pid=$pid cgroup=/oomvm/global limit=$mem watched=$w status=$st profile=$f"
+fi
+
 kill -TERM "$daemon"
 wait "$daemon"
 say "CASE daemon_stop status=$?"
@@ -218,6 +234,7 @@ ship check.txt /tmp/check.txt
 ship daemon.log /tmp/daemon.log
 dmesg >/tmp/dmesg.txt
 ship dmesg.txt /tmp/dmesg.txt
+[ -e /out/oomprof-events.jsonl ] && ship oomprof-events.jsonl /out/oomprof-events.jsonl
 for f in /out/*.pb.gz; do
 	[ -e "$f" ] && ship "$(basename "$f")" "$f"
 done

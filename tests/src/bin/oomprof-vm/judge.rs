@@ -95,8 +95,9 @@ pub fn judge(
                 },
             ),
             _ => match case.get("kind") {
-                "oom" | "killed" => {
-                    Verdict::new(&case.name, victim(case, cgroup, dir, tc, fx, &log))
+                "oom" | "killed" | "global" => {
+                    let v = victim(case, cgroup, dir, tc, fx, &log);
+                    Verdict::new(&case.name, v.and_then(|d| event(case, report, d)))
                 }
                 "exit" => Verdict::new(&case.name, normal_exit(case, &log)),
                 "absent" => Verdict {
@@ -262,7 +263,7 @@ fn victim(
         ));
     }
     let comments = String::from_utf8_lossy(&out.stdout).into_owned();
-    let want_reason = if kind == "oom" { "oom" } else { "killed" };
+    let want_reason = if kind == "killed" { "killed" } else { "oom" };
     let reason = comments
         .lines()
         .find_map(|l| field(l, "reason="))
@@ -313,7 +314,7 @@ fn victim(
     }
     let inuse = raw.total("inuse_space");
     let mut detail = format!("reason={reason}, {cg_line}, {capture}");
-    if kind == "oom" {
+    if kind != "killed" {
         let limit: i64 = case.get("limit").parse().unwrap_or(0);
         // MemProfileRate is 1 in the guest: totals are counts, not estimates.
         if inuse < 0 || inuse > limit {
@@ -371,4 +372,35 @@ pub fn kernel_health(console: &str) -> Verdict {
             Err(bad.join(" | "))
         },
     )
+}
+
+/// The OOM event log's line for an OOM case: its constraint, the memory that filled a
+/// cgroup, and the link to the case's profile. (A kill -9 has no event: not an OOM.)
+fn event(case: &Case, report: &Report, detail: String) -> Result<String, String> {
+    let kind = case.get("kind");
+    if kind == "killed" {
+        return Ok(detail);
+    }
+    let log = report
+        .files
+        .get("oomprof-events.jsonl")
+        .map(|d| String::from_utf8_lossy(d).into_owned())
+        .unwrap_or_default();
+    let pid = case.get("pid");
+    let key = format!("\"pid\":{pid},");
+    let line = log
+        .lines()
+        .find(|l| l.contains(&key))
+        .ok_or_else(|| format!("{detail}; NO OOM EVENT for pid {pid}"))?;
+    let want = if kind == "global" { "CONSTRAINT_NONE" } else { "CONSTRAINT_MEMCG" };
+    if !line.contains(&format!("\"constraint\":\"{want}\"")) {
+        return Err(format!("{detail}; event constraint is not {want}: {line}"));
+    }
+    if kind == "oom" && !line.contains("\"dominant\":\"anon\"") {
+        return Err(format!("{detail}; event does not name anon memory: {line}"));
+    }
+    if !line.contains(&format!("\"profile\":\"{}\"", case.get("profile"))) {
+        return Err(format!("{detail}; event does not name the profile: {line}"));
+    }
+    Ok(format!("{detail}; event {want} linked"))
 }
