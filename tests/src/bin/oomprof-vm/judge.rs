@@ -392,7 +392,11 @@ fn event(case: &Case, report: &Report, detail: String) -> Result<String, String>
         .lines()
         .find(|l| l.contains(&key))
         .ok_or_else(|| format!("{detail}; NO OOM EVENT for pid {pid}"))?;
-    let want = if kind == "global" { "CONSTRAINT_NONE" } else { "CONSTRAINT_MEMCG" };
+    let want = if kind == "global" {
+        "CONSTRAINT_NONE"
+    } else {
+        "CONSTRAINT_MEMCG"
+    };
     if !line.contains(&format!("\"constraint\":\"{want}\"")) {
         return Err(format!("{detail}; event constraint is not {want}: {line}"));
     }
