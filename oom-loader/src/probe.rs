@@ -21,6 +21,9 @@ pub struct Features {
     pub memcg_accounting: bool,
     /// `BPF_LINK_CREATE` for perf events (5.15+); else the ioctl attach is used.
     pub perf_link: bool,
+    /// The `bpf_loop` helper (5.17+); else the walk is the fallback (bounded loops
+    /// and tail calls), with a lower cap.
+    pub bpf_loop: bool,
 }
 
 /// Why the [`bpf_loop`] probe did not find the helper.
@@ -163,8 +166,8 @@ pub fn load_invalid_program() -> Result<()> {
     progs::load(&spec).map(drop)
 }
 
-/// Probes everything oomprof needs; raises RLIMIT_MEMLOCK where the kernel still
-/// charges BPF memory to it.
+/// Probes everything oomprof needs and what decides between variants (perf links,
+/// `bpf_loop`); raises RLIMIT_MEMLOCK where the kernel still charges BPF memory to it.
 ///
 /// Returns [`Error::MissingFeature`] naming the first missing feature, or an error
 /// if BPF is not usable at all (e.g. EPERM without CAP_BPF/CAP_SYS_ADMIN).
@@ -194,17 +197,19 @@ pub fn probe() -> Result<Features> {
         since: "5.8",
         detail: format!("BPF_MAP_CREATE: {e}"),
     })?;
-    // A tracing load refused without a log says nothing about the helper; the
-    // program loads further on then fail with their own error.
-    if let Err(BpfLoopMissing::UnknownHelper(detail)) = bpf_loop() {
-        return Err(Error::MissingFeature {
-            feature: "the bpf_loop helper",
-            since: "5.17",
-            detail,
-        });
-    }
+    // Without bpf_loop the walk falls back to bounded loops and tail calls. A
+    // tracing load refused without a log says nothing about the helper: take it as
+    // present, and the program loads further on fail with their own error.
+    let bpf_loop = match bpf_loop() {
+        Ok(()) | Err(BpfLoopMissing::NotLoaded(_)) => true,
+        Err(BpfLoopMissing::UnknownHelper(detail)) => {
+            log::debug!("no bpf_loop ({detail}): the fallback walk is used");
+            false
+        }
+    };
     Ok(Features {
         memcg_accounting,
         perf_link: perf_link(),
+        bpf_loop,
     })
 }
