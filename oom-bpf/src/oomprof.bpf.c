@@ -50,6 +50,11 @@
  * tracepoint programs that tail-call must not contain BPF-to-BPF calls. */
 #undef __always_inline
 #define __always_inline inline __attribute__((always_inline))
+/* After a bounds check the verifier relies on: the compiler must take the
+ * checked register from here on, not a copy it spilled before the check.
+ * Before 5.11 the verifier does not carry a bound over to such copies
+ * (find_equal_scalars came with 5.11): "unbounded memory access" on 5.10. */
+#define CHECKED(v) asm volatile("" : "+r"(v))
 
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)BPF_FUNC_map_lookup_elem;
 static long (*bpf_map_delete_elem)(void *map, const void *key) = (void *)BPF_FUNC_map_delete_elem;
@@ -295,6 +300,7 @@ __attribute__((noinline)) int flush_chunk(void)
 		return 0;
 	if (pos > OOM_CHUNK_CAP)
 		pos = OOM_CHUNK_CAP;
+	CHECKED(pos);
 	s->chunk.hdr.type = OOM_REC_CHUNK;
 	s->chunk.hdr.pid = c->pid;
 	s->chunk.capture_id = c->capture_id;
@@ -353,6 +359,8 @@ __attribute__((noinline)) int finish_bucket(void)
 	n = c->cur_n;
 	if (pos >= OOM_CHUNK_FLUSH || n > OOM_MAX_NSTK)
 		return 0; /* cannot happen; bounds for the verifier */
+	CHECKED(pos);
+	CHECKED(n);
 	e = s->payload + pos;
 	flags = c->cur_flags;
 	cs = c->cycle_size == 16 ? 16 : 32;
@@ -409,6 +417,7 @@ __attribute__((noinline)) int finish_bucket(void)
 		w = cnt32 ? 8 : 16;
 		if (off > OOM_MAX_ENTRY - 64)
 			return 0; /* cannot happen: off <= header + 1024 u64 PCs */
+		CHECKED(off);
 #pragma unroll
 		for (i = 0; i < 4; i++) {
 			/* Written unconditionally, kept only if the cycle is present. */
@@ -465,6 +474,10 @@ __attribute__((noinline)) int narrow_step(void)
 		c->nc_ok = 0;
 		return finish_bucket();
 	}
+	CHECKED(pos);
+	CHECKED(n);
+	CHECKED(pn);
+	CHECKED(j);
 	e = s->payload + pos + OOM_ENTRY_HDR_SIZE;
 #pragma unroll
 	for (k = 0; k < OOM_NARROW_STEP; k++) {
@@ -513,8 +526,15 @@ __attribute__((noinline)) int stage_bucket(__u64 node, __u64 size, __u64 nstk)
 	}
 	cs = c->cycle_size == 16 ? 16 : 32;
 	pos = c->pos;
-	if (pos >= OOM_CHUNK_FLUSH)
-		return 0; /* cannot happen (flushed at commit); bounds for the verifier */
+	/* Neither can happen (flushed at commit; n <= max_nstk <= OOM_MAX_NSTK):
+	 * constant bounds for the verifier, which before 6.8 learns nothing from
+	 * comparing two registers. Hidden from the compiler, which would drop
+	 * the second as redundant. */
+	CHECKED(n);
+	if (pos >= OOM_CHUNK_FLUSH || n > OOM_MAX_NSTK)
+		return 0;
+	CHECKED(pos);
+	CHECKED(n);
 	e = s->payload + pos;
 
 	/* Stack straight into the entry as u64; narrowed in place later. */
@@ -532,6 +552,7 @@ __attribute__((noinline)) int stage_bucket(__u64 node, __u64 size, __u64 nstk)
 
 		if (lim >= cs * 4 || lim > 4 * OOM_MAX_CYCLE_SIZE)
 			goto fault;
+		CHECKED(lim);
 		__builtin_memset(s->mem, 0, sizeof(s->mem));
 		if (bpf_probe_read_user(s->mem, lim, (void *)mem))
 			goto fault;

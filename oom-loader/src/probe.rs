@@ -133,9 +133,14 @@ pub fn bpf_loop() -> std::result::Result<(), BpfLoopMissing> {
     let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
     let text = String::from_utf8_lossy(&log[..end]);
     match r {
-        Err(_) if text.contains("invalid func") || text.contains("unknown func") => Err(
-            BpfLoopMissing::UnknownHelper(text.lines().last().unwrap_or("unknown helper").into()),
-        ),
+        Err(_) if text.contains("invalid func") || text.contains("unknown func") => {
+            // The verifier's own words (older kernels end the log with statistics).
+            let line = text
+                .lines()
+                .find(|l| l.contains("invalid func") || l.contains("unknown func"))
+                .unwrap_or("unknown helper");
+            Err(BpfLoopMissing::UnknownHelper(line.into()))
+        }
         Err(e) if end == 0 => Err(BpfLoopMissing::NotLoaded(e)),
         _ => Ok(()),
     }
@@ -174,13 +179,22 @@ pub fn load_invalid_program() -> Result<()> {
 pub fn probe() -> Result<Features> {
     // First "no BPF at all" (no CAP_BPF: say so, and nothing else), then the rest.
     if let Err(e) = bpf_syscall() {
-        if e.raw_os_error() == Some(libc::EPERM) {
+        // Before 5.11 EPERM can also be RLIMIT_MEMLOCK: the charge is per user, so
+        // another process's BPF memory counts (seen on 5.10 right after an
+        // `oomprof check`, whose maps the kernel frees later). Raise it (as below)
+        // and ask again before calling it a missing privilege.
+        let eperm =
+            |r: &io::Result<()>| matches!(r, Err(e) if e.raw_os_error() == Some(libc::EPERM));
+        let mut r = Err(e);
+        if eperm(&r) && setrlimit(Resource::RLIMIT_MEMLOCK, RLIM_INFINITY, RLIM_INFINITY).is_ok() {
+            r = bpf_syscall();
+        }
+        if eperm(&r) {
             return Err(Error::NotPermitted {
                 what: "loading BPF programs",
             });
         }
-        // Pre-5.11 a trivial load can also fail on RLIMIT_MEMLOCK: raise it below
-        // and let the next steps tell.
+        // Other errors: raise the limit below and let the next steps tell.
     }
     let memcg_accounting = memcg_accounting();
     if !memcg_accounting {
