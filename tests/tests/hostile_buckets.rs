@@ -167,14 +167,24 @@ fn kernel_capture_past_the_fallback_walk_cap_says_so() {
         ..Default::default()
     };
     let m = Monitor::builder().config(config).spawn().expect("monitor");
-    let prof = oom_tests::watch::oom_profile(
-        &m,
-        Command::new(&bin)
-            .args(["-mode", "many", "-n", "2300000", "-oom"])
-            .stdout(std::process::Stdio::null()),
-        2 << 30,
-        "hostile many 2.3M",
+    let cg = MemCgroup::create(2 << 30).unwrap();
+    let mut p = Running::adopt(
+        cg.spawn(
+            Command::new(&bin)
+                .args(["-mode", "many", "-n", "2300000", "-oom"])
+                .stdout(std::process::Stdio::null()),
+        )
+        .unwrap(),
     );
+    let pid = p.pid() as u32;
+    p.wait_exit(Duration::from_secs(120)).unwrap();
+    assert!(cg.oom_kills().unwrap() > 0, "not OOM-killed");
+    // 2M buckets to assemble, beside the other tests of this file: give it time.
+    let mut seen = Vec::new();
+    let prof = match oom_tests::watch::wait_for(&m, pid, Duration::from_secs(120), &mut seen) {
+        Some(MonitorEvent::Profile(prof)) => prof,
+        other => panic!("no profile: {other:?}; other events: {seen:?}"),
+    };
     let text = prof.meta.incomplete_text().unwrap_or_default();
     eprintln!(
         "fallback past its cap: {} buckets, walk {:?} ns: {text}",
