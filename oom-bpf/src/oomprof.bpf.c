@@ -337,7 +337,7 @@ __attribute__((noinline)) int flush_chunk(void)
  * verifies in ~8 ms (measured, Kernel::load_timings). The price: the step
  * limit caps a walk at steps / (1 + ceil(nstk / 16)) buckets: with bpf_loop's
  * 8M steps, 1.9M of 44-frame buckets, 128k if all stacks had 1024 frames;
- * with the fallback's OOM_FALLBACK_MAX_STEPS (2.16M), 540k and 33k (reported
+ * with the fallback's OOM_FALLBACK_MAX_STEPS (4.3M), 1.08M and 66k (reported
  * as OOM_END_STEP_CAP).
  */
 
