@@ -116,6 +116,7 @@ struct {
 } killed_tasks SEC(".maps");
 
 #define OOM_MARK_TTL_NS (5ULL * 1000 * 1000 * 1000)
+#define OOM_EEXIST 17 /* include/uapi/asm-generic/errno-base.h */
 
 /* tgid -> its watch entry after the group leader exited, on kernels whose
  * sched_process_exit has no group_dead (before ~6.16), where the leader's exit
@@ -752,7 +753,9 @@ static __always_inline int capture_start(__u8 at_exit, __u8 group_dead, __u8 lea
 	 * hash bucket's lock), not a compare-and-swap on w->claimed: BPF atomics
 	 * other than a plain add arrived in 5.12. */
 	start = bpf_ktime_get_ns();
-	if (bpf_map_update_elem(&claims, &tgid, &start, BPF_NOEXIST)) {
+	/* Any other failure (an LRU map out of free nodes: ENOMEM) walks anyway:
+	 * a capture twice is better than none. */
+	if (bpf_map_update_elem(&claims, &tgid, &start, BPF_NOEXIST) == -OOM_EEXIST) {
 		if (w->walk_end_ns)
 			__sync_fetch_and_add(&oom_counters.kills_after_walk, 1);
 		else
