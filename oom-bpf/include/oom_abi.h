@@ -58,7 +58,7 @@ typedef int16_t __s16;
 #endif
 
 /* Version of this ABI; bumped on any incompatible change. */
-#define OOM_ABI_VERSION 3
+#define OOM_ABI_VERSION 4
 
 /* ---- limits ---- */
 
@@ -77,6 +77,23 @@ typedef int16_t __s16;
 #define OOM_MAX_LOOPS (8 * 1024 * 1024)
 /* A bucket takes at least one loop step, so no more can be walked. */
 #define OOM_MAX_BUCKETS_CEILING 8000000
+/* PCs narrowed to u32 offsets per walk step: a bucket takes
+ * 1 + ceil(nstk / OOM_NARROW_STEP) steps with u32 PCs, else 1. */
+#define OOM_NARROW_STEP 16
+/* The fallback walk for kernels without bpf_loop (before 5.17): one program runs
+ * OOM_FALLBACK_ROUNDS rounds of OOM_FALLBACK_UNROLL steps (straight-line calls,
+ * which the verifier walks once each), then tail-calls itself. Every kernel
+ * allows 33 tail calls in a chain (MAX_TAIL_CALL_CNT: 32 checked with `>`
+ * before 5.17, 33 with `>=` since), the first of which enters the walk from
+ * the tracepoint program: the walk gets 33 runs of the program. Sized for the
+ * verifier: the program costs it ~1 instruction per step (137k processed of
+ * its 1M limit) and 80-125 ms on the 6.18 test VM, roughly linear in the
+ * steps. */
+#define OOM_FALLBACK_UNROLL 1024
+#define OOM_FALLBACK_ROUNDS 128
+#define OOM_FALLBACK_STEPS (OOM_FALLBACK_UNROLL * OOM_FALLBACK_ROUNDS)
+#define OOM_FALLBACK_RUNS 33
+#define OOM_FALLBACK_MAX_STEPS (OOM_FALLBACK_STEPS * OOM_FALLBACK_RUNS)
 /* Chunk payload is flushed once it holds at least this many bytes. */
 #define OOM_CHUNK_FLUSH 8192
 /* Largest bucket entry: header + 1024 u64 PCs + 4 cycles of two u64. */
@@ -124,6 +141,12 @@ typedef int16_t __s16;
 				   * stopped with buckets left (not counted) */
 #define OOM_END_AT_EXIT 0x200     /* walked at sched_process_exit (interrupts on),
 				   * not in the signal delivery (interrupts off) */
+#define OOM_END_STEP_CAP 0x400    /* the walk used up its steps with buckets left:
+				   * bpf_loop's OOM_MAX_LOOPS, or the fallback's
+				   * OOM_FALLBACK_MAX_STEPS (a bucket takes
+				   * 1 + ceil(nstk / 16) steps with u32 PCs, else 1) */
+#define OOM_END_NO_WALKER 0x800   /* the walk program could not be entered (no
+				   * program in the `walkers` array): nothing walked */
 
 /* ---- watch flags ---- */
 #define OOM_WATCH_PC32 0x01 /* try u32 PC offsets from pc_base */
@@ -218,7 +241,8 @@ struct oom_watch {
 	__u32 cycle_size;      /* 32 (Go <= 1.26) or 16 (Go 1.27) */
 	__u32 max_nstk;        /* <= OOM_MAX_NSTK */
 	__u32 flags;           /* OOM_WATCH_* */
-	__u32 claimed;         /* set by the kernel: a capture ran; user space writes 0 */
+	__u32 claimed;         /* set by the kernel when a capture starts (the claim
+				* itself is the `claims` map's); user space writes 0 */
 	__u64 walk_end_ns;     /* set by the kernel when the walk ended; user space writes 0 */
 	__u64 _reserved;
 };
@@ -243,7 +267,8 @@ struct oom_counters {
 	__u64 captures;       /* captures started */
 	__u64 lost_events;    /* victim/exec/exit records the full ring refused */
 	__u64 lost_ends;      /* end records the full ring refused */
-	__u64 next_capture_id;/* source of capture ids */
+	__u64 next_capture_id;/* unused since ABI 4: capture ids are per CPU (no
+			       * fetch-and-add before 5.12) */
 	/* SIGKILL deliveries to other threads of a process being captured, while
 	 * its walk ran and after it ended: measures whether a walk could be
 	 * continued in a later thread's delivery (see oomprof.bpf.c). */

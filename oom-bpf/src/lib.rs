@@ -22,7 +22,8 @@ pub fn object() -> &'static [u8] {
 
 /// Names of the programs in the object (function names), by tracepoint.
 pub mod programs {
-    /// `raw_tracepoint/signal_deliver`: the capture, for marked processes only.
+    /// `raw_tracepoint/signal_deliver`: starts the capture of a marked process and
+    /// enters the walk program.
     pub const SIGNAL_DELIVER: &str = "signal_deliver";
     /// `raw_tracepoint/signal_generate`: marks the task a SIGKILL was generated for.
     pub const SIGNAL_GENERATE: &str = "signal_generate";
@@ -36,6 +37,12 @@ pub mod programs {
     pub const SCHED_PROCESS_EXIT: &str = "sched_process_exit";
     /// `tracepoint/sched/sched_process_exit` for kernels without `group_dead`.
     pub const SCHED_PROCESS_EXIT_V1: &str = "sched_process_exit_v1";
+    /// `raw_tracepoint/walk`, never attached: the walk with `bpf_loop` (5.17+),
+    /// entered by tail call through [`maps::WALKERS`](super::maps::WALKERS).
+    pub const WALK_LOOP: &str = "walk_loop";
+    /// `raw_tracepoint/walk`, never attached: the fallback walk without `bpf_loop`
+    /// (bounded loops, tail-calling itself), entered the same way.
+    pub const WALK_BOUNDED: &str = "walk_bounded";
 }
 
 /// Names of the maps and global variables in the object.
@@ -48,8 +55,12 @@ pub mod maps {
     pub const KILLED_TASKS: &str = "killed_tasks";
     /// LRU hash tgid → watch entry kept after the leader's exit (older kernels).
     pub const DYING: &str = "dying";
-    /// Per-CPU staging area.
+    /// Per-CPU walk state and staging area.
     pub const SCRATCH: &str = "scratch";
+    /// LRU hash tgid → start of its capture: the first thread to insert it walks.
+    pub const CLAIMS: &str = "claims";
+    /// Program array whose slot 0 holds the walk program.
+    pub const WALKERS: &str = "walkers";
     /// `.rodata` variable holding `struct oom_config`.
     pub const CONFIG_VAR: &str = "oom_cfg";
     /// `.bss` variable holding `struct oom_counters`.

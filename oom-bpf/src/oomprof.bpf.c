@@ -6,8 +6,11 @@
  *   (the OOM killer, kill -9, cgroup.kill): mark it.
  * - signal/signal_deliver: when a marked watched Go process is about to die
  *   from that SIGKILL, walk its runtime.mbuckets list (allnext chain) in the victim's
- *   own context with bpf_loop + bpf_probe_read_user and stream compact bucket
- *   entries into the `events` ring buffer, then an end-of-capture record.
+ *   own context with bpf_probe_read_user and stream compact bucket entries into the
+ *   `events` ring buffer, then an end-of-capture record. The walk is a program of
+ *   its own, entered by tail call through `walkers`: walk_loop (bpf_loop, 5.17+)
+ *   or walk_bounded (bounded loops and tail calls, for older kernels); the loader
+ *   loads the one a feature probe allows.
  * - oom/mark_victim: who the OOM killer picked (user space correlates it with
  *   a capture to classify "oom" vs "killed").
  * - sched/sched_process_exec, sched/sched_process_exit: discovery and cleanup.
@@ -43,6 +46,15 @@
 #define __uint(name, val) int (*name)[val]
 #define __type(name, val) typeof(val) *name
 #define NULL ((void *)0)
+/* linux/stddef.h's fallback is a plain `inline`, a hint clang may ignore. The
+ * tracepoint programs that tail-call must not contain BPF-to-BPF calls. */
+#undef __always_inline
+#define __always_inline inline __attribute__((always_inline))
+/* After a bounds check the verifier relies on: the compiler must take the
+ * checked register from here on, not a copy it spilled before the check.
+ * Before 5.11 the verifier does not carry a bound over to such copies
+ * (find_equal_scalars came with 5.11): "unbounded memory access" on 5.10. */
+#define CHECKED(v) asm volatile("" : "+r"(v))
 
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)BPF_FUNC_map_lookup_elem;
 static long (*bpf_map_delete_elem)(void *map, const void *key) = (void *)BPF_FUNC_map_delete_elem;
@@ -60,6 +72,8 @@ static void *(*bpf_ringbuf_reserve)(void *ringbuf, __u64 size, __u64 flags) = (v
 static void (*bpf_ringbuf_submit)(void *data, __u64 flags) = (void *)BPF_FUNC_ringbuf_submit;
 static __u64 (*bpf_ringbuf_query)(void *ringbuf, __u64 flags) = (void *)BPF_FUNC_ringbuf_query;
 static long (*bpf_loop)(__u32 nr_loops, void *callback_fn, void *callback_ctx, __u64 flags) = (void *)BPF_FUNC_loop;
+static long (*bpf_tail_call)(void *ctx, void *prog_array_map, __u32 index) = (void *)BPF_FUNC_tail_call;
+static __u32 (*bpf_get_smp_processor_id)(void) = (void *)BPF_FUNC_get_smp_processor_id;
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -102,6 +116,7 @@ struct {
 } killed_tasks SEC(".maps");
 
 #define OOM_MARK_TTL_NS (5ULL * 1000 * 1000 * 1000)
+#define OOM_EEXIST 17 /* include/uapi/asm-generic/errno-base.h */
 
 /* tgid -> its watch entry after the group leader exited, on kernels whose
  * sched_process_exit has no group_dead (before ~6.16), where the leader's exit
@@ -116,76 +131,7 @@ struct {
 	__type(value, struct oom_watch);
 } dying SEC(".maps");
 
-/* Per-CPU staging area for one chunk record. Safe per CPU: the programs
- * run with migration disabled and tracepoint programs do not nest. */
-struct scratch {
-	struct oom_chunk chunk;
-	__u8 payload[OOM_CHUNK_CAP];
-	__u8 mem[4 * OOM_MAX_CYCLE_SIZE];
-	__u32 prev[OOM_MAX_NSTK]; /* u32 stack of the previous entry */
-	/* Never used: puts every ring record type into the object's BTF, where
-	 * oom-loader's abi_check test compares it with the Rust mirror. */
-	union {
-		struct oom_victim victim;
-		struct oom_exec exec;
-		struct oom_exit exit;
-		struct oom_end end;
-	} btf_anchor;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct scratch);
-} scratch SEC(".maps");
-
-/* ---- classic tracepoint records (offsets from the event `format`; the
- * loader checks them against the running kernel before choosing a program) */
-
-struct tp_mark_victim_v1 {
-	__u64 common;
-	int pid; /* @8, every kernel since the tracepoint exists (~4.13) */
-};
-
-struct tp_mark_victim {
-	__u64 common;
-	int pid;                 /* @8 */
-	__u32 comm_loc;          /* @12 __data_loc char[] */
-	__u64 total_vm;          /* @16, kB */
-	__u64 anon_rss;          /* @24 */
-	__u64 file_rss;          /* @32 */
-	__u64 shmem_rss;         /* @40 */
-	__u32 uid;               /* @48 */
-	__u32 _pad;
-	__u64 pgtables;          /* @56 */
-	short oom_score_adj;     /* @64 */
-};
-
-/* include/trace/events/signal.h */
-#define TRACE_SIGNAL_DELIVERED 0
-#define TRACE_SIGNAL_ALREADY_PENDING 2
-
-struct tp_sched_process_exec {
-	__u64 common;
-	__u32 filename_loc; /* @8 __data_loc char[] */
-	int pid;            /* @12 */
-	int old_pid;        /* @16 */
-};
-
 /* ---- the walk ---- */
-
-/* `v & mask` that clang cannot drop as redundant after an earlier range check:
- * the verifiers of 6.1 and older lose that check's bound when clang spilled
- * the value before it and refills it after (no link between the copies).
- * Only for values the check already keeps within `mask`. */
-#define OOM_BOUND(v, mask)                                                     \
-	({                                                                     \
-		__typeof__(v) _b = (v);                                        \
-		asm volatile("" : "+r"(_b));                                   \
-		_b & (mask);                                                   \
-	})
-
 
 struct walk {
 	__u64 node;      /* next bucket to visit, 0 at the end */
@@ -229,47 +175,133 @@ struct walk {
 	__u32 _pad2;
 	__u64 cur_node;
 	__u64 cur_size;
+	/* Set when the walk started, for the end record. */
+	__u64 start_ns;
+	__u32 tid;
+	__u32 stop;        /* the walk ended (list end or a limit): steps do nothing */
+	/* Walking at sched_process_exit: that exit's arguments, for exit_common
+	 * at the end of the walk (the tail call does not return to it). */
+	__u8 at_exit;
+	__u8 group_dead;
+	__u8 leader_only;
+	__u8 _pad3[5];
 };
 
-/* The walk's state lives in a per-CPU map, not on try_capture's stack: the
- * verifier adds up the stack of every frame on the deepest call chain
- * (signal_deliver -> bpf_loop -> walk_one -> visit_node -> stage_bucket ->
- * finish_bucket -> flush_chunk) against a 512-byte limit, and 6.1's counts
- * the bpf_loop callback as a frame (576 bytes with the state on the stack). */
+
+/* Per-CPU walk state and staging area for one chunk record. Safe per CPU:
+ * the programs run with preemption disabled (tracepoints) and the ones that
+ * walk never run in interrupt context, so they do not nest. */
+struct scratch {
+	struct walk walk;
+	__u32 next_id; /* per-CPU source of capture ids */
+	__u32 _pad;
+	struct oom_chunk chunk;
+	__u8 payload[OOM_CHUNK_CAP];
+	__u8 mem[4 * OOM_MAX_CYCLE_SIZE];
+	__u32 prev[OOM_MAX_NSTK]; /* u32 stack of the previous entry */
+	/* Never used: puts every ring record type into the object's BTF, where
+	 * oom-loader's abi_check test compares it with the Rust mirror. */
+	union {
+		struct oom_victim victim;
+		struct oom_exec exec;
+		struct oom_exit exit;
+		struct oom_end end;
+	} btf_anchor;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct walk);
-} walk_state SEC(".maps");
+	__type(value, struct scratch);
+} scratch SEC(".maps");
 
-/* PCs narrowed per walk_one iteration. */
-#define OOM_NARROW_STEP 16
+/* tgid -> CLOCK_MONOTONIC ns its capture started: the first thread to insert
+ * it walks. Dropped at the group's exit (or, with the leader's exit standing
+ * in for it, at the pid's next exec); max_entries is set by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u64);
+} claims SEC(".maps");
+
+/* Slot 0: the walk program, walk_loop or walk_bounded, chosen by the loader
+ * from a feature probe; the tracepoint programs tail-call it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} walkers SEC(".maps");
+
+/* ---- classic tracepoint records (offsets from the event `format`; the
+ * loader checks them against the running kernel before choosing a program) */
+
+struct tp_mark_victim_v1 {
+	__u64 common;
+	int pid; /* @8, every kernel since the tracepoint exists (~4.13) */
+};
+
+struct tp_mark_victim {
+	__u64 common;
+	int pid;                 /* @8 */
+	__u32 comm_loc;          /* @12 __data_loc char[] */
+	__u64 total_vm;          /* @16, kB */
+	__u64 anon_rss;          /* @24 */
+	__u64 file_rss;          /* @32 */
+	__u64 shmem_rss;         /* @40 */
+	__u32 uid;               /* @48 */
+	__u32 _pad;
+	__u64 pgtables;          /* @56 */
+	short oom_score_adj;     /* @64 */
+};
+
+/* include/trace/events/signal.h */
+#define TRACE_SIGNAL_DELIVERED 0
+#define TRACE_SIGNAL_ALREADY_PENDING 2
+
+struct tp_sched_process_exec {
+	__u64 common;
+	__u32 filename_loc; /* @8 __data_loc char[] */
+	int pid;            /* @12 */
+	int old_pid;        /* @16 */
+};
 
 /*
  * Verifier strategy: the per-bucket work lives in global functions
- * (stage_bucket, narrow_step, finish_bucket, flush_chunk). A global function
- * is verified once, on its own, with its arguments as unknown values; a static callback body is instead
- * re-verified for every simulated bpf_loop iteration until its states
- * converge, which a callback this size never does ("The sequence of 8193
- * jumps is too complex"). The walk callback itself stays tiny.
+ * (walk_step, visit_node, stage_bucket, narrow_step, finish_bucket,
+ * flush_chunk). A global function is verified once, on its own, with its
+ * arguments as unknown values; a static callback body is instead re-verified
+ * for every simulated bpf_loop iteration until its states converge, which a
+ * callback this size never does ("The sequence of 8193 jumps is too
+ * complex"). The callers stay tiny.
+ *
+ * The functions take no pointers: they find the walk state in the per-CPU
+ * `scratch` map. Until 5.12 a global function's arguments can only be
+ * scalars or the program's context (kernel/bpf/btf.c btf_prepare_func_args in
+ * 5.10: "Only PTR_TO_CTX and SCALAR are supported"), and the state must
+ * outlive a tail call anyway (the fallback walk, walk_bounded).
  */
 
 /* Sends the staged chunk, or counts its buckets as dropped. */
-__attribute__((noinline)) int flush_chunk(struct walk *c)
+__attribute__((noinline)) int flush_chunk(void)
 {
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	struct walk *c;
 	__u32 pos;
 	__u64 total, used, size;
 
-	if (!c || !s)
+	if (!s)
 		return 0;
+	c = &s->walk;
 	pos = c->pos;
 	if (pos == 0)
 		return 0;
 	if (pos > OOM_CHUNK_CAP)
 		pos = OOM_CHUNK_CAP;
+	CHECKED(pos);
 	s->chunk.hdr.type = OOM_REC_CHUNK;
 	s->chunk.hdr.pid = c->pid;
 	s->chunk.capture_id = c->capture_id;
@@ -303,29 +335,34 @@ __attribute__((noinline)) int flush_chunk(struct walk *c)
  * (narrow_step); the last encodes the counters and commits the entry
  * (finish_bucket). A state machine in the one loop, not a nested bpf_loop per
  * bucket: the nested loop cost 50-90 ms of verification, the state machine
- * verifies in ~8 ms (measured, Kernel::load_timings). The price: bpf_loop's
- * 8M-step limit caps a walk at 8M / (1 + ceil(nstk / 16)) buckets, e.g. 1.9M
- * of 44-frame buckets, 128k if all stacks had 1024 frames (reported as
- * OOM_END_WALK_LIMIT).
+ * verifies in ~8 ms (measured, Kernel::load_timings). The price: the step
+ * limit caps a walk at steps / (1 + ceil(nstk / 16)) buckets: with bpf_loop's
+ * 8M steps, 1.9M of 44-frame buckets, 128k if all stacks had 1024 frames;
+ * with the fallback's OOM_FALLBACK_MAX_STEPS (4.3M), 1.08M and 66k (reported
+ * as OOM_END_STEP_CAP).
  */
 
 /* Encodes the staged entry and commits it to the chunk. */
-__attribute__((noinline)) int finish_bucket(struct walk *c)
+__attribute__((noinline)) int finish_bucket(void)
 {
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	struct walk *c;
 	__u64 n, cs, i, a[4], f[4];
 	__u32 pos, flags, cycles = 0, pc32 = 0, cnt32, off, shared = 0;
 	__u8 *e;
 
-	if (!c || !s)
+	if (!s)
 		return 0;
+	c = &s->walk;
 	c->phase = 0;
 	pos = c->pos;
 	n = c->cur_n;
 	if (pos >= OOM_CHUNK_FLUSH || n > OOM_MAX_NSTK)
 		return 0; /* cannot happen; bounds for the verifier */
-	e = s->payload + OOM_BOUND(pos, OOM_CHUNK_FLUSH - 1);
+	CHECKED(pos);
+	CHECKED(n);
+	e = s->payload + pos;
 	flags = c->cur_flags;
 	cs = c->cycle_size == 16 ? 16 : 32;
 
@@ -381,6 +418,7 @@ __attribute__((noinline)) int finish_bucket(struct walk *c)
 		w = cnt32 ? 8 : 16;
 		if (off > OOM_MAX_ENTRY - 64)
 			return 0; /* cannot happen: off <= header + 1024 u64 PCs */
+		CHECKED(off);
 #pragma unroll
 		for (i = 0; i < 4; i++) {
 			/* Written unconditionally, kept only if the cycle is present. */
@@ -407,7 +445,7 @@ __attribute__((noinline)) int finish_bucket(struct walk *c)
 	c->pos = pos + off;
 	c->chunk_buckets++;
 	if (c->pos >= OOM_CHUNK_FLUSH)
-		flush_chunk(c);
+		flush_chunk();
 	return 0;
 }
 
@@ -416,15 +454,17 @@ __attribute__((noinline)) int finish_bucket(struct walk *c)
  * same distance from the outermost frame. Forward order is safe in place:
  * slot 4*i is written after the u64 at 8*i, and every u64 it overlaps
  * (index <= i), was read. Finishes the entry after the last group. */
-__attribute__((noinline)) int narrow_step(struct walk *c)
+__attribute__((noinline)) int narrow_step(void)
 {
 	__u32 zero = 0, pos, k, pn, j;
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	struct walk *c;
 	__u8 *e;
 	__u64 d, i, n, p, base;
 
-	if (!c || !s)
+	if (!s)
 		return 0;
+	c = &s->walk;
 	pos = c->pos;
 	n = c->cur_n;
 	pn = c->nc_pn;
@@ -433,18 +473,22 @@ __attribute__((noinline)) int narrow_step(struct walk *c)
 	if (pos >= OOM_CHUNK_FLUSH || n > OOM_MAX_NSTK || pn > OOM_MAX_NSTK ||
 	    j >= OOM_MAX_NSTK / OOM_NARROW_STEP) {
 		c->nc_ok = 0;
-		return finish_bucket(c);
+		return finish_bucket();
 	}
+	CHECKED(pos);
+	CHECKED(n);
+	CHECKED(pn);
+	CHECKED(j);
 	e = s->payload + pos + OOM_ENTRY_HDR_SIZE;
 #pragma unroll
 	for (k = 0; k < OOM_NARROW_STEP; k++) {
 		i = j * OOM_NARROW_STEP + k;
 		if (i >= n)
-			return finish_bucket(c);
+			return finish_bucket();
 		d = *(__u64 *)(e + i * 8) - base;
 		if (d >> 32) {
 			c->nc_ok = 0;
-			return finish_bucket(c);
+			return finish_bucket();
 		}
 		*(__u32 *)(e + i * 4) = (__u32)d;
 		if (pn) {
@@ -455,22 +499,24 @@ __attribute__((noinline)) int narrow_step(struct walk *c)
 	}
 	c->j = j + 1;
 	if ((__u64)(j + 1) * OOM_NARROW_STEP >= n)
-		return finish_bucket(c);
+		return finish_bucket();
 	return 0;
 }
 
 /* Stages bucket `node` (header fields `size`, `nstk`): copies its stack and
  * counters, then either starts narrowing (phase 1) or finishes at once. */
-__attribute__((noinline)) int stage_bucket(struct walk *c, __u64 node, __u64 size, __u64 nstk)
+__attribute__((noinline)) int stage_bucket(__u64 node, __u64 size, __u64 nstk)
 {
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	struct walk *c;
 	__u64 n, cs, mem;
 	__u32 pos, flags = 0, max_nstk;
 	__u8 *e;
 
-	if (!c || !s)
+	if (!s)
 		return 0;
+	c = &s->walk;
 	max_nstk = c->max_nstk;
 	if (max_nstk > OOM_MAX_NSTK)
 		max_nstk = OOM_MAX_NSTK;
@@ -479,17 +525,18 @@ __attribute__((noinline)) int stage_bucket(struct walk *c, __u64 node, __u64 siz
 		n = max_nstk;
 		flags |= OOM_BF_TRUNC;
 	}
-	/* The verifiers of 6.1 and older learn nothing about `nstk` from the
-	 * comparison with max_nstk (two registers): bound n again against a
-	 * constant, which clang must keep. */
-	asm volatile("" : "+r"(n));
-	if (n > OOM_MAX_NSTK)
-		return 0;
 	cs = c->cycle_size == 16 ? 16 : 32;
 	pos = c->pos;
-	if (pos >= OOM_CHUNK_FLUSH)
-		return 0; /* cannot happen (flushed at commit); bounds for the verifier */
-	e = s->payload + OOM_BOUND(pos, OOM_CHUNK_FLUSH - 1);
+	/* Neither can happen (flushed at commit; n <= max_nstk <= OOM_MAX_NSTK):
+	 * constant bounds for the verifier, which before 6.8 learns nothing from
+	 * comparing two registers. Hidden from the compiler, which would drop
+	 * the second as redundant. */
+	CHECKED(n);
+	if (pos >= OOM_CHUNK_FLUSH || n > OOM_MAX_NSTK)
+		return 0;
+	CHECKED(pos);
+	CHECKED(n);
+	e = s->payload + pos;
 
 	/* Stack straight into the entry as u64; narrowed in place later. */
 	if (n && bpf_probe_read_user(e + OOM_ENTRY_HDR_SIZE, n * 8, (void *)(node + 48)))
@@ -506,6 +553,7 @@ __attribute__((noinline)) int stage_bucket(struct walk *c, __u64 node, __u64 siz
 
 		if (lim >= cs * 4 || lim > 4 * OOM_MAX_CYCLE_SIZE)
 			goto fault;
+		CHECKED(lim);
 		__builtin_memset(s->mem, 0, sizeof(s->mem));
 		if (bpf_probe_read_user(s->mem, lim, (void *)mem))
 			goto fault;
@@ -523,7 +571,7 @@ __attribute__((noinline)) int stage_bucket(struct walk *c, __u64 node, __u64 siz
 		c->phase = 1;
 		return 0;
 	}
-	return finish_bucket(c);
+	return finish_bucket();
 
 fault:
 	/* Header fine, stack or counters unreadable. */
@@ -534,20 +582,28 @@ fault:
 /* Visits the list node c->node: checks the walk's limits, reads the bucket
  * header and stages the bucket. Returns 1 to stop the walk. A global function,
  * like the per-bucket steps, so the bpf_loop callback stays tiny. */
-__attribute__((noinline)) int visit_node(struct walk *c)
+__attribute__((noinline)) int visit_node(void)
 {
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
 	__u64 hdr[5]; /* bucket+8: allnext, typ, hash, size, nstk */
+	struct walk *c;
 	__u64 node;
 
-	if (!c)
+	if (!s)
 		return 1;
+	c = &s->walk;
 	node = c->node;
 	/* Stop at a full ring: every further bucket would cost user reads with
 	 * IRQs off for nothing. What was not visited is not counted. */
 	if (c->full)
 		return 1;
-	if (node == 0 || c->seen >= c->max_buckets)
+	if (node == 0)
 		return 1;
+	if (c->seen >= c->max_buckets) {
+		c->status |= OOM_END_WALK_LIMIT;
+		return 1;
+	}
 	if (c->deadline_ns && (c->seen & (OOM_BUDGET_CHECK_EVERY - 1)) == 0 &&
 	    bpf_ktime_get_ns() >= c->deadline_ns) {
 		c->status |= OOM_END_TIME_BUDGET;
@@ -576,30 +632,41 @@ __attribute__((noinline)) int visit_node(struct walk *c)
 		c->faults++;
 		return 0;
 	}
-	stage_bucket(c, node, hdr[3], hdr[4]);
+	stage_bucket(node, hdr[3], hdr[4]);
 	return 0;
 }
 
-/* One step of the walk: bpf_loop callback. Returns 1 to stop. */
-/* bpf_loop's callback context: 6.1's bpf_loop takes only a stack pointer, so
- * the map-held state is passed through one. */
-struct walk_ref {
-	struct walk *c;
-};
-
-static long walk_one(__u64 index, struct walk_ref *ref)
+/* One step of the walk: visits a list node or narrows the staged entry.
+ * Returns 1 once the walk has ended, and from then on does nothing: the
+ * fallback walk calls it a fixed number of times. */
+__attribute__((noinline)) int walk_step(void)
 {
-	struct walk *c = ref->c;
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	struct walk *c;
 
-	if (!c)
+	if (!s)
+		return 1;
+	c = &s->walk;
+	if (c->stop)
 		return 1;
 	if (c->phase) {
-		narrow_step(c);
+		narrow_step();
 		return 0;
 	}
-	long stop = visit_node(c);
+	if (visit_node()) {
+		c->stop = 1;
+		return 1;
+	}
+	return 0;
+}
 
-	/* clang knows visit_node returns 0 or 1 and would pass the result through
+/* bpf_loop callback of walk_loop. Returns 1 to stop. */
+static long walk_one(__u64 index, void *ctx)
+{
+	long stop = walk_step();
+
+	/* clang knows walk_step returns 0 or 1 and would pass the result through
 	 * unchanged, which the verifier (global function: any scalar) cannot
 	 * bound to [0, 1]. Hide the value from it so that it branches. */
 	asm volatile("" : "+r"(stop));
@@ -608,7 +675,7 @@ static long walk_one(__u64 index, struct walk_ref *ref)
 	return 0;
 }
 
-static void emit_end(struct walk *c, __u32 tid, __u64 start)
+static __always_inline void emit_end(struct walk *c)
 {
 	struct oom_end *end = bpf_ringbuf_reserve(&events, sizeof(*end), 0);
 
@@ -620,8 +687,8 @@ static void emit_end(struct walk *c, __u32 tid, __u64 start)
 	end->hdr.type = OOM_REC_END;
 	end->hdr.pid = c->pid;
 	end->capture_id = c->capture_id;
-	end->tid = tid;
-	end->start_ns = start;
+	end->tid = c->tid;
+	end->start_ns = c->start_ns;
 	end->pc_base = c->pc_base;
 	if (c->rate_addr &&
 	    bpf_probe_read_user(&end->mem_profile_rate, 8, (void *)c->rate_addr))
@@ -642,19 +709,22 @@ static void emit_end(struct walk *c, __u32 tid, __u64 start)
 	end->cycle_size = c->cycle_size;
 	end->zero_tail_buckets = c->zero_tail;
 	bpf_get_current_comm(end->comm, sizeof(end->comm));
-	end->elapsed_ns = bpf_ktime_get_ns() - start;
+	end->elapsed_ns = bpf_ktime_get_ns() - c->start_ns;
 	bpf_ringbuf_submit(end, BPF_RB_FORCE_WAKEUP);
 }
 
-/* Walks the calling thread's process if a SIGKILL was generated for it and no
- * walk ran yet; `at_exit` says where (OOM_END_AT_EXIT). */
-static __always_inline void try_capture(__u32 at_exit)
+/* Starts a capture of the calling thread's process if a SIGKILL was generated
+ * for it and no walk ran yet: fills in the walk state. `at_exit` says where
+ * (OOM_END_AT_EXIT), with that exit's arguments. Returns 1 to walk. Inlined in
+ * each tracepoint program, which must make no BPF-to-BPF call: mixed with a
+ * tail call that needs the JIT (x86-64 only, 5.10+). */
+static __always_inline int capture_start(__u8 at_exit, __u8 group_dead, __u8 leader_only)
 {
 	__u64 pid_tgid, start;
-	__u32 tgid, max;
+	__u32 tgid, max, zero = 0;
 	struct oom_watch *w;
+	struct scratch *s;
 	struct walk *c;
-	__u32 zero = 0;
 
 	pid_tgid = bpf_get_current_pid_tgid();
 	tgid = pid_tgid >> 32;
@@ -669,38 +739,50 @@ static __always_inline void try_capture(__u32 at_exit)
 		if (!m || bpf_ktime_get_ns() - *m > OOM_MARK_TTL_NS) {
 			if (w)
 				__sync_fetch_and_add(&oom_counters.unmarked_deliveries, 1);
-			return;
+			return 0;
 		}
 		if (!w)
 			w = bpf_map_lookup_elem(&dying, &tgid);
 		if (!w)
-			return; /* the killed task is not of a watched process */
+			return 0; /* the killed task is not of a watched process */
 		bpf_map_delete_elem(&killed_tasks, &task);
 		__sync_fetch_and_add(&oom_counters.kill_marks, 1);
 	}
-	/* First thread only: every thread of the group dequeues the SIGKILL. */
-	if (__sync_val_compare_and_swap(&w->claimed, 0, 1) != 0) {
+	/* First thread only: every thread of the group dequeues the SIGKILL.
+	 * The claim is an insert that fails if the key exists (atomic under the
+	 * hash bucket's lock), not a compare-and-swap on w->claimed: BPF atomics
+	 * other than a plain add arrived in 5.12. */
+	start = bpf_ktime_get_ns();
+	/* Any other failure (an LRU map out of free nodes: ENOMEM) walks anyway:
+	 * a capture twice is better than none. */
+	if (bpf_map_update_elem(&claims, &tgid, &start, BPF_NOEXIST) == -OOM_EEXIST) {
 		if (w->walk_end_ns)
 			__sync_fetch_and_add(&oom_counters.kills_after_walk, 1);
 		else
 			__sync_fetch_and_add(&oom_counters.kills_during_walk, 1);
-		return;
+		return 0;
 	}
-
-	c = bpf_map_lookup_elem(&walk_state, &zero);
-	if (!c)
-		return;
+	w->claimed = 1;
+	s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 0; /* cannot happen: key 0 of a one-entry array */
+	c = &s->walk;
 	__builtin_memset(c, 0, sizeof(*c));
-	start = bpf_ktime_get_ns();
 	__sync_fetch_and_add(&oom_counters.captures, 1);
-	c->capture_id = __sync_fetch_and_add(&oom_counters.next_capture_id, 1);
+	/* Unique per (pid, capture): per-CPU sequence numbers, CPU in the top bits. */
+	c->capture_id = (bpf_get_smp_processor_id() << 22) | (s->next_id++ & 0x3fffff);
 	c->pid = tgid;
+	c->tid = (__u32)pid_tgid;
+	c->start_ns = start;
 	c->pc_base = w->pc_base;
 	c->max_nstk = w->max_nstk > OOM_MAX_NSTK ? OOM_MAX_NSTK : w->max_nstk;
 	c->cycle_size = w->cycle_size == 16 ? 16 : 32;
 	c->watch_flags = w->flags;
 	c->rate_addr = w->mem_profile_rate;
 	c->cycle_addr = w->mprof_cycle;
+	c->at_exit = at_exit;
+	c->group_dead = group_dead;
+	c->leader_only = leader_only;
 	if (at_exit)
 		c->status |= OOM_END_AT_EXIT;
 	if (bpf_probe_read_user(&c->node, 8, (void *)w->mbuckets)) {
@@ -714,27 +796,23 @@ static __always_inline void try_capture(__u32 at_exit)
 	if (oom_cfg.walk_budget_ns)
 		c->deadline_ns = start + oom_cfg.walk_budget_ns;
 	c->loop_power = 1;
-	/* Steps, not buckets (see stage_bucket): the most bpf_loop allows. */
-	{
-		struct walk_ref ref = { c };
+	return 1;
+}
 
-		bpf_loop(OOM_MAX_LOOPS, walk_one, &ref, 0);
-	}
-	if (c->phase) {
-		/* The step budget ended mid-entry: commit it with u64 PCs. */
-		c->nc_ok = 0;
-		finish_bucket(c);
-	}
-	/* Stopped with list left: max_buckets, or (with very deep stacks) the
-	 * step budget. */
-	if (c->node && !(c->status & (OOM_END_WALK_FAULT | OOM_END_LOOP | OOM_END_RING_FULL |
-				    OOM_END_TIME_BUDGET)))
-		c->status |= OOM_END_WALK_LIMIT;
-	flush_chunk(c);
-	emit_end(c, (__u32)pid_tgid, start);
-	/* Diagnostics only: after a racing exit + reuse of the entry this may
-	 * land in another process's entry, where it only shifts the counters. */
-	w->walk_end_ns = bpf_ktime_get_ns();
+/* Enters the walk program the loader put in `walkers` (walk_loop where the
+ * kernel has bpf_loop, else walk_bounded). Returns only if there is none: then
+ * the end record says so. */
+static __always_inline void enter_walk(void *ctx)
+{
+	__u32 zero = 0;
+	struct scratch *s;
+
+	bpf_tail_call(ctx, &walkers, 0);
+	s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return;
+	s->walk.status |= OOM_END_NO_WALKER;
+	emit_end(&s->walk);
 }
 
 /* A raw tracepoint: TP_PROTO(int sig, struct kernel_siginfo *info,
@@ -749,7 +827,8 @@ int signal_deliver(__u64 *ctx)
 {
 	if ((int)ctx[0] != 9 || (oom_cfg.flags & OOM_CFG_WALK_AT_EXIT))
 		return 0;
-	try_capture(0);
+	if (capture_start(0, 0, 0))
+		enter_walk(ctx);
 	return 0;
 }
 
@@ -844,6 +923,7 @@ int sched_process_exec(struct tp_sched_process_exec *ctx)
 	/* A new image: whatever user space learnt about the old one is stale. */
 	bpf_map_delete_elem(&watched, &tgid);
 	bpf_map_delete_elem(&dying, &tgid);
+	bpf_map_delete_elem(&claims, &tgid);
 	x = bpf_ringbuf_reserve(&events, sizeof(*x), 0);
 	if (!x) {
 		__sync_fetch_and_add(&oom_counters.lost_events, 1);
@@ -862,7 +942,7 @@ int sched_process_exec(struct tp_sched_process_exec *ctx)
 	return 0;
 }
 
-static int exit_common(__u8 group_dead, __u8 leader_only)
+static __always_inline int exit_common(__u8 group_dead, __u8 leader_only)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
@@ -881,6 +961,11 @@ static int exit_common(__u8 group_dead, __u8 leader_only)
 		if (w)
 			bpf_map_update_elem(&dying, &tgid, w, BPF_ANY);
 	}
+	/* The group is gone: its pid may be reused. With the leader's exit standing
+	 * in for the group's, another thread may still take a kill: keep the claim
+	 * (dropped at the pid's next exec, or by the LRU). */
+	if (!leader_only)
+		bpf_map_delete_elem(&claims, &tgid);
 	if (bpf_map_delete_elem(&watched, &tgid))
 		return 0; /* not watched: no event */
 	x = bpf_ringbuf_reserve(&events, sizeof(*x), 0);
@@ -905,11 +990,14 @@ static int exit_common(__u8 group_dead, __u8 leader_only)
 SEC("raw_tracepoint/sched_process_exit")
 int sched_process_exit(__u64 *ctx)
 {
+	__u8 group_dead = ctx[1];
+
 	/* Before exit_mm here (6.16+): the process's memory is still mapped, and
-	 * interrupts are on. The first exiting thread of a killed process walks. */
-	if (oom_cfg.flags & OOM_CFG_WALK_AT_EXIT)
-		try_capture(1);
-	return exit_common((__u8)ctx[1], 0);
+	 * interrupts are on. The first exiting thread of a killed process walks;
+	 * the walk program then does this exit's part (walk_end). */
+	if ((oom_cfg.flags & OOM_CFG_WALK_AT_EXIT) && capture_start(1, group_dead, 0))
+		enter_walk(ctx);
+	return exit_common(group_dead, 0);
 }
 
 /* Older kernels: no group_dead; the leader's exit stands in for the group's. */
@@ -917,11 +1005,89 @@ SEC("raw_tracepoint/sched_process_exit")
 int sched_process_exit_v1(void *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u8 leader = (__u32)pid_tgid == (__u32)(pid_tgid >> 32);
 
 	/* Only if the loader chose the exit placement and this variant was attached
 	 * after all: a kernel that ran exit_mm already says so (HEAD_FAULT). */
-	if (oom_cfg.flags & OOM_CFG_WALK_AT_EXIT)
-		try_capture(1);
+	if ((oom_cfg.flags & OOM_CFG_WALK_AT_EXIT) && capture_start(1, leader, 1))
+		enter_walk(ctx);
+	return exit_common(leader, 1);
+}
 
-	return exit_common((__u32)pid_tgid == (__u32)(pid_tgid >> 32), 1);
+/* ---- the walk programs: one of them is loaded, into `walkers` ---- */
+
+/* Ends the walk: commits an entry the steps ran out in the middle of, flushes,
+ * sends the end record, and does the exit's part if the walk ran there. */
+static __always_inline void walk_end(struct walk *c)
+{
+	struct oom_watch *w;
+	__u32 pid;
+
+	/* Stopped with list left, or in the middle of an entry: the steps ran out. */
+	if (!c->stop && (c->node || c->phase))
+		c->status |= OOM_END_STEP_CAP;
+	if (c->phase) {
+		/* Commit it with u64 PCs. */
+		c->nc_ok = 0;
+		finish_bucket();
+	}
+	flush_chunk();
+	emit_end(c);
+	/* Diagnostics only: after a racing exit + reuse of the entry this may
+	 * land in another process's entry, where it only shifts the counters. */
+	pid = c->pid;
+	w = bpf_map_lookup_elem(&watched, &pid);
+	if (!w)
+		w = bpf_map_lookup_elem(&dying, &pid);
+	if (w)
+		w->walk_end_ns = bpf_ktime_get_ns();
+	if (c->at_exit)
+		exit_common(c->group_dead, c->leader_only);
+}
+
+/* The walk on kernels with bpf_loop (5.17+): up to OOM_MAX_LOOPS steps. */
+SEC("raw_tracepoint/walk")
+int walk_loop(void *ctx)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+
+	if (!s)
+		return 0;
+	bpf_loop(OOM_MAX_LOOPS, walk_one, NULL, 0);
+	walk_end(&s->walk);
+	return 0;
+}
+
+/*
+ * The walk without bpf_loop (before 5.17): OOM_FALLBACK_STEPS steps, then a
+ * tail call to itself, OOM_FALLBACK_RUNS runs in all (OOM_FALLBACK_MAX_STEPS).
+ * The verifier walks a bounded loop once per iteration, and every branch that
+ * depends on data doubles what it must keep in mind ("The sequence of 8193
+ * jumps is too complex" at 10k iterations with early exits). So the steps are
+ * straight-line calls of a global function (verified once; one instruction
+ * each here), unrolled OOM_FALLBACK_UNROLL times, and the only data-dependent
+ * branch, whether the walk has ended, comes once per round.
+ */
+SEC("raw_tracepoint/walk")
+int walk_bounded(void *ctx)
+{
+	__u32 zero = 0, i, k;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+
+	if (!s)
+		return 0;
+#pragma clang loop unroll(disable)
+	for (i = 0; i < OOM_FALLBACK_ROUNDS; i++) {
+#pragma unroll
+		for (k = 0; k < OOM_FALLBACK_UNROLL; k++)
+			walk_step();
+		if (s->walk.stop)
+			break;
+	}
+	if (!s->walk.stop)
+		bpf_tail_call(ctx, &walkers, 0);
+	/* Ended, or the kernel's tail-call limit reached. */
+	walk_end(&s->walk);
+	return 0;
 }

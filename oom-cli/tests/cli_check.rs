@@ -78,6 +78,13 @@ fn check_passes_as_root_on_this_host() {
     ] {
         assert_eq!(rows[name].0, "ok", "{name}:\n{out}");
     }
+    // The walk this kernel gets (bpf_loop here, 6.18), with its cap.
+    assert!(
+        out.lines().any(
+            |l| l.starts_with("oomprof program ") && l.contains("bpf_loop walk, 8388608 steps")
+        ),
+        "{out}"
+    );
     assert!(out.contains("oomprof can run on this host"));
 }
 

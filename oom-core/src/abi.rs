@@ -18,7 +18,7 @@ use core::mem::{offset_of, size_of};
 use crate::bucket::{Bucket, Cycle, MemRecord, Stack};
 
 /// `OOM_ABI_VERSION`.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 /// `OOM_MAX_NSTK`: the longest stack a bucket can hold (Go 1.23+ `maxProfStackDepth`).
 pub const MAX_NSTK: u32 = 1024;
 /// `OOM_DEFAULT_MAX_BUCKETS`: fits the default 8 MiB ring at ~54 B per bucket.
@@ -29,6 +29,31 @@ pub const DEFAULT_WALK_BUDGET_NS: u64 = 100_000_000;
 pub const BUDGET_CHECK_EVERY: u32 = 64;
 /// `OOM_MAX_BUCKETS_CEILING`: `bpf_loop` runs at most 8,388,608 iterations.
 pub const MAX_BUCKETS_CEILING: u32 = 8_000_000;
+/// `OOM_MAX_LOOPS`: the steps of the `bpf_loop` walk (`BPF_MAX_LOOPS`).
+pub const MAX_LOOPS: u32 = 8 * 1024 * 1024;
+/// `OOM_FALLBACK_UNROLL`: straight-line steps per round of the fallback walk.
+pub const FALLBACK_UNROLL: u32 = 1024;
+/// `OOM_FALLBACK_ROUNDS`: rounds per run of the fallback walk program.
+pub const FALLBACK_ROUNDS: u32 = 128;
+/// `OOM_FALLBACK_STEPS`: steps per run of the fallback walk program.
+pub const FALLBACK_STEPS: u32 = FALLBACK_UNROLL * FALLBACK_ROUNDS;
+/// `OOM_FALLBACK_RUNS`: runs of the fallback walk program, one per tail call (the
+/// kernel allows 33 in a chain).
+pub const FALLBACK_RUNS: u32 = 33;
+/// `OOM_FALLBACK_MAX_STEPS`: the fallback walk's steps in all.
+pub const FALLBACK_MAX_STEPS: u32 = FALLBACK_STEPS * FALLBACK_RUNS;
+/// `OOM_NARROW_STEP` (in the program): PCs narrowed to `u32` per walk step.
+pub const NARROW_STEP: u32 = 16;
+
+/// Walk steps a bucket of `nstk` PCs takes: one, plus one per [`NARROW_STEP`] PCs
+/// when they are sent as `u32` offsets.
+pub const fn steps_per_bucket(nstk: u32, pc32: bool) -> u32 {
+    if pc32 && nstk > 0 {
+        1 + nstk.div_ceil(NARROW_STEP)
+    } else {
+        1
+    }
+}
 /// `OOM_CHUNK_FLUSH`.
 pub const CHUNK_FLUSH: u32 = 8192;
 /// `OOM_ENTRY_HDR_SIZE`.
@@ -100,6 +125,11 @@ pub mod end_status {
     /// Walked at `sched_process_exit` (interrupts on), not in the SIGKILL delivery
     /// (interrupts off).
     pub const AT_EXIT: u32 = 0x200;
+    /// The walk used up its steps with buckets left: `bpf_loop`'s [`MAX_LOOPS`],
+    /// or the fallback walk's [`FALLBACK_MAX_STEPS`](super::FALLBACK_MAX_STEPS).
+    pub const STEP_CAP: u32 = 0x400;
+    /// The walk program could not be entered: nothing was walked.
+    pub const NO_WALKER: u32 = 0x800;
 }
 
 /// Configuration flags (`OOM_CFG_*`).
@@ -580,7 +610,9 @@ impl End {
                 | end_status::RING_FULL
                 | end_status::LOOP
                 | end_status::INVALID
-                | end_status::TIME_BUDGET)
+                | end_status::TIME_BUDGET
+                | end_status::STEP_CAP
+                | end_status::NO_WALKER)
             == 0
             && self.read_fault_buckets == 0
             && self.buckets_emitted == self.buckets_seen
@@ -1515,6 +1547,19 @@ mod tests {
     }
 
     #[test]
+    fn walk_steps_per_bucket() {
+        // One step to stage a bucket, one per 16 PCs narrowed to u32 offsets.
+        assert_eq!(steps_per_bucket(0, true), 1);
+        assert_eq!(steps_per_bucket(1, true), 2);
+        assert_eq!(steps_per_bucket(16, true), 2);
+        assert_eq!(steps_per_bucket(17, true), 3);
+        assert_eq!(steps_per_bucket(44, true), 4);
+        assert_eq!(steps_per_bucket(1024, true), 65);
+        assert_eq!(steps_per_bucket(1024, false), 1);
+        assert_eq!(FALLBACK_MAX_STEPS, 4_325_376);
+    }
+
+    #[test]
     fn watch_and_config_encode() {
         let mut w = [0xffu8; 64];
         encode_watch(&mut w, 1, 2, 3, 4, 16, 1024, watch_flags::PC32);
@@ -1523,7 +1568,7 @@ mod tests {
         assert_eq!(&w[32..36], &16u32.to_le_bytes());
         assert_eq!(&w[44..64], &[0u8; 20]);
         let c = encode_config(5, 0x0102, config_flags::WALK_AT_EXIT);
-        assert_eq!(&c[..8], &[5, 0, 0, 0, 3, 0, 0, 0]);
+        assert_eq!(&c[..8], &[5, 0, 0, 0, 4, 0, 0, 0]);
         assert_eq!(&c[8..16], &0x0102u64.to_le_bytes());
         assert_eq!(&c[16..24], &[1, 0, 0, 0, 0, 0, 0, 0]);
         let mut cnt = [0u8; 72];

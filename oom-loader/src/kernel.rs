@@ -3,7 +3,9 @@
 //!
 //! Lifecycle: [`Kernel::load`] probes features, loads the embedded object with
 //! aya-obj (BTF fixup, maps, relocations, programs), picks the program variant that
-//! matches each tracepoint's record layout on this kernel, and attaches. Then
+//! matches each tracepoint's record layout on this kernel and the walk program the
+//! kernel supports ([`WalkKind`]), installs the walk in the `walkers` program array
+//! (the tracepoint programs enter it by tail call), and attaches. Then
 //! [`Kernel::watch`] registers Go processes and [`Kernel::poll`] yields [`Event`]s.
 //! Dropping the `Kernel` detaches and frees everything.
 
@@ -47,10 +49,9 @@ pub const DEFAULT_CLASSIFY_WINDOW: Duration = Duration::from_millis(250);
 pub struct KernelConfig {
     /// Ring-buffer data size in bytes: a power of two, at least one page.
     pub ring_size: usize,
-    /// Buckets read per capture, at most [`abi::MAX_BUCKETS_CEILING`]. The walk
-    /// also stops after bpf_loop's 8M steps (a bucket takes 1 + nstk/16 steps:
-    /// ~1.9M buckets of 44 frames); either way the end record says
-    /// `WALK_LIMIT`.
+    /// Buckets read per capture, at most [`abi::MAX_BUCKETS_CEILING`] (the end
+    /// record says `WALK_LIMIT`). The walk also stops when its steps run out
+    /// (`STEP_CAP`; see [`WalkKind::max_buckets`]).
     pub max_buckets: u32,
     /// Processes watched at once.
     pub max_watched: u32,
@@ -72,6 +73,10 @@ pub struct KernelConfig {
     /// `sched_process_exit` before `exit_mm`, where the walk otherwise runs with
     /// interrupts on. For testing and measuring that placement on a new kernel.
     pub walk_in_delivery: bool,
+    /// Walk with the fallback for kernels without `bpf_loop` (bounded loops and tail
+    /// calls, [`WalkKind::Fallback`]) even where `bpf_loop` exists. For testing that
+    /// walk on a new kernel.
+    pub fallback_walk: bool,
 }
 
 impl Default for KernelConfig {
@@ -86,6 +91,7 @@ impl Default for KernelConfig {
             compat_programs: false,
             ioctl_attach: false,
             walk_in_delivery: false,
+            fallback_walk: false,
         }
     }
 }
@@ -157,6 +163,8 @@ pub struct LoadTimings {
     pub maps_and_relocation: Duration,
     /// Reading tracepoint ids and formats (mounting tracefs privately if needed).
     pub tracefs: Duration,
+    /// Verifying the walk program (the fallback one takes longest).
+    pub walk_program: Duration,
     /// Verifying and attaching the programs.
     pub programs_and_attach: Duration,
     /// All of it.
@@ -170,6 +178,58 @@ pub struct BpfIds {
     pub programs: Vec<u32>,
     /// Map ids.
     pub maps: Vec<u32>,
+}
+
+/// Which walk the kernel program runs: chosen by the `bpf_loop` probe, not by the
+/// kernel version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WalkKind {
+    /// `bpf_loop` (5.17+): up to [`abi::MAX_LOOPS`] steps.
+    Loop,
+    /// Kernels without `bpf_loop`: [`abi::FALLBACK_STEPS`] steps of straight-line
+    /// calls in one program that tail-calls itself, [`abi::FALLBACK_RUNS`] runs:
+    /// [`abi::FALLBACK_MAX_STEPS`] steps. Needs the BPF JIT on x86-64 (tail calls
+    /// from a program with BPF-to-BPF calls, 5.10+).
+    Fallback,
+}
+
+impl WalkKind {
+    /// The walk's steps in all; a list left when they run out is `STEP_CAP`.
+    pub fn max_steps(self) -> u32 {
+        match self {
+            WalkKind::Loop => abi::MAX_LOOPS,
+            WalkKind::Fallback => abi::FALLBACK_MAX_STEPS,
+        }
+    }
+
+    /// How many buckets of `nstk` frames (sent as `u32` offsets, as for any Go
+    /// binary) the walk's steps cover.
+    pub fn max_buckets(self, nstk: u32) -> u32 {
+        self.max_steps() / abi::steps_per_bucket(nstk, true)
+    }
+
+    /// The walk program's name in the object.
+    pub fn program(self) -> &'static str {
+        match self {
+            WalkKind::Loop => oom_bpf::programs::WALK_LOOP,
+            WalkKind::Fallback => oom_bpf::programs::WALK_BOUNDED,
+        }
+    }
+}
+
+impl std::fmt::Display for WalkKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WalkKind::Loop => write!(f, "bpf_loop walk, {} steps", self.max_steps()),
+            WalkKind::Fallback => write!(
+                f,
+                "fallback walk without bpf_loop, {} steps ({} runs of {})",
+                self.max_steps(),
+                abi::FALLBACK_RUNS,
+                abi::FALLBACK_STEPS
+            ),
+        }
+    }
 }
 
 /// Which program variant each tracepoint gets, chosen from its record layout.
@@ -307,6 +367,10 @@ pub struct Kernel {
     /// else at most once per [`LOST_CHECK_EVERY`] (an idle daemon polls often).
     lost_checked: Instant,
     walks_at_exit: bool,
+    walk: WalkKind,
+    /// The walk program (also held by the `walkers` array).
+    #[expect(dead_code, reason = "held for the bpf_ids and Drop")]
+    walker: sys::ProgFd,
 }
 
 /// How often an idle Kernel reads the kernel's lost counters.
@@ -427,7 +491,9 @@ impl Kernel {
         for (name, def) in &mut defs {
             match name.as_str() {
                 oom_bpf::maps::EVENTS => def.set_max_entries(config.ring_size as u32),
-                oom_bpf::maps::WATCHED => def.set_max_entries(config.max_watched),
+                oom_bpf::maps::WATCHED | oom_bpf::maps::CLAIMS => {
+                    def.set_max_entries(config.max_watched)
+                }
                 _ => {}
             }
             let fd = maps::create(name, def, btf.as_ref())?;
@@ -446,13 +512,36 @@ impl Kernel {
 
         let t_maps = t0.elapsed();
         let elf = object::File::parse(bytes).map_err(|e| object_err("ELF", e))?;
+        let mut prog_ids = Vec::new();
+        // The walk first: the tracepoint programs enter it as soon as they attach.
+        // Only the chosen one is loaded: a program calling bpf_loop does not load
+        // where the helper is missing.
+        let walk = if config.fallback_walk || !features.bpf_loop {
+            WalkKind::Fallback
+        } else {
+            WalkKind::Loop
+        };
+        let walker = load_walker(&obj, &elf, btf.as_ref(), walk)?;
+        let walkers = created
+            .iter()
+            .find(|(n, _)| n == oom_bpf::maps::WALKERS)
+            .map(|(_, fd)| fd)
+            .ok_or_else(|| Error::Object("no walkers map".into()))?;
+        sys::map_update(
+            walkers,
+            &0u32.to_ne_bytes(),
+            &(walker.as_raw_fd() as u32).to_ne_bytes(),
+            0,
+        )
+        .map_err(|e| Error::sys("BPF_MAP_UPDATE_ELEM walkers[0]", e))?;
+        prog_ids.push(maps::fdinfo_field(&walker, "prog_id")? as u32);
+        let t_walk = t0.elapsed();
         let mut attachments = Vec::new();
         let mut programs = Vec::new();
-        let mut prog_ids = Vec::new();
         for choice in &choices {
             let mut program = choice.program;
             let attachment = loop {
-                let prog_fd = load_program(&obj, &elf, btf.as_ref(), program, choice)?;
+                let prog_fd = load_program(&obj, &elf, btf.as_ref(), program, choice.kind())?;
                 let attached = if choice.raw {
                     attach::attach_raw_tracepoint(&prog_fd, choice.tracepoint)
                 } else {
@@ -512,7 +601,8 @@ impl Kernel {
             tracefs: t_tracefs - t_probe,
             object_and_btf: t_btf - t_tracefs,
             maps_and_relocation: t_maps - t_btf,
-            programs_and_attach: t_progs - t_maps,
+            walk_program: t_walk - t_maps,
+            programs_and_attach: t_progs - t_walk,
             total: t0.elapsed(),
         };
         log::debug!("loaded: {timings:?}");
@@ -535,6 +625,8 @@ impl Kernel {
             lost: Lost::default(),
             lost_checked: Instant::now(),
             walks_at_exit: at_exit,
+            walk,
+            walker,
         })
     }
 
@@ -749,6 +841,11 @@ impl Kernel {
         self.walks_at_exit
     }
 
+    /// Which walk captures run, and so how many steps they have.
+    pub fn walk(&self) -> WalkKind {
+        self.walk
+    }
+
     /// Probed kernel features.
     pub fn features(&self) -> Features {
         self.features
@@ -775,13 +872,69 @@ impl Kernel {
     }
 }
 
-/// Loads `program` (of `choice`'s kind) from the relocated object.
+/// What a program is loaded as: its BPF program type and the section it must be in.
+struct ProgKind {
+    prog_type: u32,
+    section: String,
+}
+
+impl Choice {
+    fn kind(&self) -> ProgKind {
+        if self.raw {
+            ProgKind {
+                prog_type: consts::PROG_TYPE_RAW_TRACEPOINT,
+                section: format!("raw_tracepoint/{}", self.tracepoint),
+            }
+        } else {
+            ProgKind {
+                prog_type: consts::PROG_TYPE_TRACEPOINT,
+                section: format!("tracepoint/{}", self.tracepoint),
+            }
+        }
+    }
+}
+
+/// Loads the walk program `walk` (a raw tracepoint program, like the ones that
+/// tail-call it, and never attached).
+///
+/// Returns an error if it fails verification; [`Error::MissingFeature`] where the
+/// fallback walk needs the BPF JIT and it is off or absent.
+fn load_walker(
+    obj: &Object,
+    elf: &object::File<'_>,
+    btf: Option<&OwnedFd>,
+    walk: WalkKind,
+) -> Result<sys::ProgFd> {
+    let kind = ProgKind {
+        prog_type: consts::PROG_TYPE_RAW_TRACEPOINT,
+        section: "raw_tracepoint/walk".into(),
+    };
+    match load_program(obj, elf, btf, walk.program(), kind) {
+        // kernel/bpf/verifier.c: a tail call in a program with BPF-to-BPF calls
+        // needs the JIT (x86-64 from 5.10; other JITs later).
+        Err(Error::ProgLoad { log, .. })
+            if log.contains("tail_calls are not allowed in non-JITed programs") =>
+        {
+            let jit = std::fs::read_to_string("/proc/sys/net/core/bpf_jit_enable")
+                .map(|s| format!("net.core.bpf_jit_enable={}", s.trim()))
+                .unwrap_or_else(|_| "no net.core.bpf_jit_enable".into());
+            Err(Error::MissingFeature {
+                feature: "the BPF JIT with tail calls from BPF-to-BPF calls (the walk without bpf_loop needs it; x86-64)",
+                since: "5.10",
+                detail: format!("{jit}; the verifier: {}", log.lines().last().unwrap_or("")),
+            })
+        }
+        r => r,
+    }
+}
+
+/// Loads `program` (of `kind`) from the relocated object.
 fn load_program(
     obj: &Object,
     elf: &object::File<'_>,
     btf: Option<&OwnedFd>,
     program: &str,
-    choice: &Choice,
+    kind: ProgKind,
 ) -> Result<sys::ProgFd> {
     let prog = obj
         .programs
@@ -792,20 +945,10 @@ fn load_program(
         .section_by_index(SectionIndex(prog.section_index))
         .and_then(|s| s.name().map(str::to_string))
         .map_err(|e| object_err("section name", e))?;
-    let (want, prog_type) = if choice.raw {
-        (
-            format!("raw_tracepoint/{}", choice.tracepoint),
-            consts::PROG_TYPE_RAW_TRACEPOINT,
-        )
-    } else {
-        (
-            format!("tracepoint/{}", choice.tracepoint),
-            consts::PROG_TYPE_TRACEPOINT,
-        )
-    };
-    if section != want {
+    if section != kind.section {
         return Err(Error::Object(format!(
-            "program {program} is in section {section}, expected {want}"
+            "program {program} is in section {section}, expected {}",
+            kind.section
         )));
     }
     let func = obj
@@ -816,7 +959,7 @@ fn load_program(
     let line_info = func.line_info.line_info_bytes();
     let kname = format!("oomprof_{}", short_name(program));
     let spec = ProgSpec {
-        prog_type,
+        prog_type: kind.prog_type,
         insns: &func.instructions,
         license: &prog.license,
         name: &kname,
@@ -864,6 +1007,8 @@ fn short_name(program: &str) -> &str {
         "mark_victim" | "mark_victim_v1" => "victim",
         "sched_process_exec" => "exec",
         "sched_process_exit" | "sched_process_exit_v1" => "exit",
+        "walk_loop" => "walk",
+        "walk_bounded" => "walkfb",
         other => other,
     }
 }
@@ -957,6 +1102,20 @@ mod tests {
                 p::SCHED_PROCESS_EXEC,
                 p::SCHED_PROCESS_EXIT_V1
             ]
+        );
+    }
+
+    #[test]
+    fn walk_caps_in_buckets() {
+        // bpf_loop: 8,388,608 steps; the fallback: 33 runs of 131,072.
+        assert_eq!(WalkKind::Loop.max_buckets(44), 2_097_152);
+        assert_eq!(WalkKind::Fallback.max_steps(), 33 * 131_072);
+        assert_eq!(WalkKind::Fallback.max_buckets(1), 2_162_688);
+        assert_eq!(WalkKind::Fallback.max_buckets(44), 1_081_344);
+        assert_eq!(WalkKind::Fallback.max_buckets(1024), 66_544);
+        assert_eq!(
+            WalkKind::Fallback.to_string(),
+            "fallback walk without bpf_loop, 4325376 steps (33 runs of 131072)"
         );
     }
 

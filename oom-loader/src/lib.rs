@@ -82,5 +82,5 @@ pub mod walk;
 pub use capture::{Capture, KillReason, OwnedBucket};
 pub use error::{Error, Result};
 pub use kernel::{
-    BpfIds, CycleLayout, Event, ExecEvent, Kernel, KernelConfig, LoadTimings, WatchInfo,
+    BpfIds, CycleLayout, Event, ExecEvent, Kernel, KernelConfig, LoadTimings, WalkKind, WatchInfo,
 };

@@ -29,7 +29,7 @@ pub fn create(name: &str, map: &Map, btf: Option<&std::os::fd::OwnedFd>) -> Resu
     // These map types refuse BTF key/value ids.
     let takes_btf = !matches!(
         map_type,
-        consts::MAP_TYPE_RINGBUF | consts::MAP_TYPE_PERF_EVENT_ARRAY
+        consts::MAP_TYPE_RINGBUF | consts::MAP_TYPE_PERF_EVENT_ARRAY | consts::MAP_TYPE_PROG_ARRAY
     );
     let btf_ids = match map {
         Map::Btf(m) => Some((m.def.btf_key_type_id, m.def.btf_value_type_id)),

@@ -43,7 +43,7 @@ use crate::attribution::{Attribution, Resolver};
 use crate::binary::{BinaryKey, GoBinary};
 use crate::cache::BinaryCache;
 use crate::capture::{Capture, KillReason};
-use crate::kernel::{CycleLayout, Event, Kernel, KernelConfig, WatchInfo};
+use crate::kernel::{CycleLayout, Event, Kernel, KernelConfig, WalkKind, WatchInfo};
 use crate::ondemand;
 use crate::procmaps::{self, MapEntry};
 use crate::profile::{
@@ -643,6 +643,16 @@ impl Monitor {
             problems.push(Incomplete::TimeBudget {
                 walked_ns: end.elapsed_ns,
             });
+        }
+        if end.status & st::STEP_CAP != 0 {
+            let walk = self.kernel.walk();
+            problems.push(Incomplete::StepCap {
+                steps: walk.max_steps(),
+                fallback: walk == WalkKind::Fallback,
+            });
+        }
+        if end.status & st::NO_WALKER != 0 {
+            problems.push(Incomplete::NotWalked);
         }
         if end.status & st::LOOP != 0 {
             problems.push(Incomplete::Loop);

@@ -21,6 +21,9 @@ pub struct Features {
     pub memcg_accounting: bool,
     /// `BPF_LINK_CREATE` for perf events (5.15+); else the ioctl attach is used.
     pub perf_link: bool,
+    /// The `bpf_loop` helper (5.17+); else the walk is the fallback (bounded loops
+    /// and tail calls), with a lower cap.
+    pub bpf_loop: bool,
 }
 
 /// Why the [`bpf_loop`] probe did not find the helper.
@@ -130,9 +133,14 @@ pub fn bpf_loop() -> std::result::Result<(), BpfLoopMissing> {
     let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
     let text = String::from_utf8_lossy(&log[..end]);
     match r {
-        Err(_) if text.contains("invalid func") || text.contains("unknown func") => Err(
-            BpfLoopMissing::UnknownHelper(text.lines().last().unwrap_or("unknown helper").into()),
-        ),
+        Err(_) if text.contains("invalid func") || text.contains("unknown func") => {
+            // The verifier's own words (older kernels end the log with statistics).
+            let line = text
+                .lines()
+                .find(|l| l.contains("invalid func") || l.contains("unknown func"))
+                .unwrap_or("unknown helper");
+            Err(BpfLoopMissing::UnknownHelper(line.into()))
+        }
         Err(e) if end == 0 => Err(BpfLoopMissing::NotLoaded(e)),
         _ => Ok(()),
     }
@@ -163,21 +171,30 @@ pub fn load_invalid_program() -> Result<()> {
     progs::load(&spec).map(drop)
 }
 
-/// Probes everything oomprof needs; raises RLIMIT_MEMLOCK where the kernel still
-/// charges BPF memory to it.
+/// Probes everything oomprof needs and what decides between variants (perf links,
+/// `bpf_loop`); raises RLIMIT_MEMLOCK where the kernel still charges BPF memory to it.
 ///
 /// Returns [`Error::MissingFeature`] naming the first missing feature, or an error
 /// if BPF is not usable at all (e.g. EPERM without CAP_BPF/CAP_SYS_ADMIN).
 pub fn probe() -> Result<Features> {
     // First "no BPF at all" (no CAP_BPF: say so, and nothing else), then the rest.
     if let Err(e) = bpf_syscall() {
-        if e.raw_os_error() == Some(libc::EPERM) {
+        // Before 5.11 EPERM can also be RLIMIT_MEMLOCK: the charge is per user, so
+        // another process's BPF memory counts (seen on 5.10 right after an
+        // `oomprof check`, whose maps the kernel frees later). Raise it (as below)
+        // and ask again before calling it a missing privilege.
+        let eperm =
+            |r: &io::Result<()>| matches!(r, Err(e) if e.raw_os_error() == Some(libc::EPERM));
+        let mut r = Err(e);
+        if eperm(&r) && setrlimit(Resource::RLIMIT_MEMLOCK, RLIM_INFINITY, RLIM_INFINITY).is_ok() {
+            r = bpf_syscall();
+        }
+        if eperm(&r) {
             return Err(Error::NotPermitted {
                 what: "loading BPF programs",
             });
         }
-        // Pre-5.11 a trivial load can also fail on RLIMIT_MEMLOCK: raise it below
-        // and let the next steps tell.
+        // Other errors: raise the limit below and let the next steps tell.
     }
     let memcg_accounting = memcg_accounting();
     if !memcg_accounting {
@@ -194,17 +211,19 @@ pub fn probe() -> Result<Features> {
         since: "5.8",
         detail: format!("BPF_MAP_CREATE: {e}"),
     })?;
-    // A tracing load refused without a log says nothing about the helper; the
-    // program loads further on then fail with their own error.
-    if let Err(BpfLoopMissing::UnknownHelper(detail)) = bpf_loop() {
-        return Err(Error::MissingFeature {
-            feature: "the bpf_loop helper",
-            since: "5.17",
-            detail,
-        });
-    }
+    // Without bpf_loop the walk falls back to bounded loops and tail calls. A
+    // tracing load refused without a log says nothing about the helper: take it as
+    // present, and the program loads further on fail with their own error.
+    let bpf_loop = match bpf_loop() {
+        Ok(()) | Err(BpfLoopMissing::NotLoaded(_)) => true,
+        Err(BpfLoopMissing::UnknownHelper(detail)) => {
+            log::debug!("no bpf_loop ({detail}): the fallback walk is used");
+            false
+        }
+    };
     Ok(Features {
         memcg_accounting,
         perf_link: perf_link(),
+        bpf_loop,
     })
 }

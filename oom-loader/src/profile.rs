@@ -222,6 +222,16 @@ pub enum Incomplete {
         /// How long it walked.
         walked_ns: u64,
     },
+    /// The walk used up its steps and stopped with buckets left: a bucket takes
+    /// one step, plus one per 16 frames of its stack.
+    StepCap {
+        /// The steps it had.
+        steps: u32,
+        /// The fallback walk of a kernel without `bpf_loop` (else `bpf_loop`'s).
+        fallback: bool,
+    },
+    /// The kernel program could not enter its walk program: nothing was walked.
+    NotWalked,
     /// The bucket list loops back (a corrupt list): the walk stopped, and entries
     /// before the detection may repeat.
     Loop,
@@ -274,6 +284,8 @@ impl Incomplete {
             Incomplete::MalformedEntry(_) => "malformed_entry",
             Incomplete::RateUnknown => "rate_unknown",
             Incomplete::CycleUnknown => "cycle_unknown",
+            Incomplete::StepCap { .. } => "step_cap",
+            Incomplete::NotWalked => "not_walked",
         }
     }
 }
@@ -299,6 +311,24 @@ impl std::fmt::Display for Incomplete {
                 f,
                 "walk stopped at its time budget after {:.1} ms, the rest of the list not read (raise --walk-budget)",
                 *walked_ns as f64 / 1e6
+            ),
+            Incomplete::StepCap {
+                steps,
+                fallback: true,
+            } => write!(
+                f,
+                "walk stopped at the fallback walk's cap of {steps} steps (kernel without bpf_loop; a bucket takes 1 step plus 1 per 16 frames), the rest of the list not read"
+            ),
+            Incomplete::StepCap {
+                steps,
+                fallback: false,
+            } => write!(
+                f,
+                "walk stopped at bpf_loop's cap of {steps} steps (a bucket takes 1 step plus 1 per 16 frames), the rest of the list not read"
+            ),
+            Incomplete::NotWalked => write!(
+                f,
+                "the kernel program could not start its walk program: no buckets read"
             ),
             Incomplete::Loop => write!(
                 f,
@@ -611,4 +641,30 @@ fn flat_function<'a>(sym: &oom_core::Symbolizer<'a>, b: &Bucket<'_>) -> &'a str 
         }
     }
     leaf.unwrap_or("?")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Incomplete;
+
+    #[test]
+    fn step_caps_say_which_walk_and_how_many_steps() {
+        let fallback = Incomplete::StepCap {
+            steps: 4_325_376,
+            fallback: true,
+        };
+        assert!(fallback.to_string().starts_with(
+            "walk stopped at the fallback walk's cap of 4325376 steps (kernel without bpf_loop;"
+        ));
+        let bpf_loop = Incomplete::StepCap {
+            steps: 8_388_608,
+            fallback: false,
+        };
+        assert!(bpf_loop
+            .to_string()
+            .starts_with("walk stopped at bpf_loop's cap of 8388608 steps"));
+        assert!(Incomplete::NotWalked
+            .to_string()
+            .contains("no buckets read"));
+    }
 }

@@ -137,3 +137,79 @@ fn kernel_captures_of_hostile_bucket_lists_stop_and_say_why() {
         }
     }
 }
+
+/// Issue 13: where the fallback walk (kernels without bpf_loop; forced here) runs out of
+/// steps before the list ends, the profile says so, by that reason and with its cap,
+/// as the daemon's log line does.
+#[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
+fn kernel_capture_past_the_fallback_walk_cap_says_so() {
+    const T: &str = "kernel_capture_past_the_fallback_walk_cap_says_so";
+    if !privileged::root(T) {
+        return;
+    }
+    let Some(tc) = gomatrix::newest(T) else {
+        return;
+    };
+    use oom_core::abi::FALLBACK_MAX_STEPS;
+    let bin = fixtures::build("hostile", &tc, Variant::Default).unwrap();
+    // A ring, bucket limit and time budget that all hold more than the cap: one-frame
+    // buckets take two steps each (u32 PCs), so 2.3M of them outrun 4.3M steps.
+    let config = oom_loader::monitor::MonitorConfig {
+        kernel: oom_loader::KernelConfig {
+            fallback_walk: true,
+            ring_size: 256 << 20,
+            max_buckets: oom_core::abi::MAX_BUCKETS_CEILING,
+            walk_budget: None,
+            ..oom_loader::KernelConfig::default()
+        },
+        scan_existing: false,
+        ..Default::default()
+    };
+    let m = Monitor::builder().config(config).spawn().expect("monitor");
+    let cg = MemCgroup::create(2 << 30).unwrap();
+    let mut p = Running::adopt(
+        cg.spawn(
+            Command::new(&bin)
+                .args(["-mode", "many", "-n", "2300000", "-oom"])
+                .stdout(std::process::Stdio::null()),
+        )
+        .unwrap(),
+    );
+    let pid = p.pid() as u32;
+    p.wait_exit(Duration::from_secs(120)).unwrap();
+    assert!(cg.oom_kills().unwrap() > 0, "not OOM-killed");
+    // 2M buckets to assemble, beside the other tests of this file: give it time.
+    let mut seen = Vec::new();
+    let prof = match oom_tests::watch::wait_for(&m, pid, Duration::from_secs(120), &mut seen) {
+        Some(MonitorEvent::Profile(prof)) => prof,
+        other => panic!("no profile: {other:?}; other events: {seen:?}"),
+    };
+    let text = prof.meta.incomplete_text().unwrap_or_default();
+    eprintln!(
+        "fallback past its cap: {} buckets, walk {:?} ns: {text}",
+        prof.meta.buckets, prof.meta.walk_ns
+    );
+    assert!(
+        prof.meta.incomplete.contains(&Incomplete::StepCap {
+            steps: FALLBACK_MAX_STEPS,
+            fallback: true
+        }),
+        "{:?}",
+        prof.meta.incomplete
+    );
+    assert!(
+        text.contains(&format!(
+            "fallback walk's cap of {FALLBACK_MAX_STEPS} steps"
+        )),
+        "{text}"
+    );
+    // Two steps a fake bucket: about half the cap, less what the runtime's own
+    // (deeper) buckets took.
+    let half = (FALLBACK_MAX_STEPS / 2) as usize;
+    assert!(
+        prof.meta.buckets <= half && prof.meta.buckets > half - 10_000,
+        "{} buckets",
+        prof.meta.buckets
+    );
+}

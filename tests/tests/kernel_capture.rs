@@ -347,3 +347,76 @@ fn kernel_compat_programs_for_older_kernels() {
 mod oom_bpf_names {
     pub const MARK_VICTIM_V1: &str = "mark_victim_v1";
 }
+
+/// Issue 13: a kernel without bpf_loop (before 5.17) walks with the fallback (bounded
+/// loops and tail calls). Forced here, in the SIGKILL delivery as on those kernels: a
+/// real OOM kill of a Go program with ~1k buckets is captured completely, through the
+/// Monitor, into a profile `go tool pprof` reads.
+#[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
+fn kernel_oom_1k_buckets_complete_under_the_fallback_walk() {
+    const T: &str = "kernel_oom_1k_buckets_complete_under_the_fallback_walk";
+    if !privileged::root(T) {
+        return;
+    }
+    let Some(tc) = gomatrix::newest(T) else {
+        return;
+    };
+    let _g = serial();
+    let bin = fixtures::build("manysites", &tc, Variant::Default).expect("build manysites");
+    let config = oom_loader::monitor::MonitorConfig {
+        kernel: KernelConfig {
+            fallback_walk: true,
+            walk_in_delivery: true,
+            ..KernelConfig::default()
+        },
+        scan_existing: false,
+        ..Default::default()
+    };
+    let m = oom_loader::monitor::Monitor::builder()
+        .config(config)
+        .spawn()
+        .expect("monitor");
+    let limit = (64u64 << 20) + 1000 * 1024;
+    for i in 0..3 {
+        let what = format!("fallback walk, kill {i}");
+        let prof = oom_tests::watch::oom_profile(
+            &m,
+            Command::new(&bin)
+                .args(["-n", "1000", "-oom"])
+                .stdout(std::process::Stdio::null()),
+            limit,
+            &what,
+        );
+        eprintln!(
+            "{what}: {} buckets, walk {:?} ns, irqs off {:?}: {:?}",
+            prof.meta.buckets,
+            prof.meta.walk_ns,
+            prof.meta.walk_irqs_off,
+            prof.meta.incomplete_text()
+        );
+        assert!(
+            prof.meta.incomplete.is_empty(),
+            "{what}: {:?}",
+            prof.meta.incomplete
+        );
+        assert!(
+            prof.meta.buckets >= 1000,
+            "{what}: {} buckets",
+            prof.meta.buckets
+        );
+        assert_eq!(prof.meta.walk_irqs_off, Some(true), "{what}");
+        // Not exact: manysites samples its 1 MiB chunks at Go's default rate, and the
+        // rate read at the kill scales every bucket.
+        let raw = oom_tests::watch::judge(&tc, &bin, &prof);
+        oom_tests::watch::check_oom_invariants(&raw, limit, false, &what);
+        assert!(
+            prof.meta
+                .buckets_seen
+                .is_none_or(|s| s == prof.meta.buckets),
+            "{what}: {:?} seen, {} in the profile",
+            prof.meta.buckets_seen,
+            prof.meta.buckets
+        );
+    }
+}

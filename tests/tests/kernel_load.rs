@@ -30,10 +30,11 @@ fn kernel_load_attach_detach_time_and_cleanup() {
         let loaded = t.elapsed();
         eprintln!("{:?}", k.load_timings());
         memory = k.kernel_memory();
-        assert_eq!(k.bpf_ids().programs.len(), 5);
+        // Five attached, and the walk program they tail-call.
+        assert_eq!(k.bpf_ids().programs.len(), 6);
         assert_eq!(
             leftover_bpf_objects(k.bpf_ids()).len(),
-            5 + k.bpf_ids().maps.len(),
+            6 + k.bpf_ids().maps.len(),
             "bpftool shows all our objects while loaded"
         );
         ids.push(k.bpf_ids().clone());
@@ -125,8 +126,9 @@ fn kernel_features_probed() {
     let k = load(&KernelConfig::default());
     let f = k.features();
     eprintln!("features: {f:?}; programs: {:?}", k.programs());
-    // Linux 6.18: memcg accounting (5.11) and perf-event links (5.15).
-    assert!(f.memcg_accounting && f.perf_link, "{f:?}");
+    // Linux 6.18: memcg accounting (5.11), perf-event links (5.15), bpf_loop (5.17).
+    assert!(f.memcg_accounting && f.perf_link && f.bpf_loop, "{f:?}");
+    assert_eq!(k.walk(), oom_loader::WalkKind::Loop);
     assert_eq!(k.programs().len(), 5);
     assert_eq!(k.ring_size(), oom_loader::kernel::DEFAULT_RING_SIZE);
 }
@@ -144,8 +146,64 @@ fn kernel_single_probes_agree_with_the_loader_probe() {
     if let Err(e) = probe::bpf_loop() {
         panic!("bpf_loop: {e:?}");
     }
+    assert!(f.bpf_loop);
     assert_eq!(probe::memcg_accounting(), f.memcg_accounting);
     assert_eq!(probe::perf_link(), f.perf_link);
+}
+
+#[test]
+#[ignore = "needs root (BPF): run tests/run"]
+fn kernel_fallback_walk_verifies_within_its_time() {
+    const T: &str = "kernel_fallback_walk_verifies_within_its_time";
+    if !privileged::root(T) {
+        return;
+    }
+    if privileged::tool(T, "bpftool").is_none() {
+        return;
+    }
+    let _g = serial();
+    // The walk for kernels without bpf_loop, forced here: only it is loaded (a
+    // program calling bpf_loop does not verify there), and its verification, the
+    // longest of all (it covers OOM_FALLBACK_STEPS calls per run), stays well
+    // within a second. Both walks, for the figures.
+    let mut best = [std::time::Duration::MAX; 2];
+    for _ in 0..3 {
+        for (i, fallback) in [false, true].into_iter().enumerate() {
+            let k = load(&KernelConfig {
+                fallback_walk: fallback,
+                ..KernelConfig::default()
+            });
+            let want = if fallback {
+                oom_loader::WalkKind::Fallback
+            } else {
+                oom_loader::WalkKind::Loop
+            };
+            assert_eq!(k.walk(), want);
+            let t = k.load_timings();
+            eprintln!("{want}: {t:?}");
+            best[i] = best[i].min(t.walk_program);
+            // The walk program is loaded, held by the program array, and the only
+            // one of the two: bpftool lists it.
+            let walker = k.bpf_ids().programs[0];
+            let o = std::process::Command::new("bpftool")
+                .args(["prog", "show", "id", &walker.to_string()])
+                .output()
+                .expect("bpftool");
+            let shown = String::from_utf8_lossy(&o.stdout);
+            let name = if fallback {
+                "oomprof_walkfb"
+            } else {
+                "oomprof_walk"
+            };
+            assert!(shown.contains(&format!(" name {name} ")), "{shown}");
+        }
+    }
+    eprintln!(
+        "walk program verification, best of 3: bpf_loop {:.1} ms, fallback {:.1} ms",
+        best[0].as_secs_f64() * 1e3,
+        best[1].as_secs_f64() * 1e3
+    );
+    assert!(best[1] < std::time::Duration::from_millis(500), "{best:?}");
 }
 
 #[test]

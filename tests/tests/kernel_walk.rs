@@ -519,3 +519,121 @@ fn wait_all_threads_stopped(pid: u32, what: &str) {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// Both walks: `bpf_loop` (5.17+) and the fallback (bounded loops and tail calls,
+/// forced here as on a kernel without bpf_loop).
+fn walks() -> [(&'static str, KernelConfig); 2] {
+    [
+        ("bpf_loop", keep()),
+        (
+            "fallback",
+            KernelConfig {
+                fallback_walk: true,
+                ..keep()
+            },
+        ),
+    ]
+}
+
+#[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
+fn kernel_fallback_walk_captures_what_bpf_loop_captures() {
+    const T: &str = "kernel_fallback_walk_captures_what_bpf_loop_captures";
+    if !privileged::root(T) {
+        return;
+    }
+    let Some(tc) = gomatrix::newest(T) else {
+        return;
+    };
+    let _g = serial();
+    for (walk, cfg) in walks() {
+        for n in [1000, 10_000] {
+            let (c, syms) = capture_of(&tc, "manysites", &["-n", &n.to_string()], &[], &cfg);
+            report(&format!("{walk}: manysites {n}"), &c);
+            assert!(c.is_complete(), "{walk}: {:?}", c.end);
+            assert_accounted(&c);
+            assert_eq!(site_stacks(&c, &syms).len(), n, "{walk}: distinct sites");
+        }
+        // 300-frame stacks: 20 steps a bucket, most of them narrowing.
+        if tc.minor() >= 23 {
+            let (c, syms) = capture_of(
+                &tc,
+                "deep",
+                &["-depth", "300"],
+                &[
+                    ("GODEBUG", "profstackdepth=1024"),
+                    ("FIXTURE_MEMPROFILERATE", "1"),
+                ],
+                &cfg,
+            );
+            report(&format!("{walk}: deep 300"), &c);
+            assert!(c.is_complete(), "{walk}: {:?}", c.end);
+            assert_accounted(&c);
+            let deepest = entries(&c)
+                .into_iter()
+                .map(|e| {
+                    e.stack
+                        .iter()
+                        .filter(|&&pc| syms.func_of(pc) == Some("main.descend"))
+                        .count()
+                })
+                .max();
+            assert!(
+                deepest >= Some(300),
+                "{walk}: {deepest:?} main.descend frames"
+            );
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
+fn kernel_fallback_walk_stops_at_its_cap_and_says_so() {
+    const T: &str = "kernel_fallback_walk_stops_at_its_cap_and_says_so";
+    if !privileged::root(T) {
+        return;
+    }
+    let Some(tc) = gomatrix::newest(T) else {
+        return;
+    };
+    let _g = serial();
+    use oom_core::abi::{FALLBACK_MAX_STEPS, FALLBACK_RUNS, FALLBACK_STEPS};
+    // More one-frame buckets than the fallback has steps, sent as u64 PCs (pc_base 0):
+    // one step each, so the fallback must stop after exactly FALLBACK_MAX_STEPS
+    // buckets, and bpf_loop (8M steps) walks all of them. A ring, bucket limit and
+    // time budget that stop neither.
+    let fake = FALLBACK_MAX_STEPS + 50_000;
+    let n = fake.to_string();
+    for (walk, cfg) in walks() {
+        let cfg = KernelConfig {
+            ring_size: 256 << 20,
+            max_buckets: oom_core::abi::MAX_BUCKETS_CEILING,
+            walk_budget: None,
+            ..cfg
+        };
+        let (c, _) = capture_with(
+            &tc,
+            "hostile",
+            &["-mode", "many", "-n", &n],
+            &[],
+            &cfg,
+            |w| w.pc_base = 0,
+        );
+        report(&format!("{walk}: {fake} fake buckets"), &c);
+        assert_accounted(&c);
+        let stop = end_status::STEP_CAP;
+        if cfg.fallback_walk {
+            assert_eq!(c.end.status & stop, stop, "{:?}", c.end);
+            assert!(!c.is_complete());
+            assert_eq!(
+                c.end.buckets_seen,
+                FALLBACK_STEPS * FALLBACK_RUNS,
+                "{FALLBACK_RUNS} runs of {FALLBACK_STEPS} steps, one bucket each: {:?}",
+                c.end
+            );
+        } else {
+            assert!(c.is_complete(), "{:?}", c.end);
+            assert!(c.end.buckets_seen > fake, "{:?}", c.end);
+        }
+    }
+}

@@ -192,10 +192,14 @@ pub fn gather() -> Vec<Row> {
         .to_string();
     rows.push(match kernel_version(&release) {
         Some(v) if v >= (5, 17) => Row::ok("kernel", format!("{release} (5.17+ has everything)")),
+        Some(v) if v >= (5, 10) => Row::ok(
+            "kernel",
+            format!("{release}: 5.10+; before 5.17 the walk is the fallback without bpf_loop"),
+        ),
         Some(_) => Row::optional(
             "kernel",
-            format!("{release}: older than 5.17; fine only if the features below were backported"),
-            "a 5.17 or newer kernel",
+            format!("{release}: older than 5.10; fine only if the features below were backported"),
+            "a 5.10 or newer kernel",
         ),
         None => Row::optional("kernel", format!("unknown release {release:?}"), ""),
     });
@@ -239,10 +243,19 @@ pub fn gather() -> Vec<Row> {
         Err(_) => Row::missing("ring buffer", "not probed: no BPF", "see bpf syscall"),
     });
 
-    // bpf_loop.
+    // bpf_loop: without it the walk falls back to bounded loops and tail calls.
+    let fallback = oom_loader::WalkKind::Fallback;
     rows.push(match probe_bpf_loop() {
         Ok(()) => Row::ok("bpf_loop", "the verifier knows the bpf_loop helper"),
-        Err(e) if bpf_ok => Row::missing("bpf_loop", e, "a 5.17 or newer kernel"),
+        Err(e) if bpf_ok => Row::optional(
+            "bpf_loop",
+            format!(
+                "{e}; the fallback walk is used: {} steps, ~{} buckets of 44 frames",
+                fallback.max_steps(),
+                fallback.max_buckets(44)
+            ),
+            "a 5.17 or newer kernel walks up to 8M steps (not required)",
+        ),
         Err(_) => Row::missing("bpf_loop", "not probed: no BPF", "see bpf syscall"),
     });
 
@@ -442,12 +455,15 @@ pub fn gather() -> Vec<Row> {
                         "walks in the SIGKILL delivery, interrupts off"
                     };
                     let progs = k.programs().len();
+                    let walk = k.walk();
                     drop(k);
                     Row::ok(
                         "oomprof program",
                         format!(
-                            "{progs} programs verified, attached and detached in {:.0?} ({placement})",
-                            t.elapsed()
+                            "{progs} programs and the walk verified, attached and detached in {:.0?} ({placement}; {walk}: ~{} buckets of 44 frames, ~{} of 1024)",
+                            t.elapsed(),
+                            walk.max_buckets(44),
+                            walk.max_buckets(1024)
                         ),
                     )
                 }

@@ -162,6 +162,8 @@ pub mod consts {
     pub const PROG_TYPE_RAW_TRACEPOINT: u32 = 17;
     /// `BPF_PROG_TYPE_TRACEPOINT`.
     pub const PROG_TYPE_TRACEPOINT: u32 = 5;
+    /// `BPF_MAP_TYPE_PROG_ARRAY`.
+    pub const MAP_TYPE_PROG_ARRAY: u32 = 3;
     /// `BPF_MAP_TYPE_PERF_EVENT_ARRAY`.
     pub const MAP_TYPE_PERF_EVENT_ARRAY: u32 = 4;
     /// `BPF_MAP_TYPE_PERCPU_ARRAY`.
