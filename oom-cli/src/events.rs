@@ -43,10 +43,11 @@ pub struct EventLog {
 }
 
 impl EventLog {
-    /// Appends to `target` (`-`: stdout), creating it with mode 0600.
+    /// Appends to `target` (`-`: stdout), creating it with mode 0600; pod names come
+    /// from the runtime state under `runtime_root` (the Monitor's).
     ///
     /// Returns an error if the file cannot be opened.
-    pub fn open(target: &Path) -> anyhow::Result<Self> {
+    pub fn open(target: &Path, runtime_root: &Path) -> anyhow::Result<Self> {
         let (out, path) = if target == Path::new("-") {
             (Out::Stdout, None)
         } else {
@@ -64,7 +65,7 @@ impl EventLog {
             path,
             waiting: VecDeque::new(),
             profiles: VecDeque::new(),
-            resolver: Resolver::new("/"),
+            resolver: Resolver::new(runtime_root),
         })
     }
 

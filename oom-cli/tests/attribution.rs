@@ -19,6 +19,7 @@ use oom_tests::privileged;
 
 mod common;
 
+use common::deploy::judge_oom_file;
 use common::runtime::Runtime;
 use common::*;
 
@@ -68,19 +69,25 @@ impl Drop for KubeCgroups {
     }
 }
 
-fn comments(tc: &gomatrix::Toolchain, file: &Path) -> String {
-    let out = tc
-        .command()
-        .args(["tool", "pprof", "-comments"])
-        .arg(file)
-        .output()
+/// The victim's profile, judged exactly (MemProfileRate 1 in the container): within
+/// the container's 64 MiB, the culprit on top, the kill, pid and `cgroup` named. The
+/// pid is the file name's (`{who}-{pid}-{time}.pb.gz`).
+fn judge(tc: &gomatrix::Toolchain, bin: &Path, file: &Path, cgroup: &str) {
+    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+    let pid: i32 = name
+        .rsplit('-')
+        .nth(1)
+        .and_then(|p| p.parse().ok())
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    judge_oom_file(
+        tc,
+        bin,
+        file,
+        (pid, cgroup),
+        OOM_LIMIT,
+        true,
+        "main.allocChunk",
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The profile whose file name starts with `prefix`, waiting for it.
@@ -158,7 +165,8 @@ fn a_container_oom_kill_names_its_pod_and_container() {
         .arg(rt.dir.join("runc"))
         .arg("--cgroup")
         .arg(&cgroup)
-        .args(["--memory-limit", &(64u64 << 20).to_string()])
+        .args(["--memory-limit", &OOM_LIMIT.to_string()])
+        .args(["--env", "FIXTURE_MEMPROFILERATE=1"])
         .args(["--annotation", "io.kubernetes.cri.container-type=container"])
         .args(["--annotation", "io.kubernetes.cri.container-name=api"])
         .args(["--annotation", "io.kubernetes.cri.sandbox-name=api-7d9f-x2"])
@@ -176,7 +184,7 @@ fn a_container_oom_kill_names_its_pod_and_container() {
         "the container was not OOM-killed: {st}"
     );
     let file = profile_named(&dir, "shop_api-7d9f-x2_api-");
-    let c = comments(&tc, &file);
+    let c = pprof_comments(&tc, &file);
     assert!(c.contains("reason=oom"), "{c}");
     assert!(
         c.contains(&format!("pod: shop/api-7d9f-x2 uid={UID} qos=Burstable")),
@@ -186,11 +194,12 @@ fn a_container_oom_kill_names_its_pod_and_container() {
         c.contains(&format!("container: api runtime=containerd id={id}")),
         "{c}"
     );
-    assert!(
-        c.contains(&format!(":/kubepods/burstable/pod{UID}/{id}")),
-        "{c}"
+    judge(
+        &tc,
+        &oomer,
+        &file,
+        &format!(":/kubepods/burstable/pod{UID}/{id}"),
     );
-    assert_eq!(top_function(&tc, &oomer, &file), "main.allocChunk");
     d.wait_log(
         "pod=shop/api-7d9f-x2 container=api",
         Duration::from_secs(10),
@@ -205,6 +214,8 @@ fn a_container_oom_kill_names_its_pod_and_container() {
             "--rm",
             "--network",
             "none",
+            "-e",
+            "FIXTURE_MEMPROFILERATE=1",
             "--memory",
             "64m",
             "--name",
@@ -223,9 +234,11 @@ fn a_container_oom_kill_names_its_pod_and_container() {
         String::from_utf8_lossy(&out.stderr)
     );
     let file = profile_named(&dir, "prod_web-0_web-");
-    let c = comments(&tc, &file);
+    let c = pprof_comments(&tc, &file);
     assert!(c.contains("pod: prod/web-0"), "{c}");
     assert!(c.contains("container: web runtime=docker id="), "{c}");
+    // dockerd runs its containers under --cgroup-parent (the runtime's name).
+    judge(&tc, &oomer, &file, &format!("/{}/", rt.name));
     d.sigterm();
     let _ = std::fs::remove_dir_all(&dir);
 }

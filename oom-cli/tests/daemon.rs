@@ -15,17 +15,6 @@ mod common;
 
 use common::*;
 
-fn profiles(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "gz"))
-        .collect();
-    v.sort();
-    v
-}
-
 /// `go tool pprof -top` of `file`.
 /// `go tool pprof -top -nodecount=1` on the profile's default sample type (Go's
 /// inuse_space view): what `oomprof top -n 1` must print.

@@ -3,21 +3,20 @@
 //! filled the cgroup), and a shell filling a tmpfs (shmem filled it). `oomprof events`
 //! prints them.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use oom_tests::cgroup::MemCgroup;
 use oom_tests::fixtures::{self, Variant};
 use oom_tests::gomatrix;
 use oom_tests::privileged;
-use oom_tests::process::Running;
 
 mod common;
 
+use common::deploy::judge_oom_file;
 use common::*;
 
-const LIMIT: u64 = 64 << 20;
+const LIMIT: u64 = OOM_LIMIT;
 
 /// The event of `pid` in the log, waiting for it.
 fn event_of(dir: &Path, pid: i32) -> serde_json::Value {
@@ -41,28 +40,8 @@ fn event_of(dir: &Path, pid: i32) -> serde_json::Value {
     }
 }
 
-/// Runs `cmd` in a fresh 64 MiB cgroup until the OOM killer kills it; its pid.
-fn oom_kill(cmd: &mut Command) -> i32 {
-    let cg = MemCgroup::create(LIMIT).unwrap();
-    let mut p = Running::adopt(cg.spawn(cmd).unwrap());
-    p.wait_exit(Duration::from_secs(60)).unwrap();
-    assert!(cg.oom_kills().unwrap() > 0, "not OOM-killed");
-    p.pid()
-}
-
 fn bytes(v: &serde_json::Value, kind: &str) -> u64 {
     v["memcg"]["bytes"][kind].as_u64().unwrap_or(0)
-}
-
-/// A tmpfs mounted for the test, unmounted however it ends.
-struct Tmpfs(PathBuf);
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(self.0.join("fill"));
-        let _ = Command::new("umount").arg(&self.0).status();
-        let _ = std::fs::remove_dir(&self.0);
-    }
 }
 
 #[test]
@@ -99,19 +78,23 @@ fn every_oom_kill_gets_an_event_naming_the_memory_that_filled_the_cgroup() {
 
     let mnt = dir.join("tmpfs");
     std::fs::create_dir(&mnt).unwrap();
-    let st = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=512m", "oomprof-test"])
-        .arg(&mnt)
-        .status()
-        .unwrap();
-    assert!(st.success(), "mount tmpfs");
-    let tmpfs = Tmpfs(mnt.clone());
+    let tmpfs = Tmpfs::mount(&mnt, "512m");
 
     let d = daemon(&dir, &[]);
 
     // Go: the event names the profile of the same kill.
-    let go = oom_kill(&mut Command::new(&oomer));
+    let kill = oom_exact(&mut Command::new(&oomer));
+    let go = kill.pid;
     let file = profile_of(&dir, go, Duration::from_secs(10)).expect("no Go profile");
+    judge_oom_file(
+        &tc,
+        &oomer,
+        &file,
+        (kill.pid, &kill.cgroup),
+        OOM_LIMIT,
+        true,
+        "main.allocChunk",
+    );
     let ev = event_of(&dir, go);
     assert_eq!(ev["comm"], "oomer");
     assert_eq!(ev["constraint"], "CONSTRAINT_MEMCG");
@@ -123,7 +106,7 @@ fn every_oom_kill_gets_an_event_naming_the_memory_that_filled_the_cgroup() {
     assert_eq!(ev["memcg"]["bytes"]["dominant"], "anon", "{ev}");
 
     // C: anonymous memory, nearly the whole limit; no profile.
-    let c = oom_kill(&mut Command::new(&leak));
+    let c = oom_exact(&mut Command::new(&leak)).pid;
     let ev = event_of(&dir, c);
     assert_eq!(ev["comm"], "leak");
     assert_eq!(ev["memcg"]["bytes"]["dominant"], "anon", "{ev}");
@@ -136,11 +119,12 @@ fn every_oom_kill_gets_an_event_naming_the_memory_that_filled_the_cgroup() {
 
     // tmpfs: shmem fills the cgroup; the writer is killed, the pages stay.
     let fill = mnt.join("fill");
-    let sh = oom_kill(
+    let sh = oom_exact(
         Command::new("sh")
             .arg("-c")
             .arg(format!("exec dd if=/dev/zero of={} bs=1M", fill.display())),
-    );
+    )
+    .pid;
     let ev = event_of(&dir, sh);
     assert_eq!(ev["memcg"]["bytes"]["dominant"], "shmem", "{ev}");
     assert!(bytes(&ev, "shmem") >= LIMIT * 95 / 100, "{ev}");

@@ -127,34 +127,6 @@ fn two_daemons_at_once_both_write_profiles() {
     let _ = fs::remove_dir_all(&b);
 }
 
-/// A small tmpfs, unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Tmpfs {
-        let ok = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "oomprof-test",
-            ])
-            .arg(dir)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "mount tmpfs on {}", dir.display());
-        Tmpfs(dir.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 #[ignore = "needs root and the Go matrix: run tests/run"]
 fn a_full_disk_is_reported_nothing_partial_is_left_and_the_profile_follows() {

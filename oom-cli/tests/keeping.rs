@@ -2,7 +2,7 @@
 //! profiles and never the newest; `--debounce` writes the first kill of a burst of one
 //! executable and logs the rest.
 
-use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use oom_tests::fixtures::{self, Variant};
@@ -11,18 +11,8 @@ use oom_tests::privileged;
 
 mod common;
 
+use common::deploy::judge_oom_file;
 use common::*;
-
-fn profiles(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().ends_with(".pb.gz"))
-        .collect();
-    v.sort();
-    v
-}
 
 #[test]
 #[ignore = "needs root and the Go matrix: run tests/run"]
@@ -40,10 +30,19 @@ fn max_files_keeps_the_newest() {
     let mut d = daemon(&dir, &["--max-files", "2"]);
     let mut pids = Vec::new();
     for _ in 0..3 {
-        let pid = oom_once(&bin);
-        profile_of(&dir, pid, Duration::from_secs(10)).expect("no profile");
-        d.wait_log(&format!("pid={pid} "), Duration::from_secs(5));
-        pids.push(pid);
+        let k = oom_exact(&mut Command::new(&bin));
+        let file = profile_of(&dir, k.pid, Duration::from_secs(10)).expect("no profile");
+        d.wait_log(&format!("pid={} ", k.pid), Duration::from_secs(5));
+        judge_oom_file(
+            &tc,
+            &bin,
+            &file,
+            (k.pid, &k.cgroup),
+            OOM_LIMIT,
+            true,
+            "main.allocChunk",
+        );
+        pids.push(k.pid);
     }
     let left = profiles(&dir);
     d.sigterm();
@@ -79,14 +78,34 @@ fn debounce_writes_the_first_kill_and_logs_the_next() {
     let bin = fixtures::build("oomer", &tc, Variant::Default).unwrap();
     let other = fixtures::build("oomer", &tc, Variant::Stripped).unwrap();
     let mut d = daemon(&dir, &["--debounce", "1h"]);
-    let first = oom_once(&bin);
-    profile_of(&dir, first, Duration::from_secs(10)).expect("no profile for the first kill");
-    let second = oom_once(&bin);
+    let first = oom_exact(&mut Command::new(&bin));
+    let file = profile_of(&dir, first.pid, Duration::from_secs(10))
+        .expect("no profile for the first kill");
+    judge_oom_file(
+        &tc,
+        &bin,
+        &file,
+        (first.pid, &first.cgroup),
+        OOM_LIMIT,
+        true,
+        "main.allocChunk",
+    );
+    let second = oom_exact(&mut Command::new(&bin)).pid;
     let line = d.wait_log(&format!("pid {second} "), Duration::from_secs(10));
     assert!(line.contains("not written: kill 1 of executable"), "{line}");
     // Another executable is its own key.
-    let third = oom_once(&other);
-    profile_of(&dir, third, Duration::from_secs(10)).expect("no profile for another binary");
+    let third = oom_exact(&mut Command::new(&other));
+    let file = profile_of(&dir, third.pid, Duration::from_secs(10))
+        .expect("no profile for another binary");
+    judge_oom_file(
+        &tc,
+        &other,
+        &file,
+        (third.pid, &third.cgroup),
+        OOM_LIMIT,
+        true,
+        "main.allocChunk",
+    );
     d.sigterm();
     assert!(profile_of(&dir, second, Duration::ZERO).is_none());
     assert_eq!(profiles(&dir).len(), 2);

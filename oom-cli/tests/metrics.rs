@@ -15,6 +15,7 @@ use oom_tests::process::Running;
 
 mod common;
 
+use common::deploy::judge_oom_file;
 use common::*;
 
 /// A plain HTTP/1.1 GET: the body of a 200, else what went wrong.
@@ -177,8 +178,18 @@ fn prometheus_scrapes_the_oom_kill_counter() {
     );
     let scraped_before = query(&prom_addr, "oomprof_oom_kills_node_total").unwrap();
 
-    let pid = oom_once(&bin);
-    profile_of(&dir, pid, Duration::from_secs(10)).expect("no profile");
+    let kill = oom_exact(&mut Command::new(&bin));
+    let pid = kill.pid;
+    let file = profile_of(&dir, pid, Duration::from_secs(10)).expect("no profile");
+    judge_oom_file(
+        &tc,
+        &bin,
+        &file,
+        (kill.pid, &kill.cgroup),
+        OOM_LIMIT,
+        true,
+        "main.allocChunk",
+    );
     d.wait_log(&format!("pid={pid} "), Duration::from_secs(5));
 
     let after = get(&target, "/metrics");

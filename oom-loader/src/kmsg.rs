@@ -212,12 +212,17 @@ fn kv(list: &str) -> impl Iterator<Item = (&str, &str)> {
 /// The number before `kB` in `name:NNNkB` (or `name NNNkB`).
 fn kb(text: &str, name: &str) -> Option<u64> {
     let i = text.find(name)? + name.len();
-    let rest = text[i..].trim_start_matches([':', ' ']);
-    let n: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    if !rest[n.len()..].starts_with("kB") {
+    leading_kb(&text[i..])
+}
+
+/// `NNNkB` at the start of `s` (after `:` or spaces).
+fn leading_kb(s: &str) -> Option<u64> {
+    let rest = s.trim_start_matches([':', ' ']);
+    let n = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    if !rest[n..].starts_with("kB") {
         return None;
     }
-    n.parse().ok()
+    rest[..n].parse().ok()
 }
 
 /// Collects the records of one OOM report at a time.
@@ -285,7 +290,7 @@ impl Assembler {
         } else if t.starts_with("Tasks state (memory values in pages):") {
             self.part = Part::Tasks(Vec::new());
         } else if let Some(rest) = t.strip_prefix("kmem: usage ") {
-            self.cur.kmem_kb = kb(&format!("usage {rest}"), "usage");
+            self.cur.kmem_kb = leading_kb(rest);
         } else if let Some((comm, rest)) = t.split_once(" invoked oom-killer: ") {
             self.cur = OomReport {
                 trigger_comm: Some(comm.to_string()),
@@ -303,7 +308,7 @@ impl Assembler {
             self.cur.trigger_tid = after.split_whitespace().next()?.parse().ok();
         } else if let Some(rest) = t.strip_prefix("memory: usage ") {
             // "65536kB, limit 65536kB, failcnt 53"
-            self.cur.memcg_usage_kb = kb(&format!("usage {rest}"), "usage");
+            self.cur.memcg_usage_kb = leading_kb(rest);
             self.cur.memcg_limit_kb = kb(rest, "limit");
         } else if let Some(list) = t.strip_prefix("oom-kill:") {
             for (k, v) in kv(list) {

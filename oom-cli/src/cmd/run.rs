@@ -240,6 +240,7 @@ fn config(args: &RunArgs) -> anyhow::Result<MonitorConfig> {
 /// Runs the daemon until SIGINT or SIGTERM.
 pub fn run(args: RunArgs, _debug: bool) -> anyhow::Result<()> {
     let config = config(&args)?;
+    let runtime_root = config.runtime_root.clone();
     let mut keep = keeping(&args)?;
     let dir = PathBuf::from(args.dir.as_deref().unwrap_or("."));
     output::check_dir(&dir)?;
@@ -289,7 +290,10 @@ pub fn run(args: RunArgs, _debug: bool) -> anyhow::Result<()> {
         Some("off") => None,
         target => {
             let path = target.map_or_else(|| dir.join(crate::events::FILE_NAME), PathBuf::from);
-            match (EventLog::open(&path), oom_loader::kmsg::Reader::open()) {
+            match (
+                EventLog::open(&path, &runtime_root),
+                oom_loader::kmsg::Reader::open(),
+            ) {
                 (Ok(log), Ok(kmsg)) => {
                     log::info!(
                         "OOM events of every process to {}",

@@ -624,13 +624,7 @@ pub fn judge_oom_file(
         Some(top),
         "{what}: the culprit is not on top"
     );
-    let out = tc
-        .command()
-        .args(["tool", "pprof", "-comments"])
-        .arg(file)
-        .output()
-        .unwrap();
-    let comments = String::from_utf8_lossy(&out.stdout);
+    let comments = super::pprof_comments(tc, file);
     assert!(
         comments.contains(&format!("reason=oom pid={pid} ")),
         "{what}: comments do not name the OOM kill of {pid}:\n{comments}"

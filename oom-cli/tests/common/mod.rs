@@ -150,6 +150,93 @@ pub fn oom_once(bin: &Path) -> i32 {
     p.pid()
 }
 
+/// The 64 MiB limit of [`oom_exact`]'s cgroup.
+pub const OOM_LIMIT: u64 = 64 << 20;
+
+/// An OOM kill of [`oom_exact`]: the victim's pid and its cgroup's name (the last
+/// component of its path, as the profile's `cgroup:` comment ends).
+#[derive(Debug)]
+pub struct OomKill {
+    pub pid: i32,
+    pub cgroup: String,
+}
+
+/// Runs `cmd` with MemProfileRate 1 (every allocation recorded, so a profile's totals
+/// are counts that [`deploy::judge_oom_file`] can bound exactly) in a fresh
+/// [`OOM_LIMIT`] cgroup until the OOM killer kills it.
+pub fn oom_exact(cmd: &mut Command) -> OomKill {
+    let cg = MemCgroup::create(OOM_LIMIT).unwrap();
+    let mut p = Running::adopt(cg.spawn(cmd.env("FIXTURE_MEMPROFILERATE", "1")).unwrap());
+    p.wait_exit(Duration::from_secs(60)).unwrap();
+    assert!(cg.oom_kills().unwrap() > 0, "not OOM-killed");
+    OomKill {
+        pid: p.pid(),
+        cgroup: cg
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned(),
+    }
+}
+
+/// The `*.pb.gz` files of `dir`, sorted.
+pub fn profiles(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".pb.gz"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// `go tool pprof -comments` of `file`: oomprof's metadata as pprof reads it.
+pub fn pprof_comments(tc: &Toolchain, file: &Path) -> String {
+    let out = tc
+        .command()
+        .args(["tool", "pprof", "-comments"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "go tool pprof -comments {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A tmpfs mounted on `dir` for a test, unmounted on drop.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
+        let ok = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "oomprof-test",
+            ])
+            .arg(dir)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount tmpfs on {}", dir.display());
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
 pub fn profile_of(dir: &Path, pid: i32, timeout: Duration) -> Option<PathBuf> {
     let deadline = Instant::now() + timeout;
     loop {
