@@ -6,7 +6,7 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use oom_tests::fixtures::{self, Variant};
 use oom_tests::gomatrix;
@@ -18,28 +18,6 @@ use common::deploy::judge_oom_file;
 use common::*;
 
 const LIMIT: u64 = OOM_LIMIT;
-
-/// The event of `pid` in the log, waiting for it.
-fn event_of(dir: &Path, pid: i32) -> serde_json::Value {
-    let log = dir.join("oomprof-events.jsonl");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        for line in text.lines() {
-            let v: serde_json::Value =
-                serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
-            if v["pid"] == pid {
-                return v;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no event for pid {pid} in {}:\n{text}",
-            log.display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn bytes(v: &serde_json::Value, kind: &str) -> u64 {
     v["memcg"]["bytes"][kind].as_u64().unwrap_or(0)
