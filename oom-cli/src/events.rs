@@ -291,9 +291,10 @@ pub fn event_json(
             "kernel": b.kernel, "sock": b.sock, "dominant": b.dominant().0,
         })
     });
-    let tasks: Vec<Value> = r
-        .map(|r| r.tasks.as_slice())
-        .unwrap_or_default()
+    // The memcg's tasks, largest RSS first (the kernel lists them by pid).
+    let mut by_rss: Vec<_> = r.map(|r| r.tasks.iter().collect()).unwrap_or_default();
+    by_rss.sort_by_key(|t| std::cmp::Reverse(t.rss_pages));
+    let tasks: Vec<Value> = by_rss
         .iter()
         .take(20)
         .map(|t| json!({"pid": t.pid, "uid": t.uid, "rss_pages": t.rss_pages, "name": t.name}))
@@ -407,4 +408,130 @@ pub fn print(path: &Path, since: Option<jiff::Timestamp>) -> anyhow::Result<usiz
         n += 1;
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oom_loader::kmsg::TaskRow;
+
+    fn victim(pid: u32) -> VictimInfo {
+        VictimInfo {
+            pid,
+            ts_ns: 1,
+            comm: Some("java".into()),
+            exe: Some("/usr/bin/java".into()),
+            exe_from: Some("exec"),
+            cmdline: None,
+            cgroup: None,
+            uid: Some(1000),
+            oom_score_adj: Some(0),
+            rss_kb: Some([1024, 8, 0]),
+            trigger: (7, 8, "kworker".into()),
+            watched: false,
+            proc_read_ns: Some(2_000_000),
+        }
+    }
+
+    #[test]
+    fn an_event_merges_its_sources_and_lists_tasks_by_rss() {
+        let row = |pid, rss_pages, name: &str| TaskRow {
+            pid,
+            uid: 0,
+            rss_pages,
+            name: name.into(),
+        };
+        let r = OomReport {
+            pid: 42,
+            comm: "java".into(),
+            constraint: Some("CONSTRAINT_MEMCG".into()),
+            tasks: vec![
+                row(1, 10, "pause"),
+                row(42, 9000, "java"),
+                row(50, 300, "envoy"),
+            ],
+            ..OomReport::default()
+        };
+        let v = victim(42);
+        let e = event_json(42, Some(&v), Some(&r), None, None);
+        assert_eq!(e["sources"], json!(["mark_victim", "kernel_log"]));
+        let names: Vec<_> = e["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].clone())
+            .collect();
+        assert_eq!(names, [json!("java"), json!("envoy"), json!("pause")]);
+        assert_eq!(e["exe"], "/usr/bin/java");
+        assert_eq!(e["trigger"]["comm"], "kworker"); // the report has none
+                                                     // The victim record alone: its own figures.
+        let e = event_json(42, Some(&v), None, None, None);
+        assert_eq!(e["sources"], json!(["mark_victim"]));
+        assert_eq!(
+            (e["rss_kb"]["anon"].as_u64(), e["uid"].as_u64()),
+            (Some(1024), Some(1000))
+        );
+        assert!(e["constraint"].is_null() && e["tasks"].as_array().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_event_waits_for_its_parts_and_is_written_once() {
+        let dir = std::env::temp_dir().join(format!("oomprof-evlog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(FILE_NAME);
+        let mut log = EventLog::open(&path, &dir, true, crate::metrics::Metrics::new()).unwrap();
+        let t0 = Instant::now();
+        let lines = || std::fs::read_to_string(&path).unwrap().lines().count();
+        // The victim record, then the report: written at the report.
+        log.victim(victim(42), t0);
+        assert_eq!(lines(), 0);
+        log.report(
+            OomReport {
+                pid: 42,
+                ..OomReport::default()
+            },
+            t0,
+        );
+        assert_eq!(lines(), 1);
+        // A watched Go victim waits for its profile too.
+        let mut go = victim(43);
+        go.watched = true;
+        log.victim(go, t0);
+        log.report(
+            OomReport {
+                pid: 43,
+                ..OomReport::default()
+            },
+            t0,
+        );
+        assert_eq!(lines(), 1);
+        log.profile(43, "x-43.pb.gz", t0);
+        assert_eq!(lines(), 2);
+        // A report whose victim record was lost: written after LINK_WAIT, not before.
+        log.report(
+            OomReport {
+                pid: 44,
+                ..OomReport::default()
+            },
+            t0,
+        );
+        log.tick(t0 + LINK_WAIT / 2);
+        assert_eq!(lines(), 2);
+        log.tick(t0 + LINK_WAIT);
+        assert_eq!(lines(), 3);
+        // A profile no kill claims is forgotten, never written.
+        log.profile(45, "y-45.pb.gz", t0);
+        log.tick(t0 + LINK_WAIT * 5);
+        log.flush();
+        assert_eq!(lines(), 3);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.lines()
+                .nth(1)
+                .unwrap()
+                .contains("\"profile\":\"x-43.pb.gz\""),
+            "{text}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
