@@ -392,14 +392,19 @@ pub fn print(path: &Path, since: Option<jiff::Timestamp>) -> anyhow::Result<usiz
                 )
             }
             (Some(m), None) => format!("memcg {m}"),
-            (None, _) => "global OOM".into(),
+            (None, _) => match v["constraint"].as_str() {
+                Some(c) if c != "CONSTRAINT_NONE" => c.to_string(),
+                Some(_) => "global OOM".into(),
+                None => "(no kernel report)".into(),
+            },
         };
+        let exe = s("exe").map(|e| format!(" exe={e}")).unwrap_or_default();
         let pod = match (s("namespace"), s("pod")) {
             (Some(ns), Some(p)) => format!(" pod={ns}/{p}"),
             _ => String::new(),
         };
         println!(
-            "{time} pid={} comm={}{pod} {memcg} trigger={} profile={}",
+            "{time} pid={} comm={}{exe}{pod} {memcg} trigger={} profile={}",
             v["pid"],
             s("comm").unwrap_or_default(),
             v["trigger"]["comm"].as_str().unwrap_or("-"),
