@@ -10,7 +10,8 @@
 //! The daemon runs on the host with `--runtime-root` at a directory whose
 //! `run/containerd` and `var/lib/docker` are the private runtimes' state.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use oom_tests::fixtures::{self, Variant};
@@ -20,7 +21,7 @@ use oom_tests::privileged;
 mod common;
 
 use common::deploy::judge_oom_file;
-use common::runtime::{Runtime, UID};
+use common::runtime::{KubeCgroups, Runtime, UID};
 use common::*;
 
 /// The victim's profile, judged exactly (MemProfileRate 1 in the container): within
@@ -132,6 +133,173 @@ fn a_container_oom_kill_names_its_pod_and_container() {
     assert!(c.contains("container: web runtime=docker id="), "{c}");
     // dockerd runs its containers under --cgroup-parent (the runtime's name).
     judge(&tc, &oomer, &file, &format!("/{}/", rt.name));
+    d.sigterm();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Podman, private to the test: its storage (vfs: plain directories) and state under
+/// `dir`, runc's root there too, and `/var/lib` a tmpfs in its own mount namespace
+/// (containers/image keeps a blob cache in /var/lib/containers otherwise).
+struct Podman {
+    dir: PathBuf,
+    /// Whether /run/runc was there before: Podman has runc make it once despite
+    /// `--runtime-flag root=`, and it is removed (when empty) if it was not.
+    run_runc: bool,
+}
+
+impl Podman {
+    fn new(test: &str) -> Self {
+        let dir = PathBuf::from(format!(
+            "/tmp/oomprof-podman-{}-{test:.8}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self {
+            dir,
+            run_runc: Path::new("/run/runc").exists(),
+        }
+    }
+
+    /// `podman ARGS` with every root in the test's directory.
+    fn cmd(&self, args: &[&str]) -> Command {
+        let d = self.dir.display();
+        let mut c = Command::new("unshare");
+        c.args(["-m", "--propagation", "private", "--", "sh", "-c"])
+            .arg(format!(
+            "mount -t tmpfs oomprof-test /var/lib && exec podman --root {d}/root --runroot {d}/run \
+             --tmpdir {d}/tmp --cgroup-manager cgroupfs --events-backend none --runtime runc \
+             --runtime-flag root={d}/runc --storage-driver vfs \"$@\"",
+        ));
+        c.arg("podman").args(args);
+        c
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["rm", "--all", "--force"]).output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.run_runc {
+            let _ = std::fs::remove_dir("/run/runc");
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs root, the Go matrix and podman: run tests/run"]
+fn a_podman_container_oom_kill_names_its_pod_and_container_from_containers_storage() {
+    // Podman keeps CRI-O's state format (containers/storage, the OCI config.json in
+    // `<driver>-containers/<id>/userdata/` with io.kubernetes.* annotations) and
+    // names the cgroup `libpod-<id>` under the parent given, here the kubelet's
+    // cgroupfs layout.
+    let test = "a_podman_container_oom_kill_names_its_pod_and_container_from_containers_storage";
+    if !privileged::root(test) || privileged::tool(test, "podman").is_none() {
+        return;
+    }
+    let Some(tc) = gomatrix::newest(test) else {
+        return;
+    };
+    let _g = serial();
+    let pm = Podman::new("attr");
+    let oomer = fixtures::build("oomer", &tc, Variant::Default).unwrap();
+    let ctx = pm.dir.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::copy(&oomer, ctx.join("oomer")).unwrap();
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&ctx)
+        .args(["-cf"])
+        .arg(pm.dir.join("rootfs.tar"))
+        .arg("oomer")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let tar = pm.dir.join("rootfs.tar");
+    let out = pm
+        .cmd(&[
+            "import",
+            "--change",
+            "ENTRYPOINT [\"/oomer\"]",
+            tar.to_str().unwrap(),
+            "localhost/oomprof-victim:t",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let node = pm.dir.join("node");
+    std::fs::create_dir_all(node.join("var/lib/containers")).unwrap();
+    std::os::unix::fs::symlink(pm.dir.join("root"), node.join("var/lib/containers/storage"))
+        .unwrap();
+    let dir = tmpdir("podman");
+    let mut d = daemon(&dir, &["--runtime-root", node.to_str().unwrap()]);
+
+    let parent = format!("/kubepods/burstable/pod{UID}");
+    let _kube = KubeCgroups::new(&parent);
+    let limit = OOM_LIMIT.to_string();
+    let out = pm
+        .cmd(&[
+            "run",
+            "--name",
+            "victim",
+            "--network",
+            "none",
+            // Within the hard limits this host gives root (Podman asks for more).
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+            "--memory",
+            &limit,
+            "--memory-swap",
+            &limit,
+            "-e",
+            "FIXTURE_MEMPROFILERATE=1",
+            "--cgroup-parent",
+            &parent,
+            "--annotation",
+            "io.kubernetes.pod.name=db-0",
+            "--annotation",
+            "io.kubernetes.pod.namespace=data",
+            "--annotation",
+            "io.kubernetes.container.name=pg",
+            "localhost/oomprof-victim:t",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "not OOM-killed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8(
+        pm.cmd(&["inspect", "victim", "--format", "{{.Id}}"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    let file = profile_prefixed(&dir, "data_db-0_pg-");
+    let c = pprof_comments(&tc, &file);
+    assert!(
+        c.contains(&format!("pod: data/db-0 uid={UID} qos=Burstable")),
+        "{c}"
+    );
+    assert!(
+        c.contains(&format!("container: pg runtime=podman id={id}")),
+        "{c}"
+    );
+    judge(&tc, &oomer, &file, &format!("{parent}/libpod-{id}"));
+    d.wait_log("pod=data/db-0 container=pg", Duration::from_secs(10));
     d.sigterm();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -631,10 +631,22 @@ impl KubeCgroups {
     }
 }
 
+/// Removes `d` and the cgroups below it (all empty of processes by now).
+fn remove_cgroup_tree(d: &Path) {
+    for e in fs::read_dir(d).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_cgroup_tree(&e.path());
+        }
+    }
+    let _ = fs::remove_dir(d);
+}
+
 impl Drop for KubeCgroups {
     fn drop(&mut self) {
+        // A runtime may leave its container's cgroup behind in one hierarchy (runc
+        // under Podman, in v1's companion unified one): those below ours go too.
         for d in &self.0 {
-            let _ = fs::remove_dir(d);
+            remove_cgroup_tree(d);
         }
     }
 }
