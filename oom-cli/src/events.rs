@@ -352,6 +352,10 @@ pub fn event_json(
         "container_id": a.and_then(|a| a.ids.container_id.clone()),
         "profile": profile,
         "victim_read_after_ms": v.and_then(|v| v.proc_read_ns).map(|n| n as f64 / 1e6),
+        "written_after_kill_ms": v.and_then(|v| {
+            let now = oom_loader::monitor::monotonic_ns()?;
+            Some(now.saturating_sub(v.ts_ns) as f64 / 1e6)
+        }),
     })
 }
 
