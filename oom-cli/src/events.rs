@@ -73,7 +73,13 @@ pub struct EventLog {
     kernel_log: bool,
     resolver: Resolver,
     metrics: crate::metrics::Metrics,
+    /// Lines a write error left waiting (bounded: the oldest are given up on, with a
+    /// log line, past [`MAX_UNWRITTEN`]).
+    unwritten: VecDeque<String>,
 }
+
+/// Most event lines kept while they cannot be written.
+const MAX_UNWRITTEN: usize = 1024;
 
 impl EventLog {
     /// Appends to `target` (`-`: stdout), creating it with mode 0600; pod names come
@@ -106,6 +112,7 @@ impl EventLog {
             kernel_log,
             resolver: Resolver::new(runtime_root),
             metrics,
+            unwritten: VecDeque::new(),
         })
     }
 
@@ -171,8 +178,14 @@ impl EventLog {
         self.settle(pid);
     }
 
-    /// Writes the kills that waited long enough; forgets profiles no kill claimed.
+    /// Writes the kills that waited long enough and the lines a write error left
+    /// waiting; forgets profiles no kill claimed.
     pub fn tick(&mut self, now: Instant) {
+        self.retry_unwritten();
+        while self.unwritten.len() > MAX_UNWRITTEN {
+            self.unwritten.pop_front();
+            log::error!("giving up on an OOM event: too many waiting to be written");
+        }
         let mut i = 0;
         while i < self.pending.len() {
             let p = &self.pending[i];
@@ -194,12 +207,18 @@ impl EventLog {
         }
     }
 
-    /// Writes everything still waiting (at shutdown).
+    /// Writes everything still waiting (at shutdown); what cannot be written is said.
     pub fn flush(&mut self) {
         while let Some(p) = self.pending.pop_front() {
             if p.victim.is_some() || p.report.is_some() {
                 self.write(&p);
             }
+        }
+        if let Err(e) = self.write_unwritten() {
+            log::error!(
+                "{} OOM events could not be written before exit: {e}",
+                self.unwritten.len()
+            );
         }
     }
 
@@ -211,7 +230,7 @@ impl EventLog {
             .and_then(|r| r.task_memcg.clone())
             .or_else(|| p.victim.as_ref().and_then(|v| v.cgroup.clone()));
         let attribution = cgroup.as_deref().and_then(|cg| self.resolver.attribute(cg));
-        let line = event_json(
+        let mut line = event_json(
             p.pid,
             p.victim.as_ref(),
             p.report.as_ref(),
@@ -219,10 +238,10 @@ impl EventLog {
             attribution.as_ref(),
         )
         .to_string();
-        let res = match &mut self.out {
-            Out::File(f) => writeln!(f, "{line}"),
-            Out::Stdout => writeln!(std::io::stdout(), "{line}"),
-        };
+        line.push('\n');
+        // Lines that could not be written (a full disk) go first, in order.
+        self.unwritten.push_back(line);
+        let res = self.write_unwritten();
         let comm = p
             .report
             .as_ref()
@@ -247,7 +266,41 @@ impl EventLog {
                     .map(|f| format!(" profile={f}"))
                     .unwrap_or_default()
             ),
-            Err(e) => log::error!("writing the OOM event of pid {}: {e}", p.pid),
+            Err(e) => log::error!(
+                "writing the OOM event of pid {}: {e}; {} events wait to be written, retried every loop",
+                p.pid,
+                self.unwritten.len()
+            ),
+        }
+    }
+
+    /// Writes the waiting lines, oldest first, each whole or not at all (a partial
+    /// line is cut off again); stops at the first failure.
+    fn write_unwritten(&mut self) -> std::io::Result<()> {
+        while let Some(line) = self.unwritten.front() {
+            match &mut self.out {
+                Out::File(f) => {
+                    let before = f.metadata()?.len();
+                    if let Err(e) = f.write_all(line.as_bytes()) {
+                        let _ = f.set_len(before);
+                        return Err(e);
+                    }
+                }
+                Out::Stdout => std::io::stdout().write_all(line.as_bytes())?,
+            }
+            self.unwritten.pop_front();
+        }
+        Ok(())
+    }
+
+    /// Retries the lines a write error left waiting; says when they are written.
+    fn retry_unwritten(&mut self) {
+        if self.unwritten.is_empty() {
+            return;
+        }
+        let n = self.unwritten.len();
+        if self.write_unwritten().is_ok() {
+            log::info!("wrote {n} OOM events (delayed)");
         }
     }
 }
