@@ -396,7 +396,13 @@ pub fn event_json(
         },
         "memcg": {
             "usage_kb": r.and_then(|r| r.memcg_usage_kb), "limit_kb": r.and_then(|r| r.memcg_limit_kb),
+            "kmem_kb": r.and_then(|r| r.kmem_kb),
             "bytes": breakdown,
+            // memory.stat as the kernel printed it at the OOM, every key (percpu,
+            // slab_reclaimable, file_mapped, ... as the kernel version has them).
+            "stat": r.filter(|r| !r.stats.is_empty()).map(|r| {
+                r.stats.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>()
+            }),
         },
         "tasks": tasks,
         "namespace": names.and_then(|n| n.namespace.clone()),
@@ -526,7 +532,8 @@ mod tests {
         assert_eq!(names, [json!("java"), json!("envoy"), json!("pause")]);
         assert_eq!(e["exe"], "/usr/bin/java");
         assert_eq!(e["trigger"]["comm"], "kworker"); // the report has none
-                                                     // The victim record alone: its own figures.
+        assert!(e["memcg"]["stat"].is_null(), "{e}"); // nor memory.stat
+                                                      // The victim record alone: its own figures.
         let e = event_json(42, Some(&v), None, None, None);
         assert_eq!(e["sources"], json!(["mark_victim"]));
         assert_eq!(
