@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod cmd;
+mod config;
 mod events;
 mod logger;
 mod metrics;
