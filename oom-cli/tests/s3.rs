@@ -518,6 +518,21 @@ fn a_profile_killed_while_s3_is_down_arrives_when_it_is_back() {
     let (key, secs) = uploaded(&line);
     judge_object(&w, &dir, &s.tc, &s.oomer, &kill, &key, None);
     assert!(spooled(&dir, kill.pid).is_empty(), "the spool empties");
+    // The OOM event log names the object, the only copy.
+    let events = dir.join("oomprof-events.jsonl");
+    let want = format!("\"profile\":\"s3://{BUCKET}/{key}\"");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = fs::read_to_string(&events).unwrap_or_default();
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!("\"pid\":{},", kill.pid)));
+        if line.is_some_and(|l| l.contains(&want)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no event naming {want}:\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     eprintln!(
         "S3 down {:.1}s around the kill: delivered {:.1}s after it came back, {secs:.3}s after the kill",
         down.as_secs_f64(),

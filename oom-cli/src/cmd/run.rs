@@ -518,6 +518,8 @@ struct Delivery {
     spool: Arc<Spool>,
     uploader: Uploader,
     bucket: String,
+    prefix: String,
+    node: String,
     keep_local: bool,
 }
 
@@ -556,7 +558,7 @@ fn start_delivery(setup: S3Setup, dir: &Path, metrics: &Metrics) -> anyhow::Resu
         spool_dir.display()
     );
     metrics.sink("s3");
-    let bucket = c.bucket.clone();
+    let (bucket, prefix, node) = (c.bucket.clone(), c.prefix.clone(), c.node.clone());
     let (m, waiting) = (metrics.clone(), spool.clone());
     let uploader = Uploader::start(
         spool.clone(),
@@ -606,6 +608,8 @@ fn start_delivery(setup: S3Setup, dir: &Path, metrics: &Metrics) -> anyhow::Resu
         spool,
         uploader,
         bucket,
+        prefix,
+        node,
         keep_local: setup.keep_local,
     })
 }
@@ -835,9 +839,10 @@ fn handle(
             }
             let base = name_of(&p);
             let spooled = delivery.and_then(|d| spool(d, &p, &base, metrics));
-            if let (Some(d), Some(location)) = (delivery, &spooled) {
+            if let (Some(d), Some((file, location))) = (delivery, &spooled) {
                 if !d.keep_local {
-                    log_profile(&p, Path::new(location), recent);
+                    // The event log names where the profile is going.
+                    log_profile(&p, file, recent);
                     return Some((p.meta.pid, location.clone()));
                 }
             }
@@ -873,9 +878,9 @@ fn handle(
     None
 }
 
-/// Spools `p` for S3 and wakes the uploader; returns the object's future
-/// `s3://bucket/key`, or `None` (logged, counted) if it could not be spooled.
-fn spool(d: &Delivery, p: &Profile, base: &str, metrics: &Metrics) -> Option<String> {
+/// Spools `p` for S3 and wakes the uploader; returns (its spool file, the object's
+/// future `s3://bucket/key`), or `None` (logged, counted) if it could not be spooled.
+fn spool(d: &Delivery, p: &Profile, base: &str, metrics: &Metrics) -> Option<(PathBuf, String)> {
     let info = ProfileInfo::of(p, base);
     match d.spool.add(&info, &p.pprof_gz) {
         Ok((id, dropped)) => {
@@ -893,13 +898,14 @@ fn spool(d: &Delivery, p: &Profile, base: &str, metrics: &Metrics) -> Option<Str
             }
             d.uploader.wake();
             log::debug!("spooled {id} for S3");
-            Some(
-                d.spool
-                    .dir()
-                    .join(format!("{id}.pb.gz"))
-                    .display()
-                    .to_string(),
-            )
+            Some((
+                d.spool.dir().join(format!("{id}.pb.gz")),
+                format!(
+                    "s3://{}/{}",
+                    d.bucket,
+                    oom_loader::s3::object_key(&d.prefix, &d.node, &info)
+                ),
+            ))
         }
         Err(e) => {
             metrics.dropped("s3");
