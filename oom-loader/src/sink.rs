@@ -382,7 +382,19 @@ impl Spool {
         }
         st.in_flight = Some(id.to_string());
         drop(st);
-        fs::read(self.dir.join(format!("{id}.pb.gz"))).map(Some)
+        let r = fs::read(self.dir.join(format!("{id}.pb.gz")));
+        if r.as_ref()
+            .is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
+        {
+            // Removed behind our back: nothing left to send or to retry.
+            let mut st = self.lock();
+            st.in_flight = None;
+            if st.entries.remove(id).is_some() {
+                st.dropped += 1;
+                self.remove_files(id);
+            }
+        }
+        r.map(Some)
     }
 
     /// Ends what [`Self::take`] began: removes the entry if `delivered`.
@@ -507,7 +519,8 @@ pub enum Delivery<'a> {
         /// When the next attempt is.
         retry_in: Duration,
     },
-    /// The spooled file could not be read; it stays, and is retried.
+    /// The spooled file could not be read: retried later, or, if it is gone
+    /// (`NotFound`), dropped from the spool.
     Unreadable {
         /// The profile.
         info: &'a ProfileInfo,
@@ -748,6 +761,19 @@ mod tests {
             [format!("{b}.json"), format!("{b}.pb.gz")],
             "delivered files are removed"
         );
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn an_entry_removed_behind_the_spools_back_is_forgotten() {
+        let d = tmpdir("gone");
+        let (s, _) = Spool::open(&d, SpoolLimits::default()).unwrap();
+        let (a, _) = s.add(&info(1, 1), b"a").unwrap();
+        fs::remove_file(d.join(format!("{a}.pb.gz"))).unwrap();
+        let e = s.take(&a).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert_eq!((s.usage(), s.dropped()), ((0, 0), 1));
+        assert!(files(&d).is_empty(), "{:?}", files(&d));
         fs::remove_dir_all(&d).unwrap();
     }
 

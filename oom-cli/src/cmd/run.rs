@@ -599,7 +599,20 @@ fn start_delivery(setup: S3Setup, dir: &Path, metrics: &Metrics) -> anyhow::Resu
                 );
             }
             sink::Delivery::Unreadable { info, error } => {
-                log::error!("spool: pid {} ({}): {error}; kept", info.pid, info.name)
+                if error.kind() == std::io::ErrorKind::NotFound {
+                    m.dropped("s3");
+                    log::error!(
+                        "spool: the profile of pid {} ({}) was removed before it was uploaded: {error}",
+                        info.pid,
+                        info.name
+                    );
+                } else {
+                    log::error!(
+                        "spool: pid {} ({}): {error}; kept, retried later",
+                        info.pid,
+                        info.name
+                    );
+                }
             }
         }),
     )
