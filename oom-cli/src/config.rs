@@ -58,6 +58,8 @@ pub struct S3Section {
     pub credentials_file: Option<Setting<String>>,
     /// `timeout` (duration).
     pub timeout: Option<Setting<String>>,
+    /// `ca_file`.
+    pub ca_file: Option<Setting<String>>,
     /// `retry_max` (duration).
     pub retry_max: Option<Setting<String>>,
     /// `spool.max_files`.
@@ -204,6 +206,7 @@ pub fn parse(path: &Path, text: &str) -> Result<FileConfig, String> {
                             s.credentials_file = r.str(v, "s3.credentials_file")?
                         }
                         "timeout" => s.timeout = r.text(v, "s3.timeout", Kind::Duration)?,
+                        "ca_file" => s.ca_file = r.str(v, "s3.ca_file")?,
                         "retry_max" => s.retry_max = r.text(v, "s3.retry_max", Kind::Duration)?,
                         "spool" => {
                             for (k, v) in r.table(v, "s3.spool")? {
@@ -410,6 +413,7 @@ mod tests {
             ("s3.session_token", s.session_token.is_some()),
             ("s3.credentials_file", s.credentials_file.is_some()),
             ("s3.timeout", s.timeout.is_some()),
+            ("s3.ca_file", s.ca_file.is_some()),
             ("s3.retry_max", s.retry_max.is_some()),
             ("s3.spool.max_files", s.spool_max_files.is_some()),
             ("s3.spool.max_bytes", s.spool_max_bytes.is_some()),

@@ -82,11 +82,17 @@ struct Weed {
     bin: PathBuf,
     root: PathBuf,
     ports: Vec<(String, u16)>,
+    /// HTTPS too: (certificate, key) files.
+    tls: Option<(PathBuf, PathBuf)>,
     child: Option<Child>,
 }
 
 impl Weed {
     fn start(bin: &Path, root: &Path) -> Weed {
+        Self::start_with(bin, root, None)
+    }
+
+    fn start_with(bin: &Path, root: &Path, tls: Option<(PathBuf, PathBuf)>) -> Weed {
         fs::create_dir_all(root.join("data")).unwrap();
         fs::write(
             root.join("s3.json"),
@@ -100,8 +106,10 @@ impl Weed {
             root: root.to_path_buf(),
             ports: PORT_FLAGS
                 .iter()
+                .chain(tls.as_ref().map(|_| &"s3.port.https"))
                 .map(|f| (f.to_string(), free_port()))
                 .collect(),
+            tls,
             child: None,
         };
         w.run();
@@ -114,6 +122,16 @@ impl Weed {
 
     fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.s3_port())
+    }
+
+    fn https_endpoint(&self) -> String {
+        let port = self
+            .ports
+            .iter()
+            .find(|(f, _)| f == "s3.port.https")
+            .unwrap()
+            .1;
+        format!("https://127.0.0.1:{port}")
     }
 
     /// Starts the server (again, with the same ports and data) and waits until the
@@ -137,6 +155,10 @@ impl Weed {
             .arg(format!("-bucket={BUCKET}"));
         for (flag, port) in &self.ports {
             cmd.arg(format!("-{flag}={port}"));
+        }
+        if let Some((cert, key)) = &self.tls {
+            cmd.arg(format!("-s3.cert.file={}", cert.display()))
+                .arg(format!("-s3.key.file={}", key.display()));
         }
         self.child = Some(
             cmd.current_dir(&self.root)
@@ -538,5 +560,142 @@ fn a_profile_killed_while_s3_is_down_arrives_when_it_is_back() {
         down.as_secs_f64(),
         back.elapsed().as_secs_f64()
     );
+    d.sigterm();
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, made by openssl in `dir`:
+/// (CA certificate, server certificate, server key).
+fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl (Debian openssl; tests/run installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=oomprof test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    fs::write(
+        dir.join("srv.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "srv.ext",
+    ]);
+    (dir.join("ca.pem"), dir.join("srv.pem"), dir.join("srv.key"))
+}
+
+#[test]
+#[ignore = "needs root, the Go matrix, curl, openssl and SeaweedFS (PyPI): run tests/run"]
+fn uploads_over_https_verify_the_server_against_the_configured_ca() {
+    let test = "uploads_over_https_verify_the_server_against_the_configured_ca";
+    let Some(s) = setup(test) else { return };
+    if privileged::tool(test, "openssl").is_none() {
+        return;
+    }
+    let _g = serial();
+    let dir = tmpdir("s3-https");
+    let _cleanup = RemoveOnDrop(dir.clone());
+    let certs = dir.join("certs");
+    fs::create_dir(&certs).unwrap();
+    let (ca, cert, key) = make_certs(&certs);
+    let w = Weed::start_with(&s.weed, &dir.join("weed"), Some((cert, key)));
+    let config = write_config(&dir, &w.https_endpoint(), SECRET, "2s");
+
+    // Without the CA, the compiled-in roots do not trust the server: one line, spooled.
+    let mut d = daemon(&dir, &["--config", config.to_str().unwrap()]);
+    let kill = oom_exact(&mut Command::new(&s.oomer));
+    let line = d.wait_log(
+        &format!("-{}.pb.gz: {}: ", kill.pid, w.https_endpoint()),
+        Duration::from_secs(30),
+    );
+    assert!(
+        line.contains("certificate") && line.contains("spooled, retry in"),
+        "{line}"
+    );
+    d.sigterm();
+    assert_eq!(spooled(&dir, kill.pid).len(), 1);
+
+    // With it: delivered over HTTPS.
+    let text = fs::read_to_string(&config).unwrap();
+    fs::write(
+        &config,
+        text.replace(
+            "timeout = ",
+            &format!("ca_file = \"{}\"\ntimeout = ", ca.display()),
+        ),
+    )
+    .unwrap();
+    let mut d = daemon(&dir, &["--config", config.to_str().unwrap()]);
+    d.wait_log(
+        &format!(
+            "S3 delivery to s3://{BUCKET}/oomprof/ at {}",
+            w.https_endpoint()
+        ),
+        Duration::from_secs(5),
+    );
+    let line = wait_upload(&mut d, kill.pid, Duration::from_secs(30));
+    let (key, _) = uploaded(&line);
+    let local = profile_of(&dir, kill.pid, Duration::from_secs(5)).expect("keep_local");
+    judge_object(&w, &dir, &s.tc, &s.oomer, &kill, &key, Some(&local));
+    // And read back over HTTPS, trusting only the test CA.
+    let (status, head, body) = curl(
+        &w.https_endpoint(),
+        &format!("/{BUCKET}/{key}"),
+        SECRET,
+        &["--cacert", ca.to_str().unwrap()],
+    );
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(body, fs::read(&local).unwrap());
+    assert!(spooled(&dir, kill.pid).is_empty());
     d.sigterm();
 }

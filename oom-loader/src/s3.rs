@@ -195,6 +195,9 @@ pub struct S3Config {
     pub credentials: CredentialSource,
     /// The longest one PUT may take, connection included.
     pub timeout: Duration,
+    /// CA certificates (PEM) to trust for HTTPS instead of the compiled-in Mozilla
+    /// roots: a private CA's (MinIO, Ceph on premises).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// A key part: `[A-Za-z0-9._-]` kept, anything else `_`, at most 200 bytes; empty,
@@ -335,16 +338,35 @@ pub struct S3 {
 
 impl S3 {
     /// A sink for `config`; nothing is contacted yet.
-    pub fn new(config: S3Config) -> Self {
+    ///
+    /// Returns an error if `ca_file` cannot be read or holds no PEM certificate.
+    pub fn new(config: S3Config) -> Result<Self, String> {
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(path) = &config.ca_file {
+            let what = |e: String| format!("CA file {}: {e}", path.display());
+            let pem = std::fs::read(path).map_err(|e| what(e.to_string()))?;
+            let mut certs = Vec::new();
+            for item in ureq::tls::parse_pem(&pem) {
+                match item.map_err(|e| what(e.to_string()))? {
+                    ureq::tls::PemItem::Certificate(c) => certs.push(c),
+                    _ => continue,
+                }
+            }
+            if certs.is_empty() {
+                return Err(what("no PEM certificate in it".into()));
+            }
+            tls = tls.root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)));
+        }
         let agent = ureq::Agent::new_with_config(
             ureq::Agent::config_builder()
                 .http_status_as_error(false)
                 .timeout_global(Some(config.timeout))
                 .max_redirects(0)
                 .user_agent(concat!("oomprof/", env!("CARGO_PKG_VERSION")))
+                .tls_config(tls.build())
                 .build(),
         );
-        Self { config, agent }
+        Ok(Self { config, agent })
     }
 
     /// The configuration.
@@ -613,8 +635,9 @@ mod tests {
             node: "n".into(),
             credentials: CredentialSource::Environment,
             timeout: Duration::from_secs(5),
+            ca_file: None,
         };
-        let s = S3::new(c.clone());
+        let s = S3::new(c.clone()).unwrap();
         assert_eq!(
             s.address("a b/c"),
             (
@@ -625,7 +648,7 @@ mod tests {
         );
         c.path_style = false;
         c.endpoint = Endpoint::parse("https://s3.eu-west-1.amazonaws.com").unwrap();
-        let s = S3::new(c);
+        let s = S3::new(c).unwrap();
         assert_eq!(
             s.address("k"),
             (
@@ -634,6 +657,28 @@ mod tests {
                 "/k".into()
             )
         );
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_a_certificate() {
+        let c = |p: &str| S3Config {
+            endpoint: Endpoint::parse("https://h").unwrap(),
+            bucket: "b".into(),
+            region: "us-east-1".into(),
+            prefix: String::new(),
+            path_style: true,
+            node: "n".into(),
+            credentials: CredentialSource::Environment,
+            timeout: Duration::from_secs(5),
+            ca_file: Some(p.into()),
+        };
+        let e = S3::new(c("/nonexistent/ca.pem")).unwrap_err();
+        assert!(e.starts_with("CA file /nonexistent/ca.pem: "), "{e}");
+        let f = std::env::temp_dir().join(format!("oomprof-ca-{}.pem", std::process::id()));
+        std::fs::write(&f, "not a certificate\n").unwrap();
+        let e = S3::new(c(f.to_str().unwrap())).unwrap_err();
+        assert!(e.ends_with(": no PEM certificate in it"), "{e}");
+        std::fs::remove_file(&f).unwrap();
     }
 
     #[test]
@@ -715,7 +760,9 @@ mod tests {
                 session_token: None,
             }),
             timeout: Duration::from_secs(5),
-        });
+            ca_file: None,
+        })
+        .unwrap();
         let e = s.put(&info(), b"x").unwrap_err();
         assert_eq!(e.kind, FailureKind::Unreachable);
         assert!(

@@ -483,7 +483,7 @@ fn s3_setup(f: &FileConfig, s: &S3Section) -> anyhow::Result<S3Setup> {
             }
         };
     }
-    Ok(S3Setup {
+    let setup = S3Setup {
         config: S3Config {
             endpoint,
             bucket,
@@ -493,6 +493,7 @@ fn s3_setup(f: &FileConfig, s: &S3Section) -> anyhow::Result<S3Setup> {
             node: s.node.as_ref().map_or_else(node_name, |n| n.value.clone()),
             credentials,
             timeout,
+            ca_file: s.ca_file.as_ref().map(|c| PathBuf::from(&c.value)),
         },
         limits,
         backoff: Backoff {
@@ -500,7 +501,11 @@ fn s3_setup(f: &FileConfig, s: &S3Section) -> anyhow::Result<S3Setup> {
             max: retry_max,
         },
         keep_local: s.keep_local.as_ref().is_none_or(|k| k.value),
-    })
+    };
+    if let (Some(c), Err(e)) = (&s.ca_file, S3::new(setup.config.clone())) {
+        return super::usage(format!("{} {}: {e}", c.label(file), c.value));
+    }
+    Ok(setup)
 }
 
 /// An S3 bucket name as S3 accepts it in both addressing styles' URLs.
@@ -562,7 +567,7 @@ fn start_delivery(setup: S3Setup, dir: &Path, metrics: &Metrics) -> anyhow::Resu
     let (m, waiting) = (metrics.clone(), spool.clone());
     let uploader = Uploader::start(
         spool.clone(),
-        Box::new(S3::new(setup.config)),
+        Box::new(S3::new(setup.config).map_err(anyhow::Error::msg)?),
         setup.backoff,
         Box::new(move |d| match d {
             sink::Delivery::Uploaded {
@@ -1263,6 +1268,7 @@ mod tests {
             (format!("[s3]\nbucket = \"bb1\"\n{KEYS}timeout = \"0\"\n"), "/etc/o.toml:5: s3.timeout = 0: want a duration, e.g. 30s or 5m".into()),
             (format!("[s3]\nbucket = \"bb1\"\n{KEYS}retry_max = \"later\"\n"), "/etc/o.toml:5: s3.retry_max = later: want a duration, e.g. 30s or 5m".into()),
             (format!("[s3]\nbucket = \"bb1\"\n{KEYS}region = \" \"\n"), "/etc/o.toml:5: s3.region = \"\": want a region, e.g. us-east-1".into()),
+            (format!("[s3]\nbucket = \"bb1\"\n{KEYS}ca_file = \"/nonexistent/ca.pem\"\n"), "/etc/o.toml:5: s3.ca_file = /nonexistent/ca.pem: CA file /nonexistent/ca.pem: No such file or directory (os error 2)".into()),
             (format!("[s3]\nbucket = \"bb1\"\n{KEYS}[s3.spool]\nmax_files = 0\n"), "/etc/o.toml:6: s3.spool.max_files = 0: want at least 1".into()),
             (format!("[s3]\nbucket = \"bb1\"\n{KEYS}[s3.spool]\nmax_bytes = \"lots\"\n"), "/etc/o.toml:6: s3.spool.max_bytes = lots: want a size, e.g. 512M or 2G".into()),
         ] {
