@@ -50,15 +50,30 @@ impl Endpoint {
                 "{s}: want http(s)://HOST[:PORT], with no path, query or user"
             ));
         }
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || rest.starts_with('[') => {
-                if h.starts_with('[') || !h.contains(':') {
-                    (h, Some(p))
-                } else {
-                    (rest, None)
-                }
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            // [v6] or [v6]:port
+            let Some((addr, after)) = v6.split_once(']') else {
+                return Err(format!("{s}: unclosed [ in the host"));
+            };
+            if addr.is_empty() {
+                return Err(format!("{s}: no host"));
             }
-            _ => (rest, None),
+            let port = match after {
+                "" => None,
+                p => Some(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| format!("{s}: bad host"))?,
+                ),
+            };
+            (&rest[..addr.len() + 2], port)
+        } else {
+            match rest.split_once(':') {
+                Some((_, p)) if p.contains(':') => {
+                    return Err(format!("{s}: an IPv6 address goes in brackets, [::1]:9000"))
+                }
+                Some((h, p)) => (h, Some(p)),
+                None => (rest, None),
+            }
         };
         if host.is_empty() {
             return Err(format!("{s}: no host"));
@@ -619,6 +634,10 @@ mod tests {
             "http://h:0",
             "http://h:99999",
             "http://h:x",
+            "http://::1:9000",
+            "http://[::1",
+            "http://[::1]x",
+            "http://[]:9000",
         ] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
