@@ -369,6 +369,37 @@ fn wait_upload(d: &mut Daemon, pid: i32, timeout: Duration) -> String {
     }
 }
 
+/// The daemon's metrics address, from its log.
+fn metrics_addr(d: &Daemon) -> String {
+    d.log
+        .iter()
+        .find_map(|l| l.split("metrics at http://").nth(1))
+        .and_then(|r| r.strip_suffix("/metrics"))
+        .expect("the config's metrics.addr is served")
+        .to_string()
+}
+
+/// GET /metrics.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        c,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut t = String::new();
+    c.read_to_string(&mut t).unwrap();
+    t
+}
+
+/// The value of the exposition line `series` (name and labels, exactly).
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -414,13 +445,7 @@ fn oom_kills_are_uploaded_to_s3_with_their_attribution() {
         "S3 delivery to s3://oom-profiles/oomprof/",
         Duration::from_secs(5),
     );
-    let metrics = d
-        .log
-        .iter()
-        .find_map(|l| l.split("metrics at http://").nth(1))
-        .and_then(|r| r.strip_suffix("/metrics"))
-        .expect("the config's metrics.addr is served")
-        .to_string();
+    let metrics = metrics_addr(&d);
 
     let mut delays = Vec::new();
     for _ in 0..3 {
@@ -432,18 +457,7 @@ fn oom_kills_are_uploaded_to_s3_with_their_attribution() {
         judge_object(&w, &dir, &s.tc, &s.oomer, &kill, &key, Some(&local));
         assert!(spooled(&dir, kill.pid).is_empty(), "still spooled");
     }
-    let text = {
-        use std::io::{Read, Write};
-        let mut c = std::net::TcpStream::connect(&metrics).unwrap();
-        write!(
-            c,
-            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut t = String::new();
-        c.read_to_string(&mut t).unwrap();
-        t
-    };
+    let text = scrape(&metrics);
     let ok = text
         .lines()
         .find_map(|l| l.strip_prefix("oomprof_profiles_written_total{sink=\"s3\",result=\"ok\"} "))
@@ -481,6 +495,23 @@ fn a_wrong_secret_keeps_the_profile_spooled_until_the_config_is_fixed() {
     );
     let held = spooled(&dir, kill.pid);
     assert_eq!(held.len(), 1, "the profile is spooled");
+    // Counted as a failed attempt, and waiting (the gauges refresh every second).
+    let addr = metrics_addr(&d);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let t = scrape(&addr);
+        let failed = value(
+            &t,
+            "oomprof_profiles_written_total{sink=\"s3\",result=\"error\"}",
+        );
+        if failed.is_some_and(|v| v >= 1.0)
+            && value(&t, "oomprof_spool_files").is_some_and(|v| v >= 1.0)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{t}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let local = profile_of(&dir, kill.pid, Duration::from_secs(5)).expect("keep_local");
     assert_eq!(fs::read(&held[0]).unwrap(), fs::read(&local).unwrap());
     d.sigterm();
