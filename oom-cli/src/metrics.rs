@@ -12,7 +12,10 @@
 //!   at 1, and Prometheus cannot see its first increment);
 //! - `oomprof_oom_events_total{constraint,kind}`: OOM kills of any process, from the
 //!   kernel's report (memcg/global; anon, page_cache, shmem, kernel, sock);
-//! - `oomprof_profiles_written_total{sink,result}`;
+//! - `oomprof_profiles_written_total{sink,result}`: `dir` ok/error (writes); `s3` ok
+//!   (uploads), error (failed attempts: the profile stays spooled), dropped (never
+//!   uploaded: the spool was full or could not be written);
+//! - `oomprof_spool_files`, `oomprof_spool_bytes`: profiles waiting for S3 (with S3);
 //! - `oomprof_profiles_debounced_total`: kills `--debounce` did not write;
 //! - `oomprof_captures_incomplete_total{reason}`;
 //! - `oomprof_lost_events_total{kind}`: ring records the kernel could not deliver;
@@ -45,6 +48,7 @@ struct State {
     debounced: u64,
     events: BTreeMap<(String, &'static str), u64>,
     written: BTreeMap<(String, &'static str), u64>,
+    spool: Option<(u64, u64)>,
     incomplete: BTreeMap<&'static str, u64>,
     lost: BTreeMap<&'static str, u64>,
     watched: u64,
@@ -124,6 +128,29 @@ impl Metrics {
             .written
             .entry((sink.to_string(), result))
             .or_default() += 1;
+    }
+
+    /// Registers `sink` (e.g. `s3`): its ok, error and dropped series at zero.
+    pub fn sink(&self, sink: &str) {
+        let mut s = self.lock();
+        for result in ["ok", "error", "dropped"] {
+            s.written.entry((sink.to_string(), result)).or_default();
+        }
+        s.spool.get_or_insert((0, 0));
+    }
+
+    /// Counts a profile that will never reach `sink`.
+    pub fn dropped(&self, sink: &str) {
+        *self
+            .lock()
+            .written
+            .entry((sink.to_string(), "dropped"))
+            .or_default() += 1;
+    }
+
+    /// Sets the spool gauges: (profiles, bytes) waiting for S3.
+    pub fn spool(&self, (files, bytes): (usize, u64)) {
+        self.lock().spool = Some((files as u64, bytes));
     }
 
     /// Counts an OOM kill of any process, with the kernel's report when there is one
@@ -228,6 +255,22 @@ impl Metrics {
                 "oomprof_profiles_written_total{{sink=\"{}\",result=\"{result}\"}} {n}",
                 escape(sink)
             );
+        }
+        if let Some((files, bytes)) = s.spool {
+            head(
+                &mut o,
+                "oomprof_spool_files",
+                "gauge",
+                "Profiles spooled, waiting to be uploaded to S3.",
+            );
+            let _ = writeln!(o, "oomprof_spool_files {files}");
+            head(
+                &mut o,
+                "oomprof_spool_bytes",
+                "gauge",
+                "Bytes of profiles spooled, waiting to be uploaded to S3.",
+            );
+            let _ = writeln!(o, "oomprof_spool_bytes {bytes}");
         }
         head(
             &mut o,
@@ -388,5 +431,31 @@ mod tests {
         assert!(t.contains("oomprof_walk_seconds_bucket{le=\"+Inf\"} 3"));
         assert!(t.contains("oomprof_walk_seconds_count 3"));
         assert!(t.contains("# TYPE oomprof_oom_kills_total counter"));
+        assert!(!t.contains("sink=\"s3\""), "no S3 series without S3");
+        assert!(!t.contains("oomprof_spool_files"));
+    }
+
+    #[test]
+    fn the_s3_sink_has_its_series_and_spool_gauges() {
+        let m = Metrics::new();
+        m.sink("s3");
+        let t = m.render();
+        for r in ["ok", "error", "dropped"] {
+            assert!(
+                t.contains(&format!(
+                    "oomprof_profiles_written_total{{sink=\"s3\",result=\"{r}\"}} 0"
+                )),
+                "{t}"
+            );
+        }
+        assert!(t.contains("oomprof_spool_files 0\n"), "{t}");
+        m.written("s3", true);
+        m.dropped("s3");
+        m.spool((2, 4096));
+        let t = m.render();
+        assert!(t.contains("oomprof_profiles_written_total{sink=\"s3\",result=\"ok\"} 1"));
+        assert!(t.contains("oomprof_profiles_written_total{sink=\"s3\",result=\"dropped\"} 1"));
+        assert!(t.contains("\noomprof_spool_files 2\n"), "{t}");
+        assert!(t.contains("\noomprof_spool_bytes 4096\n"), "{t}");
     }
 }

@@ -234,3 +234,52 @@ fn dump_to_a_file_is_0600_and_never_replaces_one() {
     );
     let _ = fs::remove_dir_all(&d);
 }
+
+/// `run --config FILE`: the file's errors are usage errors of one line naming the file,
+/// line and key, found before anything is loaded; a flag's bad value is still named
+/// as the flag.
+#[test]
+fn config_file_errors_are_one_line_usage_errors() {
+    let dir = tmpdir("config-errors");
+    let file = dir.join("oomprof.toml");
+    let f = file.to_str().unwrap();
+    for (text, needle) in [
+        (
+            "[s3]\nbuckets = \"b\"\n",
+            format!("oomprof: {f}:2: unknown key `s3.buckets`"),
+        ),
+        (
+            "[retention]\nmax_files = 0\n",
+            format!("oomprof: {f}:2: retention.max_files = 0: want at least 1"),
+        ),
+        (
+            "ring_size = \"3M\"\n",
+            format!("oomprof: {f}:1: ring_size = 3M: want a power of two"),
+        ),
+        (
+            "[s3]\nendpoint = \"http://127.0.0.1:1\"\n",
+            format!("oomprof: {f}:1: [s3] needs a bucket (s3.bucket)"),
+        ),
+        (
+            "dir = [1]\n",
+            format!("oomprof: {f}:1: dir: want a string, not an array"),
+        ),
+        ("[metrics\n", format!("oomprof: {f}:1: not valid TOML: ")),
+    ] {
+        fs::write(&file, text).unwrap();
+        fails(&["run", "--config", f], 2, &needle);
+    }
+    // The flag wins over the file, and is named as itself.
+    fs::write(&file, "[retention]\nmax_age = \"7d\"\n").unwrap();
+    fails(
+        &["run", "--config", f, "--max-age", "never"],
+        2,
+        "oomprof: --max-age never: want a duration",
+    );
+    fails(
+        &["run", "--config", "/nonexistent/oomprof.toml"],
+        2,
+        "oomprof: config file /nonexistent/oomprof.toml: No such file or directory",
+    );
+    fs::remove_dir_all(&dir).unwrap();
+}

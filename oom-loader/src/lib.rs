@@ -14,6 +14,7 @@
 //! capture entries or walk.rs (/proc/PID/mem, procmem.rs) ──▶ oom_core::Bucket
 //!     ──▶ profile.rs: values, symbolized pprof, gzip, metadata comments
 //! ondemand.rs: profile_pid() = binary + maps + walk + profile, no BPF
+//! sink.rs: profile ──▶ Spool (DIR/spool/) ──Uploader thread──▶ s3.rs (sigv4.rs PUT)
 //! ```
 //!
 //! Every system call is in the crate-private `sys` module, the only one allowed
@@ -76,6 +77,9 @@ pub mod procmem;
 pub mod profile;
 pub(crate) mod progs;
 pub mod ringbuf;
+pub mod s3;
+pub mod sigv4;
+pub mod sink;
 pub(crate) mod sys;
 pub mod victim;
 pub mod walk;
