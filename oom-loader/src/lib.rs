@@ -14,6 +14,7 @@
 //! capture entries or walk.rs (/proc/PID/mem, procmem.rs) ──▶ oom_core::Bucket
 //!     ──▶ profile.rs: values, symbolized pprof, gzip, metadata comments
 //! ondemand.rs: profile_pid() = binary + maps + walk + profile, no BPF
+//! pressure.rs: PSI / memory.high / usage triggers → ondemand profiles before a kill
 //! ```
 //!
 //! Every system call is in the crate-private `sys` module, the only one allowed
@@ -70,6 +71,7 @@ pub mod kmsg;
 pub(crate) mod maps;
 pub mod monitor;
 pub mod ondemand;
+pub mod pressure;
 pub mod probe;
 pub mod procmaps;
 pub mod procmem;
