@@ -40,6 +40,8 @@ pub struct EventLog {
     waiting: VecDeque<(Instant, OomReport)>,
     profiles: VecDeque<(Instant, i32, String)>,
     resolver: Resolver,
+    /// Pre-OOM profiles, named by the events of later kills.
+    preoom: crate::preoom::Links,
 }
 
 impl EventLog {
@@ -66,6 +68,7 @@ impl EventLog {
             waiting: VecDeque::new(),
             profiles: VecDeque::new(),
             resolver: Resolver::new(runtime_root),
+            preoom: crate::preoom::Links::default(),
         })
     }
 
@@ -78,7 +81,7 @@ impl EventLog {
     pub fn report(&mut self, r: OomReport, now: Instant) {
         let linked = self.profiles.iter().position(|(_, pid, _)| *pid == r.pid);
         if let Some((_, _, file)) = linked.and_then(|i| self.profiles.remove(i)) {
-            self.write(&r, Some(&file));
+            self.write(&r, Some(&file), now);
         } else {
             self.waiting.push_back((now, r));
         }
@@ -87,8 +90,8 @@ impl EventLog {
     /// A Go profile of an OOM-killed `pid`, written as `file`.
     pub fn profile(&mut self, pid: i32, file: &str, now: Instant) {
         let linked = self.waiting.iter().position(|(_, r)| r.pid == pid);
-        if let Some((_, r)) = linked.and_then(|i| self.waiting.remove(i)) {
-            self.write(&r, Some(file));
+        if let Some((t, r)) = linked.and_then(|i| self.waiting.remove(i)) {
+            self.write(&r, Some(file), t);
         } else {
             self.profiles.push_back((now, pid, file.to_string()));
         }
@@ -101,8 +104,8 @@ impl EventLog {
             .front()
             .is_some_and(|(t, _)| now.duration_since(*t) >= LINK_WAIT)
         {
-            if let Some((_, r)) = self.waiting.pop_front() {
-                self.write(&r, None);
+            if let Some((t, r)) = self.waiting.pop_front() {
+                self.write(&r, None, t);
             }
         }
         while self
@@ -116,24 +119,42 @@ impl EventLog {
 
     /// Writes everything still waiting (at shutdown).
     pub fn flush(&mut self) {
-        while let Some((_, r)) = self.waiting.pop_front() {
-            self.write(&r, None);
+        while let Some((t, r)) = self.waiting.pop_front() {
+            self.write(&r, None, t);
         }
     }
 
-    fn write(&mut self, r: &OomReport, profile: Option<&str>) {
+    /// A pre-OOM profile written: the event of a later kill of its pid or cgroup
+    /// names it.
+    pub fn preoom(&mut self, t: crate::preoom::Taken) {
+        self.preoom.add(t);
+    }
+
+    /// Writes the event of `r`, whose report was read at `seen` (the kill's time
+    /// within a poll).
+    fn write(&mut self, r: &OomReport, profile: Option<&str>, seen: Instant) {
         let attribution = r
             .task_memcg
             .as_deref()
             .and_then(|cg| self.resolver.attribute(cg));
-        let line = event_json(r, profile, attribution.as_ref()).to_string();
+        let mut event = event_json(r, profile, attribution.as_ref());
+        let preoom = self.preoom.for_kill(r, seen);
+        let pre = match (
+            preoom["profile"].as_str(),
+            preoom["seconds_before_kill"].as_f64(),
+        ) {
+            (Some(f), Some(s)) => format!(" preoom={f} ({s:.1}s before)"),
+            _ => String::new(),
+        };
+        event["preoom"] = preoom;
+        let line = event.to_string();
         let res = match &mut self.out {
             Out::File(f) => writeln!(f, "{line}"),
             Out::Stdout => writeln!(std::io::stdout(), "{line}"),
         };
         match res {
             Ok(()) => log::info!(
-                "oom event: pid={} comm={} {}{}",
+                "oom event: pid={} comm={} {}{}{pre}",
                 r.pid,
                 r.comm,
                 summary(r),
@@ -260,8 +281,15 @@ pub fn print(path: &Path, since: Option<jiff::Timestamp>) -> anyhow::Result<usiz
             (Some(ns), Some(p)) => format!(" pod={ns}/{p}"),
             _ => String::new(),
         };
+        let pre = match (
+            v["preoom"]["profile"].as_str(),
+            v["preoom"]["seconds_before_kill"].as_f64(),
+        ) {
+            (Some(f), Some(s)) => format!(" preoom={f} ({s:.1}s before)"),
+            _ => String::new(),
+        };
         println!(
-            "{time} pid={} comm={}{pod} {memcg} trigger={} profile={}",
+            "{time} pid={} comm={}{pod} {memcg} trigger={} profile={}{pre}",
             v["pid"],
             s("comm").unwrap_or_default(),
             v["trigger"]["comm"].as_str().unwrap_or("-"),

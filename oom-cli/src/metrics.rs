@@ -14,6 +14,8 @@
 //!   kernel's report (memcg/global; anon, page_cache, shmem, kernel, sock);
 //! - `oomprof_profiles_written_total{sink,result}`;
 //! - `oomprof_profiles_debounced_total`: kills `--debounce` did not write;
+//! - `oomprof_preoom_profiles_total{trigger}`: profiles taken before a kill because a
+//!   cgroup neared its limit (usage, psi, system-psi, memory.high);
 //! - `oomprof_captures_incomplete_total{reason}`;
 //! - `oomprof_lost_events_total{kind}`: ring records the kernel could not deliver;
 //! - `oomprof_watched_processes`;
@@ -43,6 +45,7 @@ struct State {
     kills: BTreeMap<[String; 4], u64>,
     kills_node: u64,
     debounced: u64,
+    preoom: BTreeMap<&'static str, u64>,
     events: BTreeMap<(String, &'static str), u64>,
     written: BTreeMap<(String, &'static str), u64>,
     incomplete: BTreeMap<&'static str, u64>,
@@ -71,6 +74,9 @@ impl Metrics {
             }
             for kind in ["events", "ends", "malformed"] {
                 s.lost.insert(kind, 0);
+            }
+            for t in oom_loader::pressure::Trigger::ALL {
+                s.preoom.insert(t.as_str(), 0);
             }
         }
         m
@@ -113,6 +119,9 @@ impl Metrics {
         }
         for why in &p.meta.incomplete {
             *s.incomplete.entry(why.kind()).or_default() += 1;
+        }
+        if let Some(n) = &p.meta.pressure {
+            *s.preoom.entry(n.trigger.as_str()).or_default() += 1;
         }
     }
 
@@ -230,6 +239,18 @@ impl Metrics {
             "Profiles not written: a repeated kill within the --debounce window.",
         );
         let _ = writeln!(o, "oomprof_profiles_debounced_total {}", s.debounced);
+        head(
+            &mut o,
+            "oomprof_preoom_profiles_total",
+            "counter",
+            "Pre-OOM profiles: taken while running because a memory cgroup neared its limit, by trigger.",
+        );
+        for (trigger, n) in &s.preoom {
+            let _ = writeln!(
+                o,
+                "oomprof_preoom_profiles_total{{trigger=\"{trigger}\"}} {n}"
+            );
+        }
         head(
             &mut o,
             "oomprof_captures_incomplete_total",
