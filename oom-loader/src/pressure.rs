@@ -29,6 +29,7 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -506,8 +507,13 @@ pub struct Pressure {
     next_usage: Instant,
     /// When each pid was last profiled under pressure.
     profiled: HashMap<u32, Instant>,
+    /// Pids with memory profiling off: not tried again while they run.
+    disabled: HashSet<u32>,
     jobs: Option<SyncSender<Job>>,
-    results: Receiver<MonitorEvent>,
+    /// Tells the worker to leave the jobs still queued (at drop).
+    stop: Arc<AtomicBool>,
+    /// Finished profiles: (pid, profiling was off, the event).
+    results: Receiver<(u32, bool, MonitorEvent)>,
     worker: Option<JoinHandle<()>>,
 }
 
@@ -540,16 +546,22 @@ impl Pressure {
             .map(|t| Mounts::parse(&t))
             .unwrap_or_default();
         let (jobs, rx) = sync_channel::<Job>(QUEUE);
-        let (tx, results) = sync_channel::<MonitorEvent>(QUEUE + 1);
+        let (tx, results) = sync_channel::<(u32, bool, MonitorEvent)>(QUEUE + 1);
         let opts = OnDemandOptions {
             proc_root: proc_root.to_path_buf(),
             ..OnDemandOptions::default()
         };
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
         let worker = std::thread::Builder::new()
             .name("oomprof-preoom".into())
             .spawn(move || {
                 for job in rx {
+                    if stopped.load(Ordering::Relaxed) {
+                        return;
+                    }
                     let pid = job.pid;
+                    let mut off = false;
                     let ev = match ondemand::profile_under_pressure(
                         pid,
                         &opts,
@@ -558,13 +570,16 @@ impl Pressure {
                         job.attribution,
                     ) {
                         Ok(p) => MonitorEvent::Profile(Box::new(p)),
-                        Err(e) => MonitorEvent::Dropped {
-                            pid: pid as u32,
-                            comm: ondemand::comm(&opts.proc_root, pid),
-                            reason: format!("pre-OOM profile: {e}"),
-                        },
+                        Err(e) => {
+                            off = matches!(e, ondemand::OnDemandError::ProfilingDisabled { .. });
+                            MonitorEvent::Dropped {
+                                pid: pid as u32,
+                                comm: ondemand::comm(&opts.proc_root, pid),
+                                reason: format!("pre-OOM profile: {e}"),
+                            }
+                        }
                     };
-                    if tx.send(ev).is_err() {
+                    if tx.send((pid as u32, off, ev)).is_err() {
                         return;
                     }
                 }
@@ -584,7 +599,9 @@ impl Pressure {
             high: HashMap::new(),
             refused: HashSet::new(),
             profiled: HashMap::new(),
+            disabled: HashSet::new(),
             jobs: Some(jobs),
+            stop,
             results,
             worker: Some(worker),
         })
@@ -607,6 +624,7 @@ impl Pressure {
         if self.members.remove(&pid).is_some() {
             self.dirty = true;
         }
+        self.disabled.remove(&pid);
     }
 
     /// Checks the triggers and returns the profiles finished since the last tick.
@@ -627,7 +645,13 @@ impl Pressure {
         let mut out = Vec::new();
         loop {
             match self.results.try_recv() {
-                Ok(e) => out.push(e),
+                Ok((pid, off, e)) => {
+                    if off {
+                        // Said once (this event); its slot goes to others from now on.
+                        self.disabled.insert(pid);
+                    }
+                    out.push(e)
+                }
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
@@ -864,7 +888,7 @@ impl Pressure {
         let mut pids: Vec<(u64, u32)> = self
             .members
             .iter()
-            .filter(|(pid, _)| !self.profiled.contains_key(pid))
+            .filter(|(pid, _)| !self.profiled.contains_key(pid) && !self.disabled.contains(pid))
             .filter(|(_, m)| match (scope, &m.cg) {
                 (None, _) => true,
                 (Some(s), Some(c)) => c.v2 == s.v2 && c.dir.starts_with(&s.dir),
@@ -922,7 +946,8 @@ fn rss_pages(proc_root: &Path, pid: u32) -> u64 {
 
 impl Drop for Pressure {
     fn drop(&mut self) {
-        // Closing the queue ends the worker after the profile it is taking.
+        // The worker ends after the profile it is taking.
+        self.stop.store(true, Ordering::Relaxed);
         self.jobs = None;
         if let Some(w) = self.worker.take() {
             while self.results.try_recv().is_ok() {}
