@@ -40,6 +40,10 @@ struct Cli {
 
 #[derive(FromArgs, Debug)]
 #[argh(subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once at start; the run command's flags are the bulk, and boxing them is not argh's way"
+)]
 enum Cmd {
     Run(cmd::run::RunArgs),
     Dump(cmd::dump::DumpArgs),

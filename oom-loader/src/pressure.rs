@@ -30,7 +30,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -119,7 +119,7 @@ impl PsiTrigger {
     /// a multiple of 2 s from 2 s to 10 s.
     pub fn new(kind: PsiKind, stall: Duration, window: Duration) -> Result<Self, TriggerError> {
         let step = PSI_WINDOW_STEP.as_micros();
-        if window.is_zero() || window > PSI_WINDOW_MAX || window.as_micros() % step != 0 {
+        if window.is_zero() || window > PSI_WINDOW_MAX || !window.as_micros().is_multiple_of(step) {
             return Err(TriggerError::Window);
         }
         if stall.as_micros() == 0 || stall > window {
@@ -643,17 +643,12 @@ impl Pressure {
             }
         }
         let mut out = Vec::new();
-        loop {
-            match self.results.try_recv() {
-                Ok((pid, off, e)) => {
-                    if off {
-                        // Said once (this event); its slot goes to others from now on.
-                        self.disabled.insert(pid);
-                    }
-                    out.push(e)
-                }
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+        while let Ok((pid, off, e)) = self.results.try_recv() {
+            if off {
+                // Said once (this event); its slot goes to others from now on.
+                self.disabled.insert(pid);
             }
+            out.push(e);
         }
         let window = self.config.debounce;
         self.profiled.retain(|_, t| now.duration_since(*t) < window);
