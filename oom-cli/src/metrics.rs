@@ -403,5 +403,13 @@ mod tests {
         assert!(t.contains("oomprof_walk_seconds_bucket{le=\"+Inf\"} 3"));
         assert!(t.contains("oomprof_walk_seconds_count 3"));
         assert!(t.contains("# TYPE oomprof_oom_kills_total counter"));
+        for trigger in ["usage", "psi", "system-psi", "memory.high"] {
+            assert!(
+                t.contains(&format!(
+                    "oomprof_preoom_profiles_total{{trigger=\"{trigger}\"}} 0"
+                )),
+                "{t}"
+            );
+        }
     }
 }
