@@ -53,6 +53,9 @@ const QUEUE: usize = 16;
 /// How often the cgroup fds are matched to the watched processes even without a change
 /// (a memory.high set after the process started).
 const RECONCILE_EVERY: Duration = Duration::from_secs(10);
+/// The most often they are matched after changes: a host exec'ing Go programs all the
+/// time must not make every tick read every limit.
+const RECONCILE_MIN: Duration = Duration::from_secs(1);
 /// The kernel's longest PSI window (`WINDOW_MAX_US`, kernel/sched/psi.c).
 const PSI_WINDOW_MAX: Duration = Duration::from_secs(10);
 /// The window granularity the kernel requires of a trigger whose opener lacks
@@ -504,6 +507,8 @@ pub struct Pressure {
     high: HashMap<PathBuf, (File, Cg, u64)>,
     /// Where arming a trigger failed: said once, not retried.
     refused: HashSet<PathBuf>,
+    /// `--pre-oom-psi` on a v1 cgroup was said.
+    said_v1: bool,
     next_usage: Instant,
     /// When each pid was last profiled under pressure.
     profiled: HashMap<u32, Instant>,
@@ -592,12 +597,16 @@ impl Pressure {
             proc_root: proc_root.to_path_buf(),
             members: HashMap::new(),
             dirty: false,
-            reconciled_at: Instant::now(),
+            // The first members (the start's scan) are matched at the first tick.
+            reconciled_at: Instant::now()
+                .checked_sub(RECONCILE_MIN)
+                .unwrap_or_else(Instant::now),
             limited: Vec::new(),
             system,
             psi: HashMap::new(),
             high: HashMap::new(),
             refused: HashSet::new(),
+            said_v1: false,
             profiled: HashMap::new(),
             disabled: HashSet::new(),
             jobs: Some(jobs),
@@ -630,7 +639,8 @@ impl Pressure {
     /// Checks the triggers and returns the profiles finished since the last tick.
     pub fn tick(&mut self) -> Vec<MonitorEvent> {
         let now = Instant::now();
-        if self.dirty || now.duration_since(self.reconciled_at) >= RECONCILE_EVERY {
+        let since = now.duration_since(self.reconciled_at);
+        if (self.dirty && since >= RECONCILE_MIN) || since >= RECONCILE_EVERY {
             self.reconcile();
             self.reconciled_at = now;
             self.dirty = false;
@@ -674,9 +684,10 @@ impl Pressure {
                 .collect();
             for c in new {
                 if !c.v2 {
-                    if self.refused.insert(c.dir.clone()) {
+                    if !self.said_v1 {
+                        self.said_v1 = true;
                         log::warn!(
-                            "--pre-oom-psi: {} is a cgroup v1 memory cgroup, which has no memory.pressure; only the system's PSI (--pre-oom-system-psi) applies there",
+                            "--pre-oom-psi: {} is a cgroup v1 memory cgroup, which has no memory.pressure (nor have the others on v1); only the system's PSI (--pre-oom-system-psi) applies there",
                             c.rel
                         );
                     }
