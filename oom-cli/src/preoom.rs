@@ -117,15 +117,19 @@ pub struct Taken {
     pub trigger: &'static str,
     /// The file's name in the directory.
     pub file: String,
-    /// When it was written.
+    /// When it was taken.
     pub at: Instant,
 }
 
 impl Taken {
     /// The link data of a pre-OOM profile (None for other profiles), once written as
-    /// `file`.
-    pub fn of(p: &Profile, file: &str, at: Instant) -> Option<Taken> {
+    /// `file`; `now` is when the daemon got it, the time it was taken is in its meta.
+    pub fn of(p: &Profile, file: &str, now: Instant) -> Option<Taken> {
         let n = p.meta.pressure.as_ref()?;
+        let ago = std::time::SystemTime::now()
+            .duration_since(p.meta.time)
+            .unwrap_or_default();
+        let at = now.checked_sub(ago).unwrap_or(now);
         Some(Taken {
             pid: p.meta.pid,
             // `ID:memory:/path` or `0::/path`: the path.

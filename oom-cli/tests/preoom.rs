@@ -307,20 +307,29 @@ fn a_slow_leak_is_profiled_before_its_oom_kill_once_per_debounce_window() {
         );
     }
 
-    // The event names the OOM profile and the last pre-OOM one, with the time
-    // between it and the kill.
-    let (last, last_mtime) = files.last().unwrap();
+    // The event names the OOM profile and the newest pre-OOM one, with the time
+    // between it and the kill. (A pre-OOM profile finishing at the moment of the kill
+    // may reach the daemon after it wrote the event: then the one before it is named.)
     assert_eq!(
         ev["profile"].as_str(),
         oom.file_name().and_then(|n| n.to_str()),
         "{ev}"
     );
     let pre = &ev["preoom"];
-    assert_eq!(
-        pre["profile"].as_str(),
-        last.file_name().and_then(|n| n.to_str()),
-        "{ev}"
-    );
+    let named = pre["profile"].as_str().unwrap_or_else(|| panic!("{ev}"));
+    let at = files
+        .iter()
+        .position(|(f, _)| f.file_name().and_then(|n| n.to_str()) == Some(named))
+        .unwrap_or_else(|| panic!("the event names {named}, not one of {files:?}"));
+    for (f, t) in &files[at + 1..] {
+        let before = killed_wall.duration_since(*t).unwrap_or_default();
+        assert!(
+            before < Duration::from_secs(1),
+            "{} was written {before:?} before the kill, but the event names the older {named}",
+            f.display()
+        );
+    }
+    let (last, last_mtime) = &files[at];
     assert_eq!(pre["linked_by"], "pid", "{ev}");
     assert_eq!(pre["trigger"], "usage", "{ev}");
     let secs = pre["seconds_before_kill"].as_f64().unwrap();
