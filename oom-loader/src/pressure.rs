@@ -510,7 +510,7 @@ pub struct Pressure {
     /// `--pre-oom-psi` on a v1 cgroup was said.
     said_v1: bool,
     next_usage: Instant,
-    /// When each pid was last profiled under pressure.
+    /// When each pid was last profiled under pressure (queued, then done).
     profiled: HashMap<u32, Instant>,
     /// Pids with memory profiling off: not tried again while they run.
     disabled: HashSet<u32>,
@@ -654,6 +654,11 @@ impl Pressure {
         }
         let mut out = Vec::new();
         while let Ok((pid, off, e)) = self.results.try_recv() {
+            // The window runs from the profile, not from the firing: a profile that
+            // waited behind others' is not followed by another sooner than the window.
+            if let Some(t) = self.profiled.get_mut(&pid) {
+                *t = Instant::now();
+            }
             if off {
                 // Said once (this event); its slot goes to others from now on.
                 self.disabled.insert(pid);
