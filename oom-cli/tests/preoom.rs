@@ -29,6 +29,16 @@ const PCT: u64 = 50;
 /// The pre-OOM debounce the daemon runs with.
 const DEBOUNCE: Duration = Duration::from_secs(3);
 
+/// A test's directory, removed on drop (also when the test fails: the PSI test leaves
+/// a 300 MiB file in it).
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// The `*.preoom.pb.gz` files of `pid` in `dir`, oldest first, with their mtimes.
 fn preoom_files(dir: &Path, pid: i32) -> Vec<(PathBuf, SystemTime)> {
     let mut v: Vec<(PathBuf, SystemTime)> = std::fs::read_dir(dir)
@@ -162,7 +172,8 @@ fn a_slow_leak_is_profiled_before_its_oom_kill_once_per_debounce_window() {
         return;
     };
     let _g = serial();
-    let dir = tmpdir("preoom-usage");
+    let tmp = TempDir(tmpdir("preoom-usage"));
+    let dir = tmp.0.clone();
     let oomer = fixtures::build("oomer", &tc, Variant::Default).unwrap();
     let mut d = Daemon::start(
         Command::new(OOMPROF)
@@ -377,7 +388,7 @@ fn a_slow_leak_is_profiled_before_its_oom_kill_once_per_debounce_window() {
     );
     d.sigterm();
     drop(cg);
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(tmp);
 }
 
 #[test]
@@ -395,7 +406,8 @@ fn the_system_psi_trigger_fires_from_a_memory_cgroup_under_reclaim() {
         return;
     }
     let _g = serial();
-    let dir = tmpdir("preoom-psi");
+    let tmp = TempDir(tmpdir("preoom-psi"));
+    let dir = tmp.0.clone();
     let oomer = fixtures::build("oomer", &tc, Variant::Default).unwrap();
     let mut d = Daemon::start(
         Command::new(OOMPROF)
@@ -465,5 +477,5 @@ fn the_system_psi_trigger_fires_from_a_memory_cgroup_under_reclaim() {
     d.sigterm();
     drop(writer_cg);
     drop(holder_cg);
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(tmp);
 }
