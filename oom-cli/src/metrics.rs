@@ -135,16 +135,22 @@ impl Metrics {
             .or_default() += 1;
     }
 
-    /// Counts an OOM kill of any process, from the kernel's report.
-    pub fn oom_event(&self, r: &oom_loader::kmsg::OomReport) {
-        let constraint = match r.constraint.as_deref() {
-            Some("CONSTRAINT_MEMCG") => "memcg",
-            Some("CONSTRAINT_NONE") | None => "global",
-            Some("CONSTRAINT_CPUSET") => "cpuset",
-            Some("CONSTRAINT_MEMORY_POLICY") => "mempolicy",
-            Some(_) => "other",
+    /// Counts an OOM kill of any process, with the kernel's report when there is one
+    /// (`unknown` constraint and kind without it).
+    pub fn oom_event(&self, r: Option<&oom_loader::kmsg::OomReport>) {
+        let constraint = match r.map(|r| r.constraint.as_deref()) {
+            None => "unknown",
+            Some(c) => match c {
+                Some("CONSTRAINT_MEMCG") => "memcg",
+                Some("CONSTRAINT_NONE") | None => "global",
+                Some("CONSTRAINT_CPUSET") => "cpuset",
+                Some("CONSTRAINT_MEMORY_POLICY") => "mempolicy",
+                Some(_) => "other",
+            },
         };
-        let kind = r.breakdown().map_or("unknown", |b| b.dominant().0);
+        let kind = r
+            .and_then(|r| r.breakdown())
+            .map_or("unknown", |b| b.dominant().0);
         *self
             .lock()
             .events

@@ -6,7 +6,6 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use oom_loader::kmsg::OomReport;
 use oom_loader::pressure::{PressureConfig, PsiTrigger};
 use oom_loader::profile::{Profile, Reason};
 use serde_json::{json, Value};
@@ -165,20 +164,26 @@ impl Links {
     /// The `preoom` object of the event of kill `r` seen at `kill_at`: the newest
     /// pre-OOM profile of the same pid, else of the same cgroup (the victim's own, or
     /// the one whose limit was hit); `null` when there is none.
-    pub fn for_kill(&mut self, r: &OomReport, kill_at: Instant) -> Value {
+    pub fn for_kill(
+        &mut self,
+        pid: i32,
+        oom_memcg: Option<&str>,
+        task_memcg: Option<&str>,
+        kill_at: Instant,
+    ) -> Value {
         self.recent
             .retain(|t| kill_at.saturating_duration_since(t.at) < REMEMBER_FOR);
         let before = |t: &&Taken| t.at <= kill_at;
         let same_cg = |t: &&Taken| {
-            (t.scope.is_some() && t.scope == r.oom_memcg)
-                || (t.cgroup.is_some() && t.cgroup == r.task_memcg)
+            (t.scope.is_some() && t.scope.as_deref() == oom_memcg)
+                || (t.cgroup.is_some() && t.cgroup.as_deref() == task_memcg)
         };
         let (t, by) = match self
             .recent
             .iter()
             .rev()
             .filter(before)
-            .find(|t| t.pid == r.pid)
+            .find(|t| t.pid == pid)
         {
             Some(t) => (t, "pid"),
             None => match self.recent.iter().rev().filter(before).find(same_cg) {
@@ -194,6 +199,17 @@ impl Links {
             "linked_by": by,
             "seconds_before_kill": (secs * 10.0).round() / 10.0,
         })
+    }
+}
+
+/// ` preoom=FILE (4.2s before)` for an event's `preoom` object, or "".
+pub fn describe(preoom: &Value) -> String {
+    match (
+        preoom["profile"].as_str(),
+        preoom["seconds_before_kill"].as_f64(),
+    ) {
+        (Some(f), Some(s)) => format!(" preoom={f} ({s:.1}s before)"),
+        _ => String::new(),
     }
 }
 
@@ -276,15 +292,6 @@ mod tests {
         }
     }
 
-    fn report(pid: i32, oom_memcg: &str, task_memcg: &str) -> OomReport {
-        OomReport {
-            pid,
-            oom_memcg: Some(oom_memcg.into()),
-            task_memcg: Some(task_memcg.into()),
-            ..OomReport::default()
-        }
-    }
-
     fn taken(pid: i32, cgroup: &str, scope: &str, file: &str, at: Instant) -> Taken {
         Taken {
             pid,
@@ -316,25 +323,27 @@ mod tests {
             t0 + Duration::from_secs(3),
         ));
         let kill = t0 + Duration::from_millis(6500);
-        let v = l.for_kill(&report(7, "/pod", "/pod/a"), kill);
+        let v = l.for_kill(7, Some("/pod"), Some("/pod/a"), kill);
         assert_eq!(v["profile"], "a-7-2.preoom.pb.gz", "{v}");
         assert_eq!(v["linked_by"], "pid");
         assert_eq!(v["seconds_before_kill"], 4.5);
         // Another victim of the same limit: the newest profile under it.
-        let v = l.for_kill(&report(9, "/pod", "/pod/c"), kill);
+        let v = l.for_kill(9, Some("/pod"), Some("/pod/c"), kill);
         assert_eq!(
             (v["profile"].as_str(), v["linked_by"].as_str()),
             (Some("b-8-1.preoom.pb.gz"), Some("cgroup"))
         );
         // Elsewhere: nothing.
-        assert!(l.for_kill(&report(10, "/other", "/other"), kill).is_null());
+        assert!(l
+            .for_kill(10, Some("/other"), Some("/other"), kill)
+            .is_null());
         // A profile after the kill is not "before" it.
         assert!(l
-            .for_kill(&report(8, "/x", "/x"), t0 + Duration::from_secs(1))
+            .for_kill(8, Some("/x"), Some("/x"), t0 + Duration::from_secs(1))
             .is_null());
         // Forgotten after an hour.
         assert!(l
-            .for_kill(&report(7, "/pod", "/pod/a"), t0 + REMEMBER_FOR * 2)
+            .for_kill(7, Some("/pod"), Some("/pod/a"), t0 + REMEMBER_FOR * 2)
             .is_null());
     }
 

@@ -79,6 +79,7 @@ pub mod profile;
 pub(crate) mod progs;
 pub mod ringbuf;
 pub(crate) mod sys;
+pub mod victim;
 pub mod walk;
 
 pub use capture::{Capture, KillReason, OwnedBucket};

@@ -112,6 +112,9 @@ pub enum MonitorEvent {
         /// What was seen and both fixes ([`crate::profile::disabled_diagnosis`]).
         detail: &'static str,
     },
+    /// The OOM killer picked a process, any process (Go or not, watched or not): the
+    /// kernel's record completed from `/proc` at once ([`crate::victim`]).
+    OomVictim(Box<crate::victim::VictimInfo>),
     /// A finished profile.
     Profile(Box<Profile>),
     /// A capture that produced no profile, and why.
@@ -295,6 +298,7 @@ impl MonitorEvent {
             MonitorEvent::Unwatched { .. } => "unwatched",
             MonitorEvent::Skipped { .. } => "skipped",
             MonitorEvent::ProfilingDisabled { .. } => "profiling-disabled",
+            MonitorEvent::OomVictim(_) => "oom-victim",
             MonitorEvent::Profile(_) => "profile",
             MonitorEvent::Dropped { .. } => "dropped",
         }
@@ -338,7 +342,13 @@ pub struct Monitor {
     resolver: Resolver,
     /// The pre-OOM triggers, when any is on.
     pressure: Option<Pressure>,
+    /// The last exec of each process seen (path given to exec, comm): what an OOM
+    /// victim ran when it is gone from /proc before its record is read.
+    execs: HashMap<u32, (PathBuf, String)>,
 }
+
+/// Most execs remembered (a few hundred KiB at most).
+const MAX_EXECS: usize = 4096;
 
 impl Monitor {
     /// A builder with default settings.
@@ -374,6 +384,7 @@ impl Monitor {
             pending: Vec::new(),
             resolver,
             pressure,
+            execs: HashMap::new(),
         };
         if m.config.scan_existing {
             m.scan();
@@ -438,6 +449,15 @@ impl Monitor {
                     if let Some(p) = &mut self.pressure {
                         p.unwatch(x.pid);
                     }
+                    if self.execs.len() >= MAX_EXECS && !self.execs.contains_key(&x.pid) {
+                        // An arbitrary one goes: the map's order is unrelated to age,
+                        // but a victim's exec is usually recent enough to be kept.
+                        if let Some(k) = self.execs.keys().next().copied() {
+                            self.execs.remove(&k);
+                        }
+                    }
+                    self.execs
+                        .insert(x.pid, (x.filename.clone(), x.comm.clone()));
                     if self.watched.remove(&x.pid).is_some() {
                         out.push(MonitorEvent::Unwatched {
                             pid: x.pid,
@@ -468,7 +488,35 @@ impl Monitor {
                         });
                     }
                 }
-                Event::Victim(_) => {}
+                Event::Victim(v) => {
+                    let w = self
+                        .watched
+                        .get(&v.pid)
+                        .or_else(|| self.exited.get(&v.pid).map(|e| &e.0));
+                    let known = match w {
+                        Some(w) => Some(crate::victim::Known {
+                            exe: w.exe.clone(),
+                            comm: w.comm.clone(),
+                            cgroup: w.cgroup.clone(),
+                            from: "watch",
+                        }),
+                        None => self
+                            .execs
+                            .get(&v.pid)
+                            .map(|(exe, comm)| crate::victim::Known {
+                                exe: exe.clone(),
+                                comm: comm.clone(),
+                                cgroup: None,
+                                from: "exec",
+                            }),
+                    };
+                    out.push(MonitorEvent::OomVictim(Box::new(crate::victim::read(
+                        &self.config.proc_root,
+                        &v,
+                        w.is_some(),
+                        known,
+                    ))));
+                }
                 Event::Capture(c) => out.push(self.profile(&c)),
             }
         }

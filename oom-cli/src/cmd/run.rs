@@ -106,6 +106,9 @@ pub struct RunArgs {
     /// the OOM event log (every OOM kill of any process, from the kernel's report): a file, `-` for stdout, or `off` (default: oomprof-events.jsonl in --dir)
     #[argh(option)]
     pub events: Option<String>,
+    /// where the kernel's OOM reports for the event log come from: `kmsg` (/dev/kmsg), `syslog` (syslog(2), for containers without /dev/kmsg), `off` (the victim records alone), or `auto`: kmsg, else syslog (default)
+    #[argh(option)]
+    pub kernel_log: Option<String>,
     /// where the node's container runtime state is (run/containerd, var/lib/docker, run/containers): pod and container names come from there (default: /)
     #[argh(option)]
     pub runtime_root: Option<String>,
@@ -307,33 +310,58 @@ pub fn run(args: RunArgs, _debug: bool) -> anyhow::Result<()> {
         dir.display()
     );
 
-    // The kernel's OOM reports, for the event log of every kill.
+    // The event log of every OOM kill, from the kernel program's victim records and,
+    // where the kernel log can be read, the kernel's own reports.
+    use oom_loader::kmsg::{KernelLog, Reader, SyslogReader};
+    let opened = match (args.events.as_deref(), args.kernel_log.as_deref()) {
+        (Some("off"), _) | (_, Some("off")) => None,
+        (_, None | Some("auto")) => Some(KernelLog::open()),
+        (_, Some("kmsg")) => Some(
+            Reader::open()
+                .map(KernelLog::Dev)
+                .map_err(|e| format!("/dev/kmsg: {e}")),
+        ),
+        (_, Some("syslog")) => Some(
+            SyslogReader::open()
+                .map(KernelLog::Syslog)
+                .map_err(|e| format!("syslog(2): {e}")),
+        ),
+        (_, Some(other)) => {
+            return super::usage(format!(
+                "--kernel-log {other}: want kmsg, syslog, auto or off"
+            ))
+        }
+    };
+    let mut klog = match opened {
+        None => None,
+        Some(Ok(k)) => Some((k, oom_loader::kmsg::Assembler::new(), 0u64)),
+        Some(Err(e)) => {
+            log::warn!(
+                "OOM events without the kernel's reports (constraint, memory.stat, tasks): {e} (needs CAP_SYSLOG where kernel.dmesg_restrict=1)"
+            );
+            None
+        }
+    };
     let mut events = match args.events.as_deref() {
         Some("off") => None,
         target => {
             let path = target.map_or_else(|| dir.join(crate::events::FILE_NAME), PathBuf::from);
-            match (
-                EventLog::open(&path, &runtime_root),
-                oom_loader::kmsg::Reader::open(),
-            ) {
-                (Ok(log), Ok(kmsg)) => {
-                    log::info!(
-                        "OOM events of every process to {}",
-                        log.path()
-                            .map_or("stdout".into(), |p| p.display().to_string())
-                    );
-                    Some((log, kmsg, oom_loader::kmsg::Assembler::new(), 0u64))
-                }
-                (Err(e), _) => return Err(e),
-                (_, Err(e)) => {
-                    log::warn!(
-                        "no OOM event log: reading /dev/kmsg: {e} (needs CAP_SYSLOG where kernel.dmesg_restrict=1)"
-                    );
-                    None
-                }
-            }
+            let log = EventLog::open(&path, &runtime_root, klog.is_some(), metrics.clone())?;
+            log::info!(
+                "OOM events of every process to {}{}",
+                log.path()
+                    .map_or("stdout".into(), |p| p.display().to_string()),
+                klog.as_ref()
+                    .map(|(k, ..)| format!(", with the kernel's reports from {}", k.kind()))
+                    .unwrap_or_default()
+            );
+            Some(log)
         }
     };
+    // A kernel log read through syslog(2) copies the whole log: read it while a kill is
+    // being reported, and every 10 s otherwise (a kill whose victim record was lost).
+    let mut klog_wake_until: Option<Instant> = None;
+    let mut klog_read_at = Instant::now();
     let mut pending: VecDeque<(String, Vec<u8>)> = VecDeque::new();
     let mut gauges_at = Instant::now();
     metrics.update(watched, monitor.kernel().lost());
@@ -347,26 +375,56 @@ pub fn run(args: RunArgs, _debug: bool) -> anyhow::Result<()> {
                 continue;
             }
         };
-        if let Some((log, kmsg, asm, lost_said)) = &mut events {
+        for e in &polled {
+            if matches!(e, MonitorEvent::OomVictim(_)) {
+                klog_wake_until = Some(Instant::now() + Duration::from_secs(3));
+            }
+        }
+        if let Some((kmsg, asm, lost_said)) = &mut klog {
             let now = Instant::now();
-            let mut reports = Vec::new();
-            if let Err(e) = kmsg.drain(|r| reports.extend(asm.push(r))) {
-                log::warn!("reading /dev/kmsg: {e}");
+            if !kmsg.read_when_woken()
+                || klog_wake_until.is_some_and(|t| now < t)
+                || now.duration_since(klog_read_at) >= Duration::from_secs(10)
+            {
+                klog_read_at = now;
+                let mut reports = Vec::new();
+                if let Err(e) = kmsg.drain(|r| reports.extend(asm.push(r))) {
+                    log::warn!("reading the kernel log ({}): {e}", kmsg.kind());
+                }
+                if let Some(log) = &mut events {
+                    for r in reports {
+                        log.report(r, now);
+                    }
+                }
+                if kmsg.lost() > *lost_said {
+                    log::warn!(
+                        "{}: {} records overwritten before they were read: OOM reports among them are lost",
+                        kmsg.kind(),
+                        kmsg.lost() - *lost_said
+                    );
+                    *lost_said = kmsg.lost();
+                }
             }
-            for r in reports {
-                metrics.oom_event(&r);
-                log.report(r, now);
-            }
-            if kmsg.lost() > *lost_said {
-                log::warn!(
-                    "/dev/kmsg: {} records overwritten before they were read: OOM reports among them are lost",
-                    kmsg.lost() - *lost_said
-                );
-                *lost_said = kmsg.lost();
-            }
-            log.tick(now);
+        }
+        if let Some(log) = &mut events {
+            log.tick(Instant::now());
         }
         for e in polled {
+            let e = match e {
+                MonitorEvent::OomVictim(v) => {
+                    log::debug!(
+                        "oom victim pid {} ({}) read from /proc {:?} ms after the kill",
+                        v.pid,
+                        v.comm.as_deref().unwrap_or("-"),
+                        v.proc_read_ns.map(|n| n / 1_000_000)
+                    );
+                    if let Some(log) = &mut events {
+                        log.victim(*v, Instant::now());
+                    }
+                    continue;
+                }
+                e => e,
+            };
             let oom = matches!(&e, MonitorEvent::Profile(p) if p.meta.reason == oom_loader::profile::Reason::Oom);
             // A pre-OOM profile: the event of a later kill names it.
             let pre = match &e {
@@ -374,13 +432,13 @@ pub fn run(args: RunArgs, _debug: bool) -> anyhow::Result<()> {
                 _ => None,
             };
             let written = handle(e, &dir, args.log_recent, &mut pending, &metrics, &mut keep);
-            if let (Some(t), Some((_, file)), Some((log, ..))) = (pre, &written, &mut events) {
+            if let (Some(t), Some((_, file)), Some(log)) = (pre, &written, &mut events) {
                 log.preoom(crate::preoom::Taken {
                     file: file.clone(),
                     ..t
                 });
             }
-            if let (true, Some((pid, file)), Some((log, ..))) = (oom, written, &mut events) {
+            if let (true, Some((pid, file)), Some(log)) = (oom, written, &mut events) {
                 // The event names the profile file (linked by pid).
                 log.profile(pid, &file, Instant::now());
             }
@@ -396,7 +454,7 @@ pub fn run(args: RunArgs, _debug: bool) -> anyhow::Result<()> {
         }
     }
     drop(monitor);
-    if let Some((log, ..)) = &mut events {
+    if let Some(log) = &mut events {
         log.flush();
     }
     log::info!("detached");
@@ -426,6 +484,7 @@ fn handle(
                 .unwrap_or_default()
         ),
         MonitorEvent::Unwatched { pid, why } => log::debug!("unwatch pid {pid} ({why})"),
+        MonitorEvent::OomVictim(v) => log::debug!("oom victim pid {}", v.pid),
         MonitorEvent::Skipped { pid, comm, reason } => {
             log::debug!("skip pid {pid} ({comm}): {reason}")
         }
