@@ -509,6 +509,8 @@ pub struct Pressure {
     refused: HashSet<PathBuf>,
     /// `--pre-oom-psi` on a v1 cgroup was said.
     said_v1: bool,
+    /// `--pre-oom-high` on a v1 cgroup was said.
+    said_v1_high: bool,
     next_usage: Instant,
     /// When each pid was last profiled under pressure (queued, then done).
     profiled: HashMap<u32, Instant>,
@@ -607,6 +609,7 @@ impl Pressure {
             high: HashMap::new(),
             refused: HashSet::new(),
             said_v1: false,
+            said_v1_high: false,
             profiled: HashMap::new(),
             disabled: HashSet::new(),
             jobs: Some(jobs),
@@ -713,6 +716,15 @@ impl Pressure {
             }
         }
         if self.config.memory_high {
+            if let Some(c) = own.iter().find(|c| !c.v2) {
+                if !self.said_v1_high {
+                    self.said_v1_high = true;
+                    log::warn!(
+                        "--pre-oom-high: {} is a cgroup v1 memory cgroup, which has no memory.high (nor have the others on v1)",
+                        c.rel
+                    );
+                }
+            }
             let highs: Vec<&Cg> = lineage.iter().filter(|c| c.high().is_some()).collect();
             self.high
                 .retain(|dir, _| highs.iter().any(|c| &c.dir == dir));
