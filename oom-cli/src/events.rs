@@ -76,6 +76,8 @@ pub struct EventLog {
     /// Lines a write error left waiting (bounded: the oldest are given up on, with a
     /// log line, past [`MAX_UNWRITTEN`]).
     unwritten: VecDeque<String>,
+    /// Pre-OOM profiles, named by the events of later kills.
+    preoom: crate::preoom::Links,
 }
 
 /// Most event lines kept while they cannot be written.
@@ -113,6 +115,7 @@ impl EventLog {
             resolver: Resolver::new(runtime_root),
             metrics,
             unwritten: VecDeque::new(),
+            preoom: crate::preoom::Links::default(),
         })
     }
 
@@ -222,6 +225,12 @@ impl EventLog {
         }
     }
 
+    /// A pre-OOM profile written: the event of a later kill of its pid or cgroup
+    /// names it.
+    pub fn preoom(&mut self, t: crate::preoom::Taken) {
+        self.preoom.add(t);
+    }
+
     fn write(&mut self, p: &Pending) {
         self.metrics.oom_event(p.report.as_ref());
         let cgroup = p
@@ -230,14 +239,24 @@ impl EventLog {
             .and_then(|r| r.task_memcg.clone())
             .or_else(|| p.victim.as_ref().and_then(|v| v.cgroup.clone()));
         let attribution = cgroup.as_deref().and_then(|cg| self.resolver.attribute(cg));
-        let mut line = event_json(
+        let mut event = event_json(
             p.pid,
             p.victim.as_ref(),
             p.report.as_ref(),
             p.profile.as_deref(),
             attribution.as_ref(),
-        )
-        .to_string();
+        );
+        // The kill was first seen at `since` (its victim record or report, read
+        // within a poll of it).
+        let preoom = self.preoom.for_kill(
+            p.pid,
+            p.report.as_ref().and_then(|r| r.oom_memcg.as_deref()),
+            cgroup.as_deref(),
+            p.since,
+        );
+        let pre = crate::preoom::describe(&preoom);
+        event["preoom"] = preoom;
+        let mut line = event.to_string();
         line.push('\n');
         // Lines that could not be written (a full disk) go first, in order.
         self.unwritten.push_back(line);
@@ -250,7 +269,7 @@ impl EventLog {
             .unwrap_or_default();
         match res {
             Ok(()) => log::info!(
-                "oom event: pid={} comm={comm} {}{}{}",
+                "oom event: pid={} comm={comm} {}{}{}{pre}",
                 p.pid,
                 match &p.report {
                     Some(r) => summary(r),
@@ -467,11 +486,12 @@ pub fn print(path: &Path, since: Option<jiff::Timestamp>) -> anyhow::Result<usiz
             _ => String::new(),
         };
         println!(
-            "{time} pid={} comm={}{exe}{pod} {memcg} trigger={} profile={}",
+            "{time} pid={} comm={}{exe}{pod} {memcg} trigger={} profile={}{}",
             v["pid"],
             s("comm").unwrap_or_default(),
             v["trigger"]["comm"].as_str().unwrap_or("-"),
             v["profile"].as_str().unwrap_or("-"),
+            crate::preoom::describe(&v["preoom"]),
         );
         n += 1;
     }

@@ -14,6 +14,7 @@ mod metrics;
 mod output;
 #[cfg(test)]
 mod pprof_fixture;
+mod preoom;
 mod report;
 mod retention;
 

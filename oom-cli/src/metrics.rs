@@ -17,6 +17,8 @@
 //!   uploaded: the spool was full or could not be written);
 //! - `oomprof_spool_files`, `oomprof_spool_bytes`: profiles waiting for S3 (with S3);
 //! - `oomprof_profiles_debounced_total`: kills `--debounce` did not write;
+//! - `oomprof_preoom_profiles_total{trigger}`: profiles taken before a kill because a
+//!   cgroup neared its limit (usage, psi, system-psi, memory.high);
 //! - `oomprof_captures_incomplete_total{reason}`;
 //! - `oomprof_lost_events_total{kind}`: ring records the kernel could not deliver;
 //! - `oomprof_watched_processes`;
@@ -46,6 +48,7 @@ struct State {
     kills: BTreeMap<[String; 4], u64>,
     kills_node: u64,
     debounced: u64,
+    preoom: BTreeMap<&'static str, u64>,
     events: BTreeMap<(String, &'static str), u64>,
     written: BTreeMap<(String, &'static str), u64>,
     spool: Option<(u64, u64)>,
@@ -75,6 +78,9 @@ impl Metrics {
             }
             for kind in ["events", "ends", "malformed"] {
                 s.lost.insert(kind, 0);
+            }
+            for t in oom_loader::pressure::Trigger::ALL {
+                s.preoom.insert(t.as_str(), 0);
             }
         }
         m
@@ -117,6 +123,9 @@ impl Metrics {
         }
         for why in &p.meta.incomplete {
             *s.incomplete.entry(why.kind()).or_default() += 1;
+        }
+        if let Some(n) = &p.meta.pressure {
+            *s.preoom.entry(n.trigger.as_str()).or_default() += 1;
         }
     }
 
@@ -281,6 +290,18 @@ impl Metrics {
         let _ = writeln!(o, "oomprof_profiles_debounced_total {}", s.debounced);
         head(
             &mut o,
+            "oomprof_preoom_profiles_total",
+            "counter",
+            "Pre-OOM profiles: taken while running because a memory cgroup neared its limit, by trigger.",
+        );
+        for (trigger, n) in &s.preoom {
+            let _ = writeln!(
+                o,
+                "oomprof_preoom_profiles_total{{trigger=\"{trigger}\"}} {n}"
+            );
+        }
+        head(
+            &mut o,
             "oomprof_captures_incomplete_total",
             "counter",
             "Reasons captures were incomplete (a capture may have several).",
@@ -431,6 +452,14 @@ mod tests {
         assert!(t.contains("oomprof_walk_seconds_bucket{le=\"+Inf\"} 3"));
         assert!(t.contains("oomprof_walk_seconds_count 3"));
         assert!(t.contains("# TYPE oomprof_oom_kills_total counter"));
+        for trigger in ["usage", "psi", "system-psi", "memory.high"] {
+            assert!(
+                t.contains(&format!(
+                    "oomprof_preoom_profiles_total{{trigger=\"{trigger}\"}} 0"
+                )),
+                "{t}"
+            );
+        }
         assert!(!t.contains("sink=\"s3\""), "no S3 series without S3");
         assert!(!t.contains("oomprof_spool_files"));
     }

@@ -112,6 +112,29 @@ fn out_of_range_ring_size_and_max_buckets_are_usage_errors_before_loading() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         fails(&args, 2, &format!("{flag} {v}: want"));
     }
+    // The pre-OOM triggers, likewise (their every error path: oom-cli/src/preoom.rs).
+    for (flag, v, says) in [
+        ("--pre-oom-usage", "100", "--pre-oom-usage 100: want"),
+        (
+            "--pre-oom-psi",
+            "some:150ms/1s",
+            "--pre-oom-psi some:150ms/1s: the window must be 2s",
+        ),
+        (
+            "--pre-oom-system-psi",
+            "often",
+            "--pre-oom-system-psi often: want KIND:STALL/WINDOW",
+        ),
+        (
+            "--pre-oom-debounce",
+            "5m",
+            "--pre-oom-debounce 5m: no pre-OOM trigger is on",
+        ),
+    ] {
+        let args = run_with(flag, v);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        fails(&args, 2, says);
+    }
     // Not even a u32: argh's own usage error, also exit 2.
     fails(
         &[

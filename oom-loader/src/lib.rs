@@ -15,6 +15,7 @@
 //!     ──▶ profile.rs: values, symbolized pprof, gzip, metadata comments
 //! ondemand.rs: profile_pid() = binary + maps + walk + profile, no BPF
 //! sink.rs: profile ──▶ Spool (DIR/spool/) ──Uploader thread──▶ s3.rs (sigv4.rs PUT)
+//! pressure.rs: PSI / memory.high / usage triggers → ondemand profiles before a kill
 //! ```
 //!
 //! Every system call is in the crate-private `sys` module, the only one allowed
@@ -71,6 +72,7 @@ pub mod kmsg;
 pub(crate) mod maps;
 pub mod monitor;
 pub mod ondemand;
+pub mod pressure;
 pub mod probe;
 pub mod procmaps;
 pub mod procmem;

@@ -151,6 +151,21 @@ pub struct RunArgs {
     /// write one profile per container (or executable) per window, e.g. 5m: further kills within it are counted and logged, not written (default: every kill)
     #[argh(option)]
     pub debounce: Option<String>,
+    /// pre-OOM profile when a watched process's memory cgroup (or an ancestor's limit) reaches this percentage of its limit, 1 to 99, e.g. 90 (default: off)
+    #[argh(option)]
+    pub pre_oom_usage: Option<u8>,
+    /// pre-OOM profile on a PSI trigger of the process's cgroup (v2 memory.pressure): KIND:STALL/WINDOW, e.g. some:150ms/2s; the window is 2s, 4s, 6s, 8s or 10s (default: off)
+    #[argh(option)]
+    pub pre_oom_psi: Option<String>,
+    /// pre-OOM profile on a PSI trigger of the whole system (/proc/pressure/memory), e.g. some:150ms/2s: the largest watched processes are profiled (default: off)
+    #[argh(option)]
+    pub pre_oom_system_psi: Option<String>,
+    /// pre-OOM profile when a cgroup over its memory.high is throttled (v2 memory.events `high` rising)
+    #[argh(switch)]
+    pub pre_oom_high: bool,
+    /// a process profiled before an OOM is not profiled again within this, e.g. 5m or 30s (default 5m)
+    #[argh(option)]
+    pub pre_oom_debounce: Option<String>,
 }
 
 impl RunArgs {
@@ -276,6 +291,13 @@ fn config(args: &RunArgs, l: &Labels) -> anyhow::Result<MonitorConfig> {
     if let Some(r) = &args.runtime_root {
         config.runtime_root = PathBuf::from(r);
     }
+    config.pressure = crate::preoom::config(crate::preoom::Flags {
+        usage: args.pre_oom_usage,
+        psi: args.pre_oom_psi.as_deref(),
+        system_psi: args.pre_oom_system_psi.as_deref(),
+        high: args.pre_oom_high,
+        debounce: args.pre_oom_debounce.as_deref(),
+    })?;
     Ok(config)
 }
 
@@ -820,6 +842,11 @@ pub fn run(mut args: RunArgs, _debug: bool) -> anyhow::Result<()> {
                 e => e,
             };
             let oom = matches!(&e, MonitorEvent::Profile(p) if p.meta.reason == oom_loader::profile::Reason::Oom);
+            // A pre-OOM profile: the event of a later kill names it.
+            let pre = match &e {
+                MonitorEvent::Profile(p) => crate::preoom::Taken::of(p, "", Instant::now()),
+                _ => None,
+            };
             let written = handle(
                 e,
                 &dir,
@@ -829,6 +856,12 @@ pub fn run(mut args: RunArgs, _debug: bool) -> anyhow::Result<()> {
                 &mut keep,
                 delivery.as_ref(),
             );
+            if let (Some(t), Some((_, file)), Some(log)) = (pre, &written, &mut events) {
+                log.preoom(crate::preoom::Taken {
+                    file: file.clone(),
+                    ..t
+                });
+            }
             if let (true, Some((pid, file)), Some(log)) = (oom, written, &mut events) {
                 // The event names the profile file (linked by pid).
                 log.profile(pid, &file, Instant::now());
@@ -897,7 +930,8 @@ fn handle(
         }
         MonitorEvent::Profile(p) => {
             metrics.profile(&p);
-            if let Some(db) = &mut keep.debounce {
+            // Pre-OOM profiles have their own debounce (--pre-oom-debounce).
+            if let (Some(db), false) = (&mut keep.debounce, crate::preoom::is_preoom(&p)) {
                 let key = debounce_key(&p);
                 match db.admit(&key, Instant::now()) {
                     Err(n) => {
@@ -1034,7 +1068,7 @@ fn debounce_key(p: &Profile) -> String {
 pub fn name_of(p: &Profile) -> String {
     // Out of jiff's range (years -9999 to 9999) only if the clock is absurd.
     let time = jiff::Timestamp::try_from(p.meta.time).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-    output::base_name(&who(p), p.meta.pid, time)
+    output::base_name(&who(p), p.meta.pid, time) + crate::preoom::suffix(p)
 }
 
 /// `{namespace}_{pod}_{container}` when known (at most 200 bytes: file names end at
@@ -1104,12 +1138,13 @@ pub fn log_profile(p: &Profile, path: &Path, recent: bool) {
         _ => String::new(),
     };
     log::info!(
-        "wrote {} pid={} comm={}{} reason={} inuse={:.1}MiB top={} ({:.1}MiB){recent} {}{timing}",
+        "wrote {} pid={} comm={}{} reason={}{} inuse={:.1}MiB top={} ({:.1}MiB){recent} {}{timing}",
         path.display(),
         p.meta.pid,
         p.meta.comm,
         who_fields(p),
         p.meta.reason.as_str(),
+        crate::preoom::log_fields(p),
         s.inuse_bytes as f64 / 1048576.0,
         s.top_function.as_deref().unwrap_or("-"),
         s.top_inuse_bytes as f64 / 1048576.0,
