@@ -8,7 +8,8 @@
 //! - the Go profile of the same kill, when the victim was a watched Go process.
 //!
 //! An event is written once the parts it can expect are in, or [`LINK_WAIT`] after its
-//! first part arrived, with whatever it has.
+//! first part arrived with whatever it has ([`PROFILE_WAIT`] when a watched Go
+//! process's profile is still being made).
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -26,6 +27,9 @@ use serde_json::{json, Value};
 /// How long an event waits for its missing parts (the capture, the kernel's report and
 /// the victim record race).
 pub const LINK_WAIT: Duration = Duration::from_secs(2);
+
+/// How long the event of a watched Go process waits for its profile.
+pub const PROFILE_WAIT: Duration = Duration::from_secs(30);
 
 /// The file name of the log in the profile directory.
 pub const FILE_NAME: &str = "oomprof-events.jsonl";
@@ -49,6 +53,8 @@ struct Pending {
     victim: Option<VictimInfo>,
     report: Option<OomReport>,
     profile: Option<String>,
+    /// The Monitor said no profile will come (the capture was dropped).
+    no_profile: bool,
 }
 
 impl Pending {
@@ -58,7 +64,8 @@ impl Pending {
         let Some(v) = &self.victim else {
             return false;
         };
-        (self.report.is_some() || !kernel_log) && (self.profile.is_some() || !v.watched)
+        (self.report.is_some() || !kernel_log)
+            && (self.profile.is_some() || self.no_profile || !v.watched)
     }
 }
 
@@ -140,6 +147,7 @@ impl EventLog {
                     victim: None,
                     report: None,
                     profile: None,
+                    no_profile: false,
                 });
                 self.pending.len() - 1
             }
@@ -181,6 +189,15 @@ impl EventLog {
         self.settle(pid);
     }
 
+    /// No profile will come for the kill of `pid` (its capture was dropped, or its
+    /// memory profiling was off): its event need not wait for one.
+    pub fn no_profile(&mut self, pid: i32) {
+        if let Some(p) = self.pending.iter_mut().find(|p| p.pid == pid) {
+            p.no_profile = true;
+        }
+        self.settle(pid);
+    }
+
     /// Writes the kills that waited long enough and the lines a write error left
     /// waiting; forgets profiles no kill claimed.
     pub fn tick(&mut self, now: Instant) {
@@ -200,7 +217,15 @@ impl EventLog {
                     self.pending.remove(i);
                     continue;
                 }
-            } else if age >= LINK_WAIT {
+            } else if age >= LINK_WAIT
+                && !(p.profile.is_none()
+                    && !p.no_profile
+                    && p.victim.as_ref().is_some_and(|v| v.watched)
+                    && age < PROFILE_WAIT)
+            {
+                // A watched Go process's profile is waited for longer: a capture of a
+                // large heap takes seconds under load; the Monitor says when none will
+                // come ([`EventLog::no_profile`]).
                 if let Some(p) = self.pending.remove(i) {
                     self.write(&p);
                 }
@@ -596,6 +621,22 @@ mod tests {
         assert_eq!(lines(), 1);
         log.profile(43, "x-43.pb.gz", t0);
         assert_eq!(lines(), 2);
+        // A watched victim whose capture is slow: still waiting after LINK_WAIT, and
+        // written at once when the Monitor says no profile will come.
+        let mut slow = victim(46);
+        slow.watched = true;
+        log.victim(slow, t0);
+        log.report(
+            OomReport {
+                pid: 46,
+                ..OomReport::default()
+            },
+            t0,
+        );
+        log.tick(t0 + LINK_WAIT * 2);
+        assert_eq!(lines(), 2);
+        log.no_profile(46);
+        assert_eq!(lines(), 3);
         // A report whose victim record was lost: written after LINK_WAIT, not before.
         log.report(
             OomReport {
@@ -605,14 +646,14 @@ mod tests {
             t0,
         );
         log.tick(t0 + LINK_WAIT / 2);
-        assert_eq!(lines(), 2);
-        log.tick(t0 + LINK_WAIT);
         assert_eq!(lines(), 3);
+        log.tick(t0 + LINK_WAIT);
+        assert_eq!(lines(), 4);
         // A profile no kill claims is forgotten, never written.
         log.profile(45, "y-45.pb.gz", t0);
         log.tick(t0 + LINK_WAIT * 5);
         log.flush();
-        assert_eq!(lines(), 3);
+        assert_eq!(lines(), 4);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
             text.lines()

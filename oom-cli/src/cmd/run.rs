@@ -841,6 +841,13 @@ pub fn run(mut args: RunArgs, _debug: bool) -> anyhow::Result<()> {
                 }
                 e => e,
             };
+            if let (
+                MonitorEvent::Dropped { pid, .. } | MonitorEvent::ProfilingDisabled { pid, .. },
+                Some(log),
+            ) = (&e, &mut events)
+            {
+                log.no_profile(*pid as i32);
+            }
             let oom = matches!(&e, MonitorEvent::Profile(p) if p.meta.reason == oom_loader::profile::Reason::Oom);
             // A pre-OOM profile: the event of a later kill names it.
             let pre = match &e {
