@@ -70,6 +70,7 @@ pub mod error;
 pub mod kernel;
 pub mod kmsg;
 pub(crate) mod maps;
+pub mod memcg;
 pub mod monitor;
 pub mod ondemand;
 pub mod pressure;
