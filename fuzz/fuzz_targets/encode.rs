@@ -40,13 +40,13 @@ fuzz_target!(|data: &[u8]| {
     let mut strings = vec![StringSlot::default(); 4 * stacks.len() / 8 + 64];
     let mut locs = vec![LocationSlot::default(); 4 * stacks.len() / 8 + 64];
     let mut small = [0u8; 32];
-    let needed = match pprof::encode(&mut small, Tables { strings: &mut strings, locations: &mut locs }, &sym, &profile, &buckets) {
+    let needed = match pprof::encode(&mut small, Tables { strings: &mut strings, locations: &mut locs, frames: &[] }, &sym, &profile, &buckets) {
         Ok(n) => n,
         Err(oom_core::Error::BufferTooSmall { needed }) => needed,
         Err(_) => return,
     };
     let mut out = vec![0u8; needed];
-    let n = pprof::encode(&mut out, Tables { strings: &mut strings, locations: &mut locs }, &sym, &profile, &buckets).unwrap();
+    let n = pprof::encode(&mut out, Tables { strings: &mut strings, locations: &mut locs, frames: &[] }, &sym, &profile, &buckets).unwrap();
     assert_eq!(n, needed);
     let mut r = BytesReader::from_bytes(&out);
     while !r.is_eof() {

@@ -138,6 +138,133 @@ pub struct LocationSlot {
     npcs: u32,
 }
 
+/// One slot of the frame cache: what the symbolizer says about one PC, worked out once
+/// per profile by [`symbolize`] however many stacks the PC appears in. Allocate with
+/// `Default` and hand to [`symbolize`], then to [`Tables`].
+#[derive(Clone, Copy, Debug)]
+pub struct FrameSlot<'a> {
+    pc: u64,
+    used: bool,
+    /// `Symbolizer::frame(pc)`; `None` when it failed (the encoder then asks the
+    /// symbolizer itself, and reports the error only if it needs that PC).
+    frame: Option<Frame<'a>>,
+    /// `Symbolizer::name_at(pc)`, when it succeeded.
+    name: Option<Option<&'a str>>,
+    /// As a stack's last PC: `Some(true)` when the call at pc − 1 is inlined (Go's
+    /// final-frame expansion has work), `Some(false)` when not, `None` when not worked
+    /// out (not a last PC, or the tables failed).
+    final_inlined: Option<bool>,
+}
+
+impl Default for FrameSlot<'_> {
+    fn default() -> Self {
+        FrameSlot {
+            pc: 0,
+            used: false,
+            frame: None,
+            name: None,
+            final_inlined: None,
+        }
+    }
+}
+
+/// The slot of `pc` in an open-addressing frame table: (index, found).
+fn frame_pos(slots: &[FrameSlot<'_>], pc: u64) -> Option<(usize, bool)> {
+    let n = slots.len();
+    if n == 0 {
+        return None;
+    }
+    let mut i = (pc.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 17) as usize % n;
+    for _ in 0..n {
+        let slot = slots.get(i)?;
+        if !slot.used {
+            return Some((i, false));
+        }
+        if slot.pc == pc {
+            return Some((i, true));
+        }
+        i = (i + 1) % n;
+    }
+    None
+}
+
+fn cached<'s, 'a>(slots: &'s [FrameSlot<'a>], pc: u64) -> Option<&'s FrameSlot<'a>> {
+    match frame_pos(slots, pc) {
+        Some((i, true)) => slots.get(i),
+        _ => None,
+    }
+}
+
+/// The frame of return PC `pc` from a table filled by [`symbolize`]: what
+/// `Symbolizer::frame(pc)` returned, without looking it up again; `None` if `pc` is
+/// not in the table or its lookup failed.
+pub fn cached_frame<'a>(frames: &[FrameSlot<'a>], pc: u64) -> Option<Frame<'a>> {
+    cached(frames, pc).and_then(|s| s.frame)
+}
+
+/// Symbolizes every distinct PC of `buckets` once into `frames` (cleared first): its
+/// frame, its function name, and for a stack's last PC whether Go's final inline
+/// expansion has work. [`encode`] then looks PCs up there instead of decoding pclntab
+/// again for every occurrence. Returns the number of distinct PCs, which also sizes
+/// [`Tables`] (`strings` and `locations` need at most four slots per distinct PC
+/// plus a few fixed ones).
+///
+/// A PC whose lookup fails (malformed tables) is recorded as failed, not reported:
+/// [`encode`] reports it if the profile needs that PC.
+///
+/// Returns [`Error::TableFull`] when `frames` would be more than half full (the table
+/// is open-addressed): call again with more slots (e.g. start at 4096 and grow).
+pub fn symbolize<'a, 'b>(
+    frames: &mut [FrameSlot<'a>],
+    sym: &Symbolizer<'a>,
+    buckets: impl IntoIterator<Item = &'b Bucket<'b>>,
+) -> Result<usize, Error> {
+    for s in frames.iter_mut() {
+        *s = FrameSlot::default();
+    }
+    let full = Error::TableFull {
+        table: "frames",
+        capacity: frames.len(),
+    };
+    let mut count = 0usize;
+    let mut add = |frames: &mut [FrameSlot<'a>], pc: u64| -> Result<usize, Error> {
+        let (i, found) = frame_pos(frames, pc).ok_or(full)?;
+        if !found {
+            if (count + 1) * 2 > frames.len() {
+                return Err(full);
+            }
+            count += 1;
+            *frames.get_mut(i).ok_or(full)? = FrameSlot {
+                pc,
+                used: true,
+                frame: sym.frame(pc).ok(),
+                name: sym.name_at(pc).ok(),
+                final_inlined: None,
+            };
+        }
+        Ok(i)
+    };
+    for b in buckets {
+        let mut last = None;
+        for pc in b.stack.iter() {
+            last = Some(add(frames, pc)?);
+        }
+        let Some(slot) = last.and_then(|i| frames.get_mut(i)) else {
+            continue;
+        };
+        if slot.final_inlined.is_none() {
+            let mut levels = 0usize;
+            if sym
+                .inline_levels(slot.pc.wrapping_sub(1), |_| levels += 1)
+                .is_ok()
+            {
+                slot.final_inlined = Some(levels >= 2);
+            }
+        }
+    }
+    Ok(count)
+}
+
 /// Caller-provided dedup storage for one encode.
 ///
 /// Sizing: `strings` needs more slots than the distinct strings (7 fixed, `bytes`, two
@@ -148,12 +275,17 @@ pub struct LocationSlot {
 /// small (e.g. 4096 each; [`StringSlot`] is 32 bytes, [`LocationSlot`] 16) and double on
 /// [`Error::TableFull`]: a full table is an error, nothing is truncated. [`encode`]
 /// clears both tables first, so they can be reused across profiles.
+///
+/// `frames` is read only: filled by [`symbolize`] with the same symbolizer and
+/// buckets, or empty (every PC is then looked up where it is needed).
 #[derive(Debug)]
 pub struct Tables<'s, 'a> {
     /// String table.
     pub strings: &'s mut [StringSlot<'a>],
     /// Location cache, keyed by a location's first return PC.
     pub locations: &'s mut [LocationSlot],
+    /// Frame cache from [`symbolize`], or empty.
+    pub frames: &'s [FrameSlot<'a>],
 }
 
 /// The output cursor. Past the end of the buffer it only counts.
@@ -403,12 +535,29 @@ struct Encoder<'o, 's, 'a, 'c> {
     strings: Strings<'s, 'a>,
     locs: Locations<'s>,
     sym: &'c Symbolizer<'a>,
+    frames: &'s [FrameSlot<'a>],
     profile: &'c Profile<'a, 'c>,
     mem_flags: [u8; MAX_MAPPINGS],
     deck: Deck<'a>,
 }
 
 impl<'a> Encoder<'_, '_, 'a, '_> {
+    /// `Symbolizer::frame`, from the frame cache when it holds `pc`.
+    fn frame(&self, pc: u64) -> Result<Frame<'a>, Error> {
+        match cached(self.frames, pc).and_then(|s| s.frame) {
+            Some(f) => Ok(f),
+            None => self.sym.frame(pc),
+        }
+    }
+
+    /// `Symbolizer::name_at`, from the frame cache when it holds `pc`.
+    fn name_at(&self, pc: u64) -> Result<Option<&'a str>, Error> {
+        match cached(self.frames, pc).and_then(|s| s.name) {
+            Some(n) => Ok(n),
+            None => self.sym.name_at(pc),
+        }
+    }
+
     fn value_type(&mut self, tag: u32, typ: &'a str, unit: &'a str) -> Result<(), Error> {
         let start = self.out.len;
         let t = self.strings.index(typ)?;
@@ -533,6 +682,9 @@ impl<'a> Encoder<'_, '_, 'a, '_> {
     /// `runtime_expandFinalInlineFrame`: the inline parents of the last PC, if inlined.
     /// Returns the replacement tail (its length in `tail`), or `None` to keep the stack.
     fn expand_final(&self, last: u64, tail: &mut [u64; MAX_DECK]) -> Result<Option<usize>, Error> {
+        if cached(self.frames, last).and_then(|s| s.final_inlined) == Some(false) {
+            return Ok(None); // known not inlined: the common case, no table walk
+        }
         let sym = self.sym;
         let call = last.wrapping_sub(1);
         let mut levels = [crate::pclntab::InlineLevel { pc: 0, func_id: 0 }; MAX_DECK + 1];
@@ -614,7 +766,7 @@ impl<'a> Encoder<'_, '_, 'a, '_> {
             let addr = word(i);
             if let Some(l) = self.locs.get(addr)? {
                 if self.deck.n > 0 {
-                    let f = self.sym.frame(addr)?;
+                    let f = self.frame(addr)?;
                     if self.try_add(addr, f)? {
                         i += 1;
                         continue;
@@ -628,7 +780,7 @@ impl<'a> Encoder<'_, '_, 'a, '_> {
                 i = i.saturating_add(l.npcs as usize);
                 continue;
             }
-            let f = self.sym.frame(addr)?;
+            let f = self.frame(addr)?;
             if f.function == "runtime.goexit" {
                 let id = self.emit_location()?;
                 if id > 0 {
@@ -689,7 +841,7 @@ impl<'a> Encoder<'_, '_, 'a, '_> {
             let mut s = words;
             if hide {
                 for (i, &pc) in words.iter().enumerate() {
-                    match self.sym.name_at(pc)? {
+                    match self.name_at(pc)? {
                         Some(name) if self.hidden(name) => continue,
                         _ => {}
                     }
@@ -776,6 +928,7 @@ pub fn encode<'a, 'b>(
             count: 0,
         },
         sym,
+        frames: tables.frames,
         profile,
         mem_flags: [0; MAX_MAPPINGS],
         deck: Deck {
@@ -937,16 +1090,69 @@ mod tests {
         };
         let mut strings = [StringSlot::default(); 64];
         let mut locs = [LocationSlot::default(); 64];
-        encode(
+        let plain = encode(
             out,
             Tables {
                 strings: &mut strings,
                 locations: &mut locs,
+                frames: &[],
             },
             &sym,
             &profile,
             buckets,
-        )
+        );
+        // Every test also checks that the frame cache changes no byte.
+        let mut frames = [FrameSlot::default(); 256];
+        let distinct = symbolize(&mut frames, &sym, buckets).unwrap();
+        let words: std::collections::BTreeSet<u64> =
+            buckets.iter().flat_map(|b| b.stack.iter()).collect();
+        assert_eq!(distinct, words.len());
+        let mut again = std::vec![0u8; out.len()];
+        let cached = encode(
+            &mut again,
+            Tables {
+                strings: &mut strings,
+                locations: &mut locs,
+                frames: &frames,
+            },
+            &sym,
+            &profile,
+            buckets,
+        );
+        assert_eq!(plain, cached, "with the frame cache");
+        if let Ok(n) = plain {
+            assert_eq!(out[..n], again[..n], "with the frame cache");
+        }
+        plain
+    }
+
+    #[test]
+    fn symbolize_refuses_a_table_more_than_half_full() {
+        let (t, g) = testdata::tables();
+        let sym = Symbolizer::new(
+            Pclntab::parse(&t).unwrap(),
+            0x1000,
+            &g,
+            crate::pclntab::LoadBias(0),
+            layout(27),
+        );
+        let stack = words(&[0x1010, 0x1020, 0x1030]);
+        let b = [bucket(&stack, 8, 1, 0)];
+        let mut small = [FrameSlot::default(); 5];
+        assert!(matches!(
+            symbolize(&mut small, &sym, &b),
+            Err(Error::TableFull {
+                table: "frames",
+                capacity: 5
+            })
+        ));
+        let mut enough = [FrameSlot::default(); 6];
+        assert_eq!(symbolize(&mut enough, &sym, &b), Ok(3));
+        assert_eq!(cached_frame(&enough, 0x1020), sym.frame(0x1020).ok());
+        assert_eq!(cached_frame(&enough, 0x1040), None);
+        // An empty table holds nothing.
+        assert!(symbolize(&mut [], &sym, &b).is_err());
+        assert_eq!(symbolize(&mut [], &sym, &[]), Ok(0));
     }
 
     #[test]
@@ -1175,6 +1381,7 @@ mod tests {
             Tables {
                 strings: &mut strings,
                 locations: &mut locs,
+                frames: &[],
             },
             &sym,
             &profile,
@@ -1193,6 +1400,7 @@ mod tests {
             Tables {
                 strings: &mut strings,
                 locations: &mut [],
+                frames: &[],
             },
             &sym,
             &profile,
@@ -1215,6 +1423,7 @@ mod tests {
             Tables {
                 strings: &mut strings,
                 locations: &mut locs,
+                frames: &[],
             },
             &sym,
             &p2,
@@ -1237,6 +1446,7 @@ mod tests {
             Tables {
                 strings: &mut strings,
                 locations: &mut locs,
+                frames: &[],
             },
             &sym,
             &p3,
@@ -1254,6 +1464,7 @@ mod tests {
             Tables {
                 strings: &mut strings,
                 locations: &mut locs,
+                frames: &[],
             },
             &sym,
             &profile,

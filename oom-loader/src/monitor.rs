@@ -553,6 +553,9 @@ impl Monitor {
 
     /// Turns a capture into a profile event (or says why not).
     fn profile(&mut self, c: &Capture) -> MonitorEvent {
+        let t0 = Instant::now();
+        let walked = c.end.start_ns.saturating_add(c.end.elapsed_ns);
+        let deliver = monotonic_ns().map(|n| Duration::from_nanos(n.saturating_sub(walked)));
         let pid = c.pid;
         // Which process that had this pid made the capture: the one watched now if it
         // started after that watch began, else the exited one. (The exited one's exit
@@ -737,8 +740,13 @@ impl Monitor {
             walk_irqs_off: Some(end.status & st::AT_EXIT == 0),
             time: SystemTime::now(),
         };
+        let assembled = t0.elapsed();
         match assemble(&w.bin, w.bias, &buckets, &w.maps, policy, true, meta) {
-            Ok(p) => MonitorEvent::Profile(Box::new(p)),
+            Ok(mut p) => {
+                p.timings.deliver = deliver;
+                p.timings.assemble = assembled;
+                MonitorEvent::Profile(Box::new(p))
+            }
             Err(e) => MonitorEvent::Dropped {
                 pid,
                 comm: w.comm,

@@ -482,6 +482,7 @@ pub fn pipeline(cx: &Ctx) -> Result<Vec<Row>, String> {
             Tables {
                 strings: &mut strings,
                 locations: &mut locations,
+                frames: &[],
             },
             &sym,
             &profile,
