@@ -684,7 +684,11 @@ fn try_compare_with_go(
         &buckets,
     )
     .unwrap();
-    assert_eq!((m, &plain), (n, &out), "{what}: the frame cache changed the profile");
+    assert_eq!(
+        (m, &plain),
+        (n, &out),
+        "{what}: the frame cache changed the profile"
+    );
     let ours_path = h._dir.0.join("ours.pb");
     std::fs::write(&ours_path, &out).unwrap();
     check_decodes(&out);

@@ -416,7 +416,7 @@ impl Monitor {
                             why: "exec",
                         });
                     }
-                    self.discover(x.pid, Some(x.ts_ns), &mut out);
+                    self.discover(x.pid, Some((x.ts_ns, &x.comm)), &mut out);
                 }
                 Event::Exit(x) => {
                     if let Some(w) = self.watched.remove(&x.pid) {
@@ -463,9 +463,31 @@ impl Monitor {
     /// Looks at `pid` and watches it if it is a Go program. Whatever the linker's
     /// `disableMemoryProfiling` says: a program may set `runtime.MemProfileRate` itself,
     /// and the rate read at the kill decides.
-    fn discover(&mut self, pid: u32, exec_ts: Option<u64>, out: &mut Vec<MonitorEvent>) {
+    ///
+    /// `exec` is the exec event's time and command name, for processes found by one.
+    fn discover(&mut self, pid: u32, exec: Option<(u64, &str)>, out: &mut Vec<MonitorEvent>) {
         let root = self.config.proc_root.clone();
         let ipid = pid as i32;
+        let exec_ts = exec.map(|(ts, _)| ts);
+        // The cheapest verdict first: one stat of the executable, then the cache.
+        // Most execs on a host are of programs already known not to be Go; they cost
+        // no other /proc read.
+        if let Some(why) = std::fs::metadata(root.join(pid.to_string()).join("exe"))
+            .ok()
+            .and_then(|m| self.cache.rejected(&BinaryKey::of_metadata(&m)))
+        {
+            let comm = match exec {
+                Some((_, comm)) => comm.to_string(),
+                None => ondemand::comm(&root, ipid),
+            };
+            // Worded as the full examination words it (OnDemandError::NotGo).
+            out.push(MonitorEvent::Skipped {
+                pid,
+                reason: format!("pid {pid} ({comm}): {why}"),
+                comm,
+            });
+            return;
+        }
         // The process generation: a pid reused while we read would otherwise be
         // watched with another process's binary or load bias.
         let Ok(started) = ondemand::start_time(&root, ipid) else {
