@@ -202,10 +202,11 @@ pub fn cached_frame<'a>(frames: &[FrameSlot<'a>], pc: u64) -> Option<Frame<'a>> 
     cached(frames, pc).and_then(|s| s.frame)
 }
 
-/// Symbolizes every distinct PC of `buckets` once into `frames` (cleared first): its
-/// frame, its function name, and for a stack's last PC whether Go's final inline
-/// expansion has work. [`encode`] then looks PCs up there instead of decoding pclntab
-/// again for every occurrence. Returns the number of distinct PCs, which also sizes
+/// Symbolizes every distinct PC of `buckets` once into `frames`: its frame, its
+/// function name, and for a stack's last PC whether Go's final inline expansion has
+/// work. [`encode`] then looks PCs up there instead of decoding pclntab again for
+/// every occurrence. PCs already in `frames` are kept (start from `Default` slots for
+/// each binary). Returns the number of distinct PCs in `frames`, which also sizes
 /// [`Tables`] (`strings` and `locations` need at most four slots per distinct PC
 /// plus a few fixed ones).
 ///
@@ -213,20 +214,18 @@ pub fn cached_frame<'a>(frames: &[FrameSlot<'a>], pc: u64) -> Option<Frame<'a>> 
 /// [`encode`] reports it if the profile needs that PC.
 ///
 /// Returns [`Error::TableFull`] when `frames` would be more than half full (the table
-/// is open-addressed): call again with more slots (e.g. start at 4096 and grow).
+/// is open-addressed): move it into more slots with [`rehash`] and call again; the
+/// PCs symbolized so far are not looked up again.
 pub fn symbolize<'a, 'b>(
     frames: &mut [FrameSlot<'a>],
     sym: &Symbolizer<'a>,
     buckets: impl IntoIterator<Item = &'b Bucket<'b>>,
 ) -> Result<usize, Error> {
-    for s in frames.iter_mut() {
-        *s = FrameSlot::default();
-    }
     let full = Error::TableFull {
         table: "frames",
         capacity: frames.len(),
     };
-    let mut count = 0usize;
+    let mut count = frames.iter().filter(|s| s.used).count();
     let mut add = |frames: &mut [FrameSlot<'a>], pc: u64| -> Result<usize, Error> {
         let (i, found) = frame_pos(frames, pc).ok_or(full)?;
         if !found {
@@ -263,6 +262,29 @@ pub fn symbolize<'a, 'b>(
         }
     }
     Ok(count)
+}
+
+/// Moves the frame cache `from` into the (larger) table `to`, cleared first.
+///
+/// Returns [`Error::TableFull`] when `to` would be more than half full.
+pub fn rehash<'a>(from: &[FrameSlot<'a>], to: &mut [FrameSlot<'a>]) -> Result<(), Error> {
+    for s in to.iter_mut() {
+        *s = FrameSlot::default();
+    }
+    let full = Error::TableFull {
+        table: "frames",
+        capacity: to.len(),
+    };
+    let mut count = 0usize;
+    for slot in from.iter().filter(|s| s.used) {
+        count += 1;
+        if count * 2 > to.len() {
+            return Err(full);
+        }
+        let (i, _) = frame_pos(to, slot.pc).ok_or(full)?;
+        *to.get_mut(i).ok_or(full)? = *slot;
+    }
+    Ok(())
 }
 
 /// Caller-provided dedup storage for one encode.
@@ -1150,6 +1172,17 @@ mod tests {
         assert_eq!(symbolize(&mut enough, &sym, &b), Ok(3));
         assert_eq!(cached_frame(&enough, 0x1020), sym.frame(0x1020).ok());
         assert_eq!(cached_frame(&enough, 0x1040), None);
+        // What the small table took moves over, and the rest is added.
+        let mut tiny = [FrameSlot::default(); 2];
+        assert!(symbolize(&mut tiny, &sym, &b).is_err());
+        assert_eq!(tiny.iter().filter(|s| s.used).count(), 1);
+        assert!(rehash(&enough, &mut tiny).is_err());
+        let mut grown = [FrameSlot::default(); 8];
+        rehash(&tiny, &mut grown).unwrap();
+        assert_eq!(symbolize(&mut grown, &sym, &b), Ok(3));
+        for pc in [0x1010, 0x1020, 0x1030] {
+            assert_eq!(cached_frame(&grown, pc), sym.frame(pc).ok());
+        }
         // An empty table holds nothing.
         assert!(symbolize(&mut [], &sym, &b).is_err());
         assert_eq!(symbolize(&mut [], &sym, &[]), Ok(0));

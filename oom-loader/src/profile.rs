@@ -578,12 +578,15 @@ pub fn assemble(
 
     // Every distinct PC once; its count sizes the encoder's tables.
     let t = Instant::now();
-    let mut frames = vec![FrameSlot::default(); frame_slots(buckets.len())];
+    let mut frames = vec![FrameSlot::default(); FRAME_SLOTS];
     let distinct = loop {
         match pprof::symbolize(&mut frames, &sym, buckets) {
             Ok(n) => break n,
             Err(oom_core::Error::TableFull { capacity, .. }) if capacity < 1 << 26 => {
-                frames = vec![FrameSlot::default(); capacity * 8];
+                // Keep what is symbolized: move it into a table 8 times larger.
+                let mut more = vec![FrameSlot::default(); capacity * 8];
+                pprof::rehash(&frames, &mut more).map_err(AssembleError::Encode)?;
+                frames = more;
             }
             Err(e) => return Err(AssembleError::Encode(e)),
         }
@@ -639,11 +642,9 @@ pub fn assemble(
     })
 }
 
-/// First size of the frame cache: twice a guess of the distinct PCs (programs share
-/// most frames between stacks), grown eightfold when it fills.
-fn frame_slots(buckets: usize) -> usize {
-    (2 * buckets).clamp(4096, 1 << 16).next_power_of_two()
-}
+/// First size of the frame cache (about 100 KiB; distinct PCs grow far slower than
+/// buckets, as stacks share most frames), grown eightfold when it is half full.
+const FRAME_SLOTS: usize = 1024;
 
 fn summarize<'a>(
     sym: &oom_core::Symbolizer<'a>,
