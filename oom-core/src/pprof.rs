@@ -141,7 +141,7 @@ pub struct LocationSlot {
 /// One slot of the frame cache: what the symbolizer says about one PC, worked out once
 /// per profile by [`symbolize`] however many stacks the PC appears in. Allocate with
 /// `Default` and hand to [`symbolize`], then to [`Tables`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct FrameSlot<'a> {
     pc: u64,
     used: bool,
@@ -154,18 +154,6 @@ pub struct FrameSlot<'a> {
     /// final-frame expansion has work), `Some(false)` when not, `None` when not worked
     /// out (not a last PC, or the tables failed).
     final_inlined: Option<bool>,
-}
-
-impl Default for FrameSlot<'_> {
-    fn default() -> Self {
-        FrameSlot {
-            pc: 0,
-            used: false,
-            frame: None,
-            name: None,
-            final_inlined: None,
-        }
-    }
 }
 
 /// The slot of `pc` in an open-addressing frame table: (index, found).
