@@ -137,7 +137,14 @@ pub fn start_stop(cx: &Ctx) -> Result<Vec<Row>, String> {
 }
 
 /// The daemon's user-space stages of a profile line, in pipeline order (issue 16).
-const STAGES: [&str; 6] = ["deliver", "assemble", "symbolize", "encode", "gzip", "write"];
+const STAGES: [&str; 6] = [
+    "deliver",
+    "assemble",
+    "symbolize",
+    "encode",
+    "gzip",
+    "write",
+];
 
 /// One OOM kill as the daemon reported it.
 #[derive(Clone, Debug)]
@@ -281,7 +288,9 @@ pub fn oom_kills(cx: &Ctx) -> Result<Vec<Row>, String> {
     // The same kills with the profile directory on tmpfs: the write stage's fsync is
     // then free, which separates the pipeline from this host's disk.
     let shm = Path::new("/dev/shm");
-    let tmpfs = shm.is_dir().then(|| shm.join(format!("oomprof-bench-{}", std::process::id())));
+    let tmpfs = shm
+        .is_dir()
+        .then(|| shm.join(format!("oomprof-bench-{}", std::process::id())));
     if let Some(t) = &tmpfs {
         std::fs::create_dir_all(t).map_err(|e| format!("creating {}: {e}", t.display()))?;
     }
@@ -313,7 +322,13 @@ fn oom_kill_plan(
     ];
     if tmpfs.is_some() {
         plan.push((1000, cx.runs(20, 2), &[], "defaults, --dir on tmpfs", true));
-        plan.push((10_000, cx.runs(20, 2), &[], "defaults, --dir on tmpfs", true));
+        plan.push((
+            10_000,
+            cx.runs(20, 2),
+            &[],
+            "defaults, --dir on tmpfs",
+            true,
+        ));
         plan.push((
             100_000,
             cx.runs(10, 2),
@@ -664,7 +679,9 @@ pub fn pipeline(cx: &Ctx) -> Result<Vec<Row>, String> {
         let what = match *name {
             "parse" => "raw Go bucket bytes → Bucket",
             "values" => "counts + scaleHeapSample",
-            "symbolize" => "pprof::symbolize: every distinct PC through gopclntab once (the frame cache)",
+            "symbolize" => {
+                "pprof::symbolize: every distinct PC through gopclntab once (the frame cache)"
+            }
             "encode" => "pprof protobuf from the frame cache",
             _ => "flate2 level 1 (the daemon's, as Go's BestSpeed)",
         };
@@ -884,7 +901,8 @@ pub fn idle(cx: &Ctx) -> Result<Vec<Row>, String> {
                 .map_err(|e| format!("running /bin/true: {e}"))?;
             ours.insert(st.id());
             let mut st = st;
-            st.wait().map_err(|e| format!("waiting for /bin/true: {e}"))?;
+            st.wait()
+                .map_err(|e| format!("waiting for /bin/true: {e}"))?;
         }
         // Let the daemon take the last exec events before reading its CPU.
         daemon::sleep(Duration::from_millis(200))?;
