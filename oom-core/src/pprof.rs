@@ -162,7 +162,7 @@ fn frame_pos(slots: &[FrameSlot<'_>], pc: u64) -> Option<(usize, bool)> {
     if n == 0 {
         return None;
     }
-    let mut i = (pc.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 17) as usize % n;
+    let mut i = slot_of(hash_pc(pc), n);
     for _ in 0..n {
         let slot = slots.get(i)?;
         if !slot.used {
@@ -171,7 +171,10 @@ fn frame_pos(slots: &[FrameSlot<'_>], pc: u64) -> Option<(usize, bool)> {
         if slot.pc == pc {
             return Some((i, true));
         }
-        i = (i + 1) % n;
+        i += 1;
+        if i == n {
+            i = 0;
+        }
     }
     None
 }
@@ -393,6 +396,17 @@ impl Out<'_> {
     }
 }
 
+/// The slot of hash `h` in a table of `n` slots: the high half of `h × n`, which maps
+/// hashes evenly onto any table size without a division.
+fn slot_of(h: u64, n: usize) -> usize {
+    ((u128::from(h) * n as u128) >> 64) as usize
+}
+
+/// The hash of a PC (Fibonacci hashing: consecutive PCs spread over the table).
+fn hash_pc(pc: u64) -> u64 {
+    pc.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
 fn hash_str(s: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in s.as_bytes() {
@@ -418,7 +432,7 @@ impl<'a> Strings<'_, 'a> {
         if n == 0 {
             return Err(full);
         }
-        let mut i = (hash_str(s) % n as u64) as usize;
+        let mut i = slot_of(hash_str(s), n);
         for _ in 0..n {
             let slot = self.slots.get_mut(i).ok_or(full)?;
             if !slot.used {
@@ -434,7 +448,10 @@ impl<'a> Strings<'_, 'a> {
             if slot.s == s {
                 return Ok(i);
             }
-            i = (i + 1) % n;
+            i += 1;
+            if i == n {
+                i = 0;
+            }
         }
         Err(full)
     }
@@ -497,7 +514,7 @@ impl Locations<'_> {
         if n == 0 {
             return Err(full);
         }
-        let mut i = (pc.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 17) as usize % n;
+        let mut i = slot_of(hash_pc(pc), n);
         for _ in 0..n {
             let slot = self.slots.get(i).ok_or(full)?;
             if slot.id == 0 {
@@ -506,7 +523,10 @@ impl Locations<'_> {
             if slot.pc == pc {
                 return Ok((i, true));
             }
-            i = (i + 1) % n;
+            i += 1;
+            if i == n {
+                i = 0;
+            }
         }
         Err(full)
     }

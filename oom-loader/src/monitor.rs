@@ -627,8 +627,12 @@ impl Monitor {
         };
         // Expand the entries (whose stacks share outer frames with the entry before)
         // into whole-stack buckets backed by one arena.
-        let mut arena: Vec<u8> = Vec::new();
-        let mut parts: Vec<(u64, std::ops::Range<usize>, oom_core::bucket::MemRecord)> = Vec::new();
+        // Sized up front from the entry headers (each says its whole depth): no
+        // regrowth copies of a many-megabyte arena.
+        let words: usize = c.entries().map_while(Result::ok).map(|e| e.nstk()).sum();
+        let mut arena: Vec<u8> = Vec::with_capacity(words * 8);
+        let mut parts: Vec<(u64, std::ops::Range<usize>, oom_core::bucket::MemRecord)> =
+            Vec::with_capacity(c.end.buckets_emitted as usize);
         let entry_error = c
             .for_each_bucket(|_, b| {
                 let start = arena.len();
