@@ -163,8 +163,9 @@ impl RingBuf {
     ///
     /// Returns an error if epoll_wait fails (EINTR is reported as a wake-up).
     pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
-        // Nothing is borrowed (`&mut self`): give the data pages back while asleep.
-        self.maps.unmap_data();
+        // Nothing is borrowed (`&mut self`): give a capture's data pages back while
+        // asleep (a small window of event records stays mapped).
+        self.maps.release_data();
         let t = match timeout {
             None => EpollTimeout::NONE,
             Some(d) => {

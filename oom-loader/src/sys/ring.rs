@@ -5,8 +5,9 @@
 //! the data area follows and is mapped twice back to back, so a record that wraps
 //! around the end is still contiguous in our view.
 //!
-//! Only the window of the data area that holds unread records is mapped, and only
-//! while they are read ([`RingMaps::map_window`], [`RingMaps::unmap_data`]): the
+//! Only the window of the data area that holds unread records is mapped
+//! ([`RingMaps::map_window`]), and a large one only while it is read
+//! ([`RingMaps::release_data`]; up to 64 KiB stay mapped for the next wake-up): the
 //! kernel maps a ring mapping's pages all at once (`remap_vmalloc_range`), so mapping
 //! the whole area twice cost 16 MiB of the daemon's RSS for the default 8 MiB ring
 //! and about a millisecond of mmap/munmap per wake-up, i.e. per exec on the host. A
@@ -21,6 +22,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use memmap2::{MmapOptions, MmapRaw};
 
 use super::MapFd;
+
+/// The smallest window mapped, and the largest kept mapped between wake-ups.
+const KEEP_MAPPED: usize = 64 << 10;
 
 /// A mapped part of the doubled data area: ring positions `start..end` (`start`
 /// page-aligned), the first at the mapping's first byte.
@@ -89,8 +93,9 @@ impl RingMaps {
         // Offset of `start` in the first copy of the data area; the window is at most
         // size + page bytes from there, which the second copy covers.
         let off = start & (self.size as u64 - 1);
+        // At least KEEP_MAPPED: the records of the next few wake-ups land in it too.
         let len = (to - start).div_ceil(page).max(1) * page;
-        let len = len.min(2 * self.size as u64 - off);
+        let len = len.max(KEEP_MAPPED as u64).min(2 * self.size as u64 - off);
         let map = MmapOptions::new()
             .offset(2 * page + off)
             .len(len as usize)
@@ -103,9 +108,17 @@ impl RingMaps {
         Ok(())
     }
 
-    /// Unmaps the data area (nothing may borrow from it: this takes `&mut self`).
-    pub fn unmap_data(&mut self) {
-        self.data = None;
+    /// Unmaps the data area if its window is larger than [`KEEP_MAPPED`] (a capture's):
+    /// a small window stays for the next wake-up, which saves a mmap/munmap pair per
+    /// exec event on the host for at most 64 KiB of RSS.
+    pub fn release_data(&mut self) {
+        if self
+            .data
+            .as_ref()
+            .is_some_and(|w| w.end - w.start > KEEP_MAPPED as u64)
+        {
+            self.data = None;
+        }
     }
 
     /// Data area size in bytes.

@@ -238,9 +238,21 @@ fn oom_kill(d: &mut Daemon, manysites: &Path, sites: usize) -> Result<Kill, Stri
             return Err(format!("no profile for the OOM kill: {l}"));
         }
         Err(e) => {
+            let alive = child.try_wait().ok().flatten().is_none();
             let _ = child.kill();
             let _ = child.wait();
-            return Err(e);
+            let tail: Vec<&str> = d
+                .log
+                .iter()
+                .rev()
+                .take(6)
+                .map(|(_, l)| l.as_str())
+                .collect();
+            return Err(format!(
+                "{e} (manysites {pid} {}, cgroup oom_kill {:?}; the daemon's last lines: {tail:?})",
+                if alive { "still running" } else { "had exited" },
+                cg.oom_kills()
+            ));
         }
     };
     let status = child
