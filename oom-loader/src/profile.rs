@@ -733,7 +733,31 @@ fn flat_function<'a>(
 
 #[cfg(test)]
 mod tests {
-    use super::Incomplete;
+    use super::{Incomplete, Timings};
+    use std::time::Duration;
+
+    #[test]
+    fn timings_are_fields_in_pipeline_order() {
+        let us = Duration::from_micros;
+        let mut t = Timings {
+            deliver: None,
+            assemble: us(250),
+            symbolize: us(500),
+            encode: us(2000),
+            gzip: us(750),
+            write: None,
+        };
+        assert_eq!(
+            t.fields(),
+            " assemble=0.250ms symbolize=0.500ms encode=2.000ms gzip=0.750ms"
+        );
+        t.deliver = Some(us(1500));
+        t.write = Some(us(3000));
+        assert_eq!(
+            t.fields(),
+            " deliver=1.500ms assemble=0.250ms symbolize=0.500ms encode=2.000ms gzip=0.750ms write=3.000ms"
+        );
+    }
 
     #[test]
     fn step_caps_say_which_walk_and_how_many_steps() {

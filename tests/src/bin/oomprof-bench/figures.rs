@@ -1234,8 +1234,23 @@ mod tests {
         assert!(k.problem.is_none());
         assert!((k.walk_ms - 0.211).abs() < 1e-9);
         assert!((k.written_ms - 3.104).abs() < 1e-9);
+        assert_eq!(k.stages, [None; 6], "a daemon before issue 16");
         let l = "wrote /t/x pid=9 comm=m reason=oom inuse=1MiB top=- (0MiB) INCOMPLETE: ring full walk=1.0ms written=2.0ms-after-kill";
         assert_eq!(parse_kill(l).unwrap().problem.as_deref(), Some("ring full"));
+        let l = "wrote /t/x pid=9 comm=m reason=oom inuse=1MiB top=- (0MiB) complete (3 buckets) walk=1.0ms written=9.0ms-after-kill deliver=1.5ms assemble=0.25ms symbolize=0.5ms encode=2ms gzip=0.75ms write=3ms";
+        let k = parse_kill(l).unwrap();
+        assert_eq!(
+            k.stages,
+            [
+                Some(1.5),
+                Some(0.25),
+                Some(0.5),
+                Some(2.0),
+                Some(0.75),
+                Some(3.0)
+            ]
+        );
+        assert!(stage_medians(&[k]).starts_with("median stages (ms): walk 1.000 · deliver 1.500"));
     }
 
     #[test]
