@@ -1,11 +1,15 @@
 //! The OOM event log: one JSON line per OOM kill of any process (`oomprof-events.jsonl`
-//! beside the profiles, or `--events -` for stdout), from the kernel's own report on
-//! `/dev/kmsg` (see `oom_loader::kmsg`), linked to the Go profile of the same kill when
-//! there is one.
+//! beside the profiles, or `--events -` for stdout). Three sources meet per pid:
+//! - the kernel program's `oom/mark_victim` record, completed from `/proc`
+//!   ([`oom_loader::victim`]): every kill, with the victim's exe and command line;
+//! - the kernel's own report on `/dev/kmsg` or through `syslog(2)`
+//!   ([`oom_loader::kmsg`]): constraint, the OOM memcg and its `memory.stat`, the task
+//!   table; it may be missing (no CAP_SYSLOG, rate-limited, the log wrapped);
+//! - the Go profile of the same kill, when the victim was a watched Go process.
 //!
-//! A report waits up to [`LINK_WAIT`] for the profile of its pid (the Monitor's
-//! capture and the kernel's report race); a profile seen first waits for its report
-//! the same way.
+//! An event is written once the parts it can expect are in, or [`LINK_WAIT`] after its
+//! first part arrived with whatever it has ([`PROFILE_WAIT`] when a watched Go
+//! process's profile is still being made).
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -17,13 +21,22 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use oom_loader::attribution::Resolver;
 use oom_loader::kmsg::OomReport;
+use oom_loader::victim::VictimInfo;
 use serde_json::{json, Value};
 
-/// How long a report waits for its Go profile, and a profile for its report.
+/// How long an event waits for its missing parts (the capture, the kernel's report and
+/// the victim record race).
 pub const LINK_WAIT: Duration = Duration::from_secs(2);
+
+/// How long the event of a watched Go process waits for its profile.
+pub const PROFILE_WAIT: Duration = Duration::from_secs(30);
 
 /// The file name of the log in the profile directory.
 pub const FILE_NAME: &str = "oomprof-events.jsonl";
+
+/// At most this many kills wait to be written (a storm of kills is written as it
+/// comes; the oldest waiting is written early, never dropped).
+const MAX_WAITING: usize = 4096;
 
 /// Where events go.
 #[derive(Debug)]
@@ -32,22 +45,63 @@ enum Out {
     Stdout,
 }
 
-/// The event log and the reports waiting to be linked.
+/// The parts of one kill seen so far.
+#[derive(Debug)]
+struct Pending {
+    since: Instant,
+    pid: i32,
+    victim: Option<VictimInfo>,
+    report: Option<OomReport>,
+    profile: Option<String>,
+    /// The Monitor said no profile will come (the capture was dropped).
+    no_profile: bool,
+}
+
+impl Pending {
+    /// Everything it can expect is in: the victim record, the kernel's report when
+    /// the log is read, the profile when a watched Go process died.
+    fn complete(&self, kernel_log: bool) -> bool {
+        let Some(v) = &self.victim else {
+            return false;
+        };
+        (self.report.is_some() || !kernel_log)
+            && (self.profile.is_some() || self.no_profile || !v.watched)
+    }
+}
+
+/// The event log and the kills waiting to be written.
 #[derive(Debug)]
 pub struct EventLog {
     out: Out,
     path: Option<PathBuf>,
-    waiting: VecDeque<(Instant, OomReport)>,
-    profiles: VecDeque<(Instant, i32, String)>,
+    pending: VecDeque<Pending>,
+    /// Whether the kernel's reports are read (else events come from the victim
+    /// record alone).
+    kernel_log: bool,
     resolver: Resolver,
+    metrics: crate::metrics::Metrics,
+    /// Lines a write error left waiting (bounded: the oldest are given up on, with a
+    /// log line, past [`MAX_UNWRITTEN`]).
+    unwritten: VecDeque<String>,
+    /// Pre-OOM profiles, named by the events of later kills.
+    preoom: crate::preoom::Links,
 }
+
+/// Most event lines kept while they cannot be written.
+const MAX_UNWRITTEN: usize = 1024;
 
 impl EventLog {
     /// Appends to `target` (`-`: stdout), creating it with mode 0600; pod names come
-    /// from the runtime state under `runtime_root` (the Monitor's).
+    /// from the runtime state under `runtime_root` (the Monitor's). `kernel_log`: the
+    /// kernel's reports will be fed in, so events wait for them.
     ///
     /// Returns an error if the file cannot be opened.
-    pub fn open(target: &Path, runtime_root: &Path) -> anyhow::Result<Self> {
+    pub fn open(
+        target: &Path,
+        runtime_root: &Path,
+        kernel_log: bool,
+        metrics: crate::metrics::Metrics,
+    ) -> anyhow::Result<Self> {
         let (out, path) = if target == Path::new("-") {
             (Out::Stdout, None)
         } else {
@@ -63,9 +117,12 @@ impl EventLog {
         Ok(Self {
             out,
             path,
-            waiting: VecDeque::new(),
-            profiles: VecDeque::new(),
+            pending: VecDeque::new(),
+            kernel_log,
             resolver: Resolver::new(runtime_root),
+            metrics,
+            unwritten: VecDeque::new(),
+            preoom: crate::preoom::Links::default(),
         })
     }
 
@@ -74,72 +131,220 @@ impl EventLog {
         self.path.as_deref()
     }
 
-    /// A kernel report: written once linked, or after [`LINK_WAIT`].
-    pub fn report(&mut self, r: OomReport, now: Instant) {
-        let linked = self.profiles.iter().position(|(_, pid, _)| *pid == r.pid);
-        if let Some((_, _, file)) = linked.and_then(|i| self.profiles.remove(i)) {
-            self.write(&r, Some(&file));
-        } else {
-            self.waiting.push_back((now, r));
+    /// The kill of `pid`, started when absent.
+    fn entry(&mut self, pid: i32, now: Instant) -> &mut Pending {
+        let i = match self.pending.iter().position(|p| p.pid == pid) {
+            Some(i) => i,
+            None => {
+                if self.pending.len() >= MAX_WAITING {
+                    if let Some(p) = self.pending.pop_front() {
+                        self.write(&p);
+                    }
+                }
+                self.pending.push_back(Pending {
+                    since: now,
+                    pid,
+                    victim: None,
+                    report: None,
+                    profile: None,
+                    no_profile: false,
+                });
+                self.pending.len() - 1
+            }
+        };
+        &mut self.pending[i]
+    }
+
+    /// Writes the kill of `pid` if it is complete.
+    fn settle(&mut self, pid: i32) {
+        let kernel_log = self.kernel_log;
+        if let Some(i) = self
+            .pending
+            .iter()
+            .position(|p| p.pid == pid && p.complete(kernel_log))
+        {
+            if let Some(p) = self.pending.remove(i) {
+                self.write(&p);
+            }
         }
+    }
+
+    /// The kernel program's record of a victim.
+    pub fn victim(&mut self, v: VictimInfo, now: Instant) {
+        let pid = v.pid as i32;
+        self.entry(pid, now).victim = Some(v);
+        self.settle(pid);
+    }
+
+    /// A kernel report.
+    pub fn report(&mut self, r: OomReport, now: Instant) {
+        let pid = r.pid;
+        self.entry(pid, now).report = Some(r);
+        self.settle(pid);
     }
 
     /// A Go profile of an OOM-killed `pid`, written as `file`.
     pub fn profile(&mut self, pid: i32, file: &str, now: Instant) {
-        let linked = self.waiting.iter().position(|(_, r)| r.pid == pid);
-        if let Some((_, r)) = linked.and_then(|i| self.waiting.remove(i)) {
-            self.write(&r, Some(file));
-        } else {
-            self.profiles.push_back((now, pid, file.to_string()));
+        self.entry(pid, now).profile = Some(file.to_string());
+        self.settle(pid);
+    }
+
+    /// No profile will come for the kill of `pid` (its capture was dropped, or its
+    /// memory profiling was off): its event need not wait for one.
+    pub fn no_profile(&mut self, pid: i32) {
+        if let Some(p) = self.pending.iter_mut().find(|p| p.pid == pid) {
+            p.no_profile = true;
+        }
+        self.settle(pid);
+    }
+
+    /// Writes the kills that waited long enough and the lines a write error left
+    /// waiting; forgets profiles no kill claimed.
+    pub fn tick(&mut self, now: Instant) {
+        self.retry_unwritten();
+        while self.unwritten.len() > MAX_UNWRITTEN {
+            self.unwritten.pop_front();
+            log::error!("giving up on an OOM event: too many waiting to be written");
+        }
+        let mut i = 0;
+        while i < self.pending.len() {
+            let p = &self.pending[i];
+            let age = now.duration_since(p.since);
+            if p.victim.is_none() && p.report.is_none() {
+                // A profile alone: its kill's records may still come (a big capture
+                // finishes after them, a late kmsg read), but not forever.
+                if age >= LINK_WAIT * 5 {
+                    self.pending.remove(i);
+                    continue;
+                }
+            } else if age >= LINK_WAIT
+                && !(p.profile.is_none()
+                    && !p.no_profile
+                    && p.victim.as_ref().is_some_and(|v| v.watched)
+                    && age < PROFILE_WAIT)
+            {
+                // A watched Go process's profile is waited for longer: a capture of a
+                // large heap takes seconds under load; the Monitor says when none will
+                // come ([`EventLog::no_profile`]).
+                if let Some(p) = self.pending.remove(i) {
+                    self.write(&p);
+                }
+                continue;
+            }
+            i += 1;
         }
     }
 
-    /// Writes the reports that waited long enough without a profile.
-    pub fn tick(&mut self, now: Instant) {
-        while self
-            .waiting
-            .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) >= LINK_WAIT)
-        {
-            if let Some((_, r)) = self.waiting.pop_front() {
-                self.write(&r, None);
+    /// Writes everything still waiting (at shutdown); what cannot be written is said.
+    pub fn flush(&mut self) {
+        while let Some(p) = self.pending.pop_front() {
+            if p.victim.is_some() || p.report.is_some() {
+                self.write(&p);
             }
         }
-        while self
-            .profiles
-            .front()
-            .is_some_and(|(t, _, _)| now.duration_since(*t) >= LINK_WAIT * 5)
-        {
-            self.profiles.pop_front();
+        if let Err(e) = self.write_unwritten() {
+            log::error!(
+                "{} OOM events could not be written before exit: {e}",
+                self.unwritten.len()
+            );
         }
     }
 
-    /// Writes everything still waiting (at shutdown).
-    pub fn flush(&mut self) {
-        while let Some((_, r)) = self.waiting.pop_front() {
-            self.write(&r, None);
-        }
+    /// A pre-OOM profile written: the event of a later kill of its pid or cgroup
+    /// names it.
+    pub fn preoom(&mut self, t: crate::preoom::Taken) {
+        self.preoom.add(t);
     }
 
-    fn write(&mut self, r: &OomReport, profile: Option<&str>) {
-        let attribution = r
-            .task_memcg
-            .as_deref()
-            .and_then(|cg| self.resolver.attribute(cg));
-        let line = event_json(r, profile, attribution.as_ref()).to_string();
-        let res = match &mut self.out {
-            Out::File(f) => writeln!(f, "{line}"),
-            Out::Stdout => writeln!(std::io::stdout(), "{line}"),
-        };
+    fn write(&mut self, p: &Pending) {
+        self.metrics.oom_event(p.report.as_ref());
+        let cgroup = p
+            .report
+            .as_ref()
+            .and_then(|r| r.task_memcg.clone())
+            .or_else(|| p.victim.as_ref().and_then(|v| v.cgroup.clone()));
+        let attribution = cgroup.as_deref().and_then(|cg| self.resolver.attribute(cg));
+        let mut event = event_json(
+            p.pid,
+            p.victim.as_ref(),
+            p.report.as_ref(),
+            p.profile.as_deref(),
+            attribution.as_ref(),
+        );
+        // The kill was first seen at `since` (its victim record or report, read
+        // within a poll of it).
+        let preoom = self.preoom.for_kill(
+            p.pid,
+            p.report.as_ref().and_then(|r| r.oom_memcg.as_deref()),
+            cgroup.as_deref(),
+            p.since,
+        );
+        let pre = crate::preoom::describe(&preoom);
+        event["preoom"] = preoom;
+        let mut line = event.to_string();
+        line.push('\n');
+        // Lines that could not be written (a full disk) go first, in order.
+        self.unwritten.push_back(line);
+        let res = self.write_unwritten();
+        let comm = p
+            .report
+            .as_ref()
+            .map(|r| r.comm.clone())
+            .or_else(|| p.victim.as_ref().and_then(|v| v.comm.clone()))
+            .unwrap_or_default();
         match res {
             Ok(()) => log::info!(
-                "oom event: pid={} comm={} {}{}",
-                r.pid,
-                r.comm,
-                summary(r),
-                profile.map(|p| format!(" profile={p}")).unwrap_or_default()
+                "oom event: pid={} comm={comm} {}{}{}{pre}",
+                p.pid,
+                match &p.report {
+                    Some(r) => summary(r),
+                    None => "(no kernel report)".into(),
+                },
+                p.victim
+                    .as_ref()
+                    .and_then(|v| v.exe.as_ref())
+                    .map(|e| format!(" exe={}", e.display()))
+                    .unwrap_or_default(),
+                p.profile
+                    .as_deref()
+                    .map(|f| format!(" profile={f}"))
+                    .unwrap_or_default()
             ),
-            Err(e) => log::error!("writing the OOM event of pid {}: {e}", r.pid),
+            Err(e) => log::error!(
+                "writing the OOM event of pid {}: {e}; {} events wait to be written, retried every loop",
+                p.pid,
+                self.unwritten.len()
+            ),
+        }
+    }
+
+    /// Writes the waiting lines, oldest first, each whole or not at all (a partial
+    /// line is cut off again); stops at the first failure.
+    fn write_unwritten(&mut self) -> std::io::Result<()> {
+        while let Some(line) = self.unwritten.front() {
+            match &mut self.out {
+                Out::File(f) => {
+                    let before = f.metadata()?.len();
+                    if let Err(e) = f.write_all(line.as_bytes()) {
+                        let _ = f.set_len(before);
+                        return Err(e);
+                    }
+                }
+                Out::Stdout => std::io::stdout().write_all(line.as_bytes())?,
+            }
+            self.unwritten.pop_front();
+        }
+        Ok(())
+    }
+
+    /// Retries the lines a write error left waiting; says when they are written.
+    fn retry_unwritten(&mut self) {
+        if self.unwritten.is_empty() {
+            return;
+        }
+        let n = self.unwritten.len();
+        if self.write_unwritten().is_ok() {
+            log::info!("wrote {n} OOM events (delayed)");
         }
     }
 }
@@ -167,46 +372,81 @@ pub fn summary(r: &OomReport) -> String {
     }
 }
 
-/// The event's JSON object.
+/// The event's JSON object: the kernel's report where there is one, the victim
+/// record's figures where it is missing.
 pub fn event_json(
-    r: &OomReport,
+    pid: i32,
+    v: Option<&VictimInfo>,
+    r: Option<&OomReport>,
     profile: Option<&str>,
     a: Option<&oom_loader::attribution::Attribution>,
 ) -> Value {
     let now = jiff::Timestamp::now();
-    let breakdown = r.breakdown().map(|b| {
+    let breakdown = r.and_then(|r| r.breakdown()).map(|b| {
         json!({
             "anon": b.anon, "page_cache": b.page_cache, "shmem": b.shmem,
             "kernel": b.kernel, "sock": b.sock, "dominant": b.dominant().0,
         })
     });
-    let tasks: Vec<Value> = r
-        .tasks
+    // The memcg's tasks, largest RSS first (the kernel lists them by pid).
+    let mut by_rss: Vec<_> = r.map(|r| r.tasks.iter().collect()).unwrap_or_default();
+    by_rss.sort_by_key(|t| std::cmp::Reverse(t.rss_pages));
+    let tasks: Vec<Value> = by_rss
         .iter()
         .take(20)
         .map(|t| json!({"pid": t.pid, "uid": t.uid, "rss_pages": t.rss_pages, "name": t.name}))
         .collect();
     let names = a.map(|a| &a.names);
+    let rss = v.and_then(|v| v.rss_kb);
+    let mut sources = Vec::new();
+    if v.is_some() {
+        sources.push("mark_victim");
+    }
+    if r.is_some() {
+        sources.push("kernel_log");
+    }
     json!({
         "time": now.to_string(),
-        "kmsg_seq": r.seq,
-        "kernel_usec": r.usec,
-        "pid": r.pid,
-        "comm": r.comm,
-        "uid": r.uid,
-        "oom_score_adj": r.oom_score_adj,
-        "constraint": r.constraint,
-        "oom_memcg": r.oom_memcg,
-        "task_memcg": r.task_memcg,
-        "trigger": {"comm": r.trigger_comm, "tid": r.trigger_tid},
-        "allocation": {"gfp_mask": r.gfp_mask, "order": r.order},
+        "sources": sources,
+        "kmsg_seq": r.map(|r| r.seq),
+        "kernel_usec": r.map(|r| r.usec),
+        "pid": pid,
+        "comm": r.map(|r| r.comm.clone()).or_else(|| v.and_then(|v| v.comm.clone())),
+        "exe": v.and_then(|v| v.exe.as_ref()).map(|e| e.to_string_lossy().into_owned()),
+        "exe_from": v.and_then(|v| v.exe_from),
+        "cmdline": v.and_then(|v| v.cmdline.clone()),
+        "uid": r.and_then(|r| r.uid).or_else(|| v.and_then(|v| v.uid)),
+        "oom_score_adj": r
+            .and_then(|r| r.oom_score_adj.map(i64::from))
+            .or_else(|| v.and_then(|v| v.oom_score_adj.map(i64::from))),
+        "constraint": r.and_then(|r| r.constraint.clone()),
+        "oom_memcg": r.and_then(|r| r.oom_memcg.clone()),
+        "task_memcg": r.and_then(|r| r.task_memcg.clone()),
+        "cgroup": v.and_then(|v| v.cgroup.clone()),
+        "trigger": {
+            "comm": r.and_then(|r| r.trigger_comm.clone()).or_else(|| v.map(|v| v.trigger.2.clone())),
+            "pid": v.map(|v| v.trigger.0),
+            "tid": r
+                .and_then(|r| r.trigger_tid.map(i64::from))
+                .or_else(|| v.map(|v| i64::from(v.trigger.1))),
+        },
+        "allocation": {"gfp_mask": r.and_then(|r| r.gfp_mask.clone()), "order": r.and_then(|r| r.order)},
         "rss_kb": {
-            "total_vm": r.total_vm_kb, "anon": r.anon_rss_kb, "file": r.file_rss_kb,
-            "shmem": r.shmem_rss_kb, "pgtables": r.pgtables_kb,
+            "total_vm": r.and_then(|r| r.total_vm_kb),
+            "anon": r.and_then(|r| r.anon_rss_kb).or(rss.map(|x| x[0])),
+            "file": r.and_then(|r| r.file_rss_kb).or(rss.map(|x| x[1])),
+            "shmem": r.and_then(|r| r.shmem_rss_kb).or(rss.map(|x| x[2])),
+            "pgtables": r.and_then(|r| r.pgtables_kb),
         },
         "memcg": {
-            "usage_kb": r.memcg_usage_kb, "limit_kb": r.memcg_limit_kb,
+            "usage_kb": r.and_then(|r| r.memcg_usage_kb), "limit_kb": r.and_then(|r| r.memcg_limit_kb),
+            "kmem_kb": r.and_then(|r| r.kmem_kb),
             "bytes": breakdown,
+            // memory.stat as the kernel printed it at the OOM, every key (percpu,
+            // slab_reclaimable, file_mapped, ... as the kernel version has them).
+            "stat": r.filter(|r| !r.stats.is_empty()).map(|r| {
+                r.stats.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>()
+            }),
         },
         "tasks": tasks,
         "namespace": names.and_then(|n| n.namespace.clone()),
@@ -214,6 +454,11 @@ pub fn event_json(
         "container": names.and_then(|n| n.container.clone()),
         "container_id": a.and_then(|a| a.ids.container_id.clone()),
         "profile": profile,
+        "victim_read_after_ms": v.and_then(|v| v.proc_read_ns).map(|n| n as f64 / 1e6),
+        "written_after_kill_ms": v.and_then(|v| {
+            let now = oom_loader::monitor::monotonic_ns()?;
+            Some(now.saturating_sub(v.ts_ns) as f64 / 1e6)
+        }),
     })
 }
 
@@ -254,20 +499,169 @@ pub fn print(path: &Path, since: Option<jiff::Timestamp>) -> anyhow::Result<usiz
                 )
             }
             (Some(m), None) => format!("memcg {m}"),
-            (None, _) => "global OOM".into(),
+            (None, _) => match v["constraint"].as_str() {
+                Some(c) if c != "CONSTRAINT_NONE" => c.to_string(),
+                Some(_) => "global OOM".into(),
+                None => "(no kernel report)".into(),
+            },
         };
+        let exe = s("exe").map(|e| format!(" exe={e}")).unwrap_or_default();
         let pod = match (s("namespace"), s("pod")) {
             (Some(ns), Some(p)) => format!(" pod={ns}/{p}"),
             _ => String::new(),
         };
         println!(
-            "{time} pid={} comm={}{pod} {memcg} trigger={} profile={}",
+            "{time} pid={} comm={}{exe}{pod} {memcg} trigger={} profile={}{}",
             v["pid"],
             s("comm").unwrap_or_default(),
             v["trigger"]["comm"].as_str().unwrap_or("-"),
             v["profile"].as_str().unwrap_or("-"),
+            crate::preoom::describe(&v["preoom"]),
         );
         n += 1;
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oom_loader::kmsg::TaskRow;
+
+    fn victim(pid: u32) -> VictimInfo {
+        VictimInfo {
+            pid,
+            ts_ns: 1,
+            comm: Some("java".into()),
+            exe: Some("/usr/bin/java".into()),
+            exe_from: Some("exec"),
+            cmdline: None,
+            cgroup: None,
+            uid: Some(1000),
+            oom_score_adj: Some(0),
+            rss_kb: Some([1024, 8, 0]),
+            trigger: (7, 8, "kworker".into()),
+            watched: false,
+            proc_read_ns: Some(2_000_000),
+        }
+    }
+
+    #[test]
+    fn an_event_merges_its_sources_and_lists_tasks_by_rss() {
+        let row = |pid, rss_pages, name: &str| TaskRow {
+            pid,
+            uid: 0,
+            rss_pages,
+            name: name.into(),
+        };
+        let r = OomReport {
+            pid: 42,
+            comm: "java".into(),
+            constraint: Some("CONSTRAINT_MEMCG".into()),
+            tasks: vec![
+                row(1, 10, "pause"),
+                row(42, 9000, "java"),
+                row(50, 300, "envoy"),
+            ],
+            ..OomReport::default()
+        };
+        let v = victim(42);
+        let e = event_json(42, Some(&v), Some(&r), None, None);
+        assert_eq!(e["sources"], json!(["mark_victim", "kernel_log"]));
+        let names: Vec<_> = e["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].clone())
+            .collect();
+        assert_eq!(names, [json!("java"), json!("envoy"), json!("pause")]);
+        assert_eq!(e["exe"], "/usr/bin/java");
+        assert_eq!(e["trigger"]["comm"], "kworker"); // the report has none
+        assert!(e["memcg"]["stat"].is_null(), "{e}"); // nor memory.stat
+                                                      // The victim record alone: its own figures.
+        let e = event_json(42, Some(&v), None, None, None);
+        assert_eq!(e["sources"], json!(["mark_victim"]));
+        assert_eq!(
+            (e["rss_kb"]["anon"].as_u64(), e["uid"].as_u64()),
+            (Some(1024), Some(1000))
+        );
+        assert!(e["constraint"].is_null() && e["tasks"].as_array().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_event_waits_for_its_parts_and_is_written_once() {
+        let dir = std::env::temp_dir().join(format!("oomprof-evlog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(FILE_NAME);
+        let mut log = EventLog::open(&path, &dir, true, crate::metrics::Metrics::new()).unwrap();
+        let t0 = Instant::now();
+        let lines = || std::fs::read_to_string(&path).unwrap().lines().count();
+        // The victim record, then the report: written at the report.
+        log.victim(victim(42), t0);
+        assert_eq!(lines(), 0);
+        log.report(
+            OomReport {
+                pid: 42,
+                ..OomReport::default()
+            },
+            t0,
+        );
+        assert_eq!(lines(), 1);
+        // A watched Go victim waits for its profile too.
+        let mut go = victim(43);
+        go.watched = true;
+        log.victim(go, t0);
+        log.report(
+            OomReport {
+                pid: 43,
+                ..OomReport::default()
+            },
+            t0,
+        );
+        assert_eq!(lines(), 1);
+        log.profile(43, "x-43.pb.gz", t0);
+        assert_eq!(lines(), 2);
+        // A watched victim whose capture is slow: still waiting after LINK_WAIT, and
+        // written at once when the Monitor says no profile will come.
+        let mut slow = victim(46);
+        slow.watched = true;
+        log.victim(slow, t0);
+        log.report(
+            OomReport {
+                pid: 46,
+                ..OomReport::default()
+            },
+            t0,
+        );
+        log.tick(t0 + LINK_WAIT * 2);
+        assert_eq!(lines(), 2);
+        log.no_profile(46);
+        assert_eq!(lines(), 3);
+        // A report whose victim record was lost: written after LINK_WAIT, not before.
+        log.report(
+            OomReport {
+                pid: 44,
+                ..OomReport::default()
+            },
+            t0,
+        );
+        log.tick(t0 + LINK_WAIT / 2);
+        assert_eq!(lines(), 3);
+        log.tick(t0 + LINK_WAIT);
+        assert_eq!(lines(), 4);
+        // A profile no kill claims is forgotten, never written.
+        log.profile(45, "y-45.pb.gz", t0);
+        log.tick(t0 + LINK_WAIT * 5);
+        log.flush();
+        assert_eq!(lines(), 4);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.lines()
+                .nth(1)
+                .unwrap()
+                .contains("\"profile\":\"x-43.pb.gz\""),
+            "{text}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -11,6 +11,7 @@
 //! `run/containerd` and `var/lib/docker` are the private runtimes' state.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use oom_tests::fixtures::{self, Variant};
@@ -20,54 +21,8 @@ use oom_tests::privileged;
 mod common;
 
 use common::deploy::judge_oom_file;
-use common::runtime::Runtime;
+use common::runtime::{KubeCgroups, Runtime, UID};
 use common::*;
-
-const UID: &str = "3f2e1d0c-9b8a-4765-8432-10fedcba9876";
-
-/// A 64-hex container id unique to this run.
-fn container_id(tag: u8) -> String {
-    format!("{:056x}{:08x}", 0xabcdu64 + tag as u64, std::process::id())
-}
-
-/// The kubelet-layout cgroups runc makes in every hierarchy (v1: memory, cpu, pids,
-/// ...; v2: the unified one) for `rel`: those that did not exist before are removed
-/// on drop, innermost first.
-struct KubeCgroups(Vec<PathBuf>);
-
-impl KubeCgroups {
-    fn new(rel: &str) -> Self {
-        let mut made = Vec::new();
-        for h in std::fs::read_dir("/sys/fs/cgroup")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let h = h.path();
-            if !h.is_dir() || h.is_symlink() {
-                continue;
-            }
-            let mut p = h.clone();
-            let mut chain = Vec::new();
-            for part in rel.trim_start_matches('/').split('/') {
-                p = p.join(part);
-                if !p.exists() {
-                    chain.push(p.clone());
-                }
-            }
-            made.extend(chain.into_iter().rev());
-        }
-        Self(made)
-    }
-}
-
-impl Drop for KubeCgroups {
-    fn drop(&mut self) {
-        for d in &self.0 {
-            let _ = std::fs::remove_dir(d);
-        }
-    }
-}
 
 /// The victim's profile, judged exactly (MemProfileRate 1 in the container): within
 /// the container's 64 MiB, the culprit on top, the kill, pid and `cgroup` named. The
@@ -90,30 +45,6 @@ fn judge(tc: &gomatrix::Toolchain, bin: &Path, file: &Path, cgroup: &str) {
     );
 }
 
-/// The profile whose file name starts with `prefix`, waiting for it.
-fn profile_named(dir: &Path, prefix: &str) -> PathBuf {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(p) = std::fs::read_dir(dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
-            })
-        {
-            return p;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no {prefix}* profile in {}",
-            dir.display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 #[ignore = "needs root, the Go matrix, containerd, runc and docker.io: run tests/run"]
 fn a_container_oom_kill_names_its_pod_and_container() {
@@ -131,16 +62,7 @@ fn a_container_oom_kill_names_its_pod_and_container() {
 
     // An image with the Go victim.
     let oomer = fixtures::build("oomer", &tc, Variant::Default).unwrap();
-    let ctx = rt.dir.join("victim-image");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::copy(&oomer, ctx.join("oomer")).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        "FROM scratch\nCOPY oomer /oomer\nENTRYPOINT [\"/oomer\"]\n",
-    )
-    .unwrap();
-    let tag = rt.build(&ctx);
-    let image = rt.import(&tag);
+    let (tag, image) = rt.victim_image(&oomer);
 
     // The node's runtime state, as the daemon would find it at /.
     let node = rt.dir.join("node");
@@ -154,36 +76,8 @@ fn a_container_oom_kill_names_its_pod_and_container() {
     let mut d = daemon(&dir, &["--runtime-root", node.to_str().unwrap()]);
 
     // containerd, as the CRI plugin runs a pod's container under the cgroupfs driver.
-    let id = container_id(1);
-    let cgroup = format!("/kubepods/burstable/pod{UID}/{id}");
-    let _kube = KubeCgroups::new(&cgroup);
-    let mut ctr = rt.ctr();
-    ctr.args(["run", "--rm", "--snapshotter", "native"])
-        .arg("--fifo-dir")
-        .arg(rt.dir.join("fifo"))
-        .arg("--runc-root")
-        .arg(rt.dir.join("runc"))
-        .arg("--cgroup")
-        .arg(&cgroup)
-        .args(["--memory-limit", &OOM_LIMIT.to_string()])
-        .args(["--env", "FIXTURE_MEMPROFILERATE=1"])
-        .args(["--annotation", "io.kubernetes.cri.container-type=container"])
-        .args(["--annotation", "io.kubernetes.cri.container-name=api"])
-        .args(["--annotation", "io.kubernetes.cri.sandbox-name=api-7d9f-x2"])
-        .args(["--annotation", "io.kubernetes.cri.sandbox-namespace=shop"])
-        .args([
-            "--annotation",
-            &format!("io.kubernetes.cri.sandbox-uid={UID}"),
-        ])
-        .arg(&image)
-        .arg(&id);
-    let st = ctr.status().unwrap();
-    assert_eq!(
-        st.code(),
-        Some(137),
-        "the container was not OOM-killed: {st}"
-    );
-    let file = profile_named(&dir, "shop_api-7d9f-x2_api-");
+    let (id, _) = rt.run_cri_victim(&image, 1);
+    let file = profile_prefixed(&dir, "shop_api-7d9f-x2_api-");
     let c = pprof_comments(&tc, &file);
     assert!(c.contains("reason=oom"), "{c}");
     assert!(
@@ -233,12 +127,180 @@ fn a_container_oom_kill_names_its_pod_and_container() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let file = profile_named(&dir, "prod_web-0_web-");
+    let file = profile_prefixed(&dir, "prod_web-0_web-");
     let c = pprof_comments(&tc, &file);
     assert!(c.contains("pod: prod/web-0"), "{c}");
     assert!(c.contains("container: web runtime=docker id="), "{c}");
     // dockerd runs its containers under --cgroup-parent (the runtime's name).
     judge(&tc, &oomer, &file, &format!("/{}/", rt.name));
+    d.sigterm();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Podman, private to the test: its storage (vfs: plain directories) and state under
+/// `dir`, runc's root there too, and `/var/lib` a tmpfs in its own mount namespace
+/// (containers/image keeps a blob cache in /var/lib/containers otherwise).
+struct Podman {
+    dir: PathBuf,
+    /// Whether /run/runc was there before: Podman has runc make it once despite
+    /// `--runtime-flag root=`, and it is removed (when empty) if it was not.
+    run_runc: bool,
+}
+
+impl Podman {
+    fn new(test: &str) -> Self {
+        let dir = PathBuf::from(format!(
+            "/tmp/oomprof-podman-{}-{test:.8}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self {
+            dir,
+            run_runc: Path::new("/run/runc").exists(),
+        }
+    }
+
+    /// `podman ARGS` with every root in the test's directory.
+    fn cmd(&self, args: &[&str]) -> Command {
+        let d = self.dir.display();
+        let mut c = Command::new("unshare");
+        c.args(["-m", "--propagation", "private", "--", "sh", "-c"])
+            .arg(format!(
+            "mount -t tmpfs oomprof-test /var/lib && exec podman --root {d}/root --runroot {d}/run \
+             --tmpdir {d}/tmp --cgroup-manager cgroupfs --events-backend none --runtime runc \
+             --runtime-flag root={d}/runc --storage-driver vfs \"$@\"",
+        ));
+        // conmon writes an `oom` file into its working directory at the kill.
+        c.arg("podman").args(args).current_dir(&self.dir);
+        c
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["rm", "--all", "--force"]).output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.run_runc {
+            let _ = std::fs::remove_dir("/run/runc");
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs root, the Go matrix and podman: run tests/run"]
+fn a_podman_container_oom_kill_names_its_pod_and_container_from_containers_storage() {
+    // Podman keeps CRI-O's state format (containers/storage, the OCI config.json in
+    // `<driver>-containers/<id>/userdata/` with io.kubernetes.* annotations) and
+    // names the cgroup `libpod-<id>` under the parent given, here the kubelet's
+    // cgroupfs layout.
+    let test = "a_podman_container_oom_kill_names_its_pod_and_container_from_containers_storage";
+    if !privileged::root(test) || privileged::tool(test, "podman").is_none() {
+        return;
+    }
+    let Some(tc) = gomatrix::newest(test) else {
+        return;
+    };
+    let _g = serial();
+    let pm = Podman::new("attr");
+    let oomer = fixtures::build("oomer", &tc, Variant::Default).unwrap();
+    let ctx = pm.dir.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::copy(&oomer, ctx.join("oomer")).unwrap();
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&ctx)
+        .args(["-cf"])
+        .arg(pm.dir.join("rootfs.tar"))
+        .arg("oomer")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let tar = pm.dir.join("rootfs.tar");
+    let out = pm
+        .cmd(&[
+            "import",
+            "--change",
+            "ENTRYPOINT [\"/oomer\"]",
+            tar.to_str().unwrap(),
+            "localhost/oomprof-victim:t",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let node = pm.dir.join("node");
+    std::fs::create_dir_all(node.join("var/lib/containers")).unwrap();
+    std::os::unix::fs::symlink(pm.dir.join("root"), node.join("var/lib/containers/storage"))
+        .unwrap();
+    let dir = tmpdir("podman");
+    let mut d = daemon(&dir, &["--runtime-root", node.to_str().unwrap()]);
+
+    let parent = format!("/kubepods/burstable/pod{UID}");
+    let _kube = KubeCgroups::new(&parent);
+    let limit = OOM_LIMIT.to_string();
+    let out = pm
+        .cmd(&[
+            "run",
+            "--name",
+            "victim",
+            "--network",
+            "none",
+            // Within the hard limits this host gives root (Podman asks for more).
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+            "--memory",
+            &limit,
+            "--memory-swap",
+            &limit,
+            "-e",
+            "FIXTURE_MEMPROFILERATE=1",
+            "--cgroup-parent",
+            &parent,
+            "--annotation",
+            "io.kubernetes.pod.name=db-0",
+            "--annotation",
+            "io.kubernetes.pod.namespace=data",
+            "--annotation",
+            "io.kubernetes.container.name=pg",
+            "localhost/oomprof-victim:t",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "not OOM-killed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8(
+        pm.cmd(&["inspect", "victim", "--format", "{{.Id}}"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    let file = profile_prefixed(&dir, "data_db-0_pg-");
+    let c = pprof_comments(&tc, &file);
+    assert!(
+        c.contains(&format!("pod: data/db-0 uid={UID} qos=Burstable")),
+        "{c}"
+    );
+    assert!(
+        c.contains(&format!("container: pg runtime=podman id={id}")),
+        "{c}"
+    );
+    judge(&tc, &oomer, &file, &format!("{parent}/libpod-{id}"));
+    d.wait_log("pod=data/db-0 container=pg", Duration::from_secs(10));
     d.sigterm();
     let _ = std::fs::remove_dir_all(&dir);
 }

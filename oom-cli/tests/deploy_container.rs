@@ -29,9 +29,9 @@ mod common;
 
 use common::deploy::{
     cap_mask, cap_names, deploy_dir, judge_oom_file, kubelet_argv, mount_at, oom_kill, proc_caps,
-    static_bin, DaemonSet, HostMount, TempDir,
+    static_bin, DaemonSet, EnvValue, HostMount, TempDir,
 };
-use common::runtime::{mem_figures, RunSpec, Runtime};
+use common::runtime::{mem_figures, RunSpec, Runtime, UID};
 use common::*;
 
 /// Builds `deploy/Dockerfile` as its comment says: the static binary next to it in
@@ -45,7 +45,9 @@ fn build_image(rt: &Runtime, bin: &Path) -> String {
 }
 
 /// The run the DaemonSet asks for, with the profiles volume's node path replaced by
-/// `profiles`, and the memory limit when `limit` (the manifest's own).
+/// `profiles`, the runtime-state volumes' by the private runtimes' own state (made
+/// when missing, as `DirectoryOrCreate` does), and the memory limit when `limit`
+/// (the manifest's own).
 fn spec_of(ds: &DaemonSet, rt: &Runtime, tag: &str, profiles: &Path, limit: bool) -> RunSpec {
     let (entrypoint, cmd) = rt.image_config(tag);
     let argv = kubelet_argv(ds.command.as_deref(), ds.args.as_deref(), &entrypoint, &cmd);
@@ -59,11 +61,20 @@ fn spec_of(ds: &DaemonSet, rt: &Runtime, tag: &str, profiles: &Path, limit: bool
         .mounts
         .iter()
         .map(|m| {
-            let host = if m.path == Path::new("/profiles") {
-                profiles.to_path_buf()
-            } else {
-                m.host.clone()
+            let host = match m.path.to_str().unwrap() {
+                "/profiles" => profiles.to_path_buf(),
+                "/run/containerd/io.containerd.runtime.v2.task" => rt
+                    .dir
+                    .join("containerd/state/io.containerd.runtime.v2.task"),
+                "/var/lib/docker/containers" => rt.dir.join("docker/containers"),
+                p if p.starts_with("/run/") || p.starts_with("/var/lib/") => {
+                    panic!("{p}: a runtime-state volume the test does not map to its runtimes")
+                }
+                _ => m.host.clone(),
             };
+            if !host.exists() {
+                std::fs::create_dir_all(&host).unwrap();
+            }
             HostMount { host, ..m.clone() }
         })
         .collect();
@@ -77,6 +88,19 @@ fn spec_of(ds: &DaemonSet, rt: &Runtime, tag: &str, profiles: &Path, limit: bool
         allow_new_privs: ds.allow_privilege_escalation,
         memory_limit: limit.then_some(ds.memory_limit),
         mounts,
+        // What the kubelet fills in from the pod: this test's node is "node-a".
+        env: ds
+            .env
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    EnvValue::Plain(v) => v.clone(),
+                    EnvValue::Field(f) if f == "spec.nodeName" => "node-a".into(),
+                    EnvValue::Field(f) => panic!("env {k} from {f}: not reproduced"),
+                };
+                (k.clone(), v)
+            })
+            .collect(),
     }
 }
 
@@ -126,6 +150,16 @@ fn check_confinement(pid: i32, ds: &DaemonSet, node_tracefs: bool) {
         let seen = mount_at(pid, path).unwrap_or_else(|| panic!("nothing mounted at {path}"));
         assert_eq!(seen.read_only(), m.read_only, "{path}: {seen:?}");
     }
+    // The environment the kubelet would give it (NODE_NAME from spec.nodeName).
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    for (k, _) in &ds.env {
+        assert!(
+            environ
+                .split(|&b| b == 0)
+                .any(|e| e.starts_with(format!("{k}=").as_bytes())),
+            "{k} not in the container's environment"
+        );
+    }
     let tracing = mount_at(pid, "/sys/kernel/tracing").expect("the tracing volume");
     assert_eq!(
         tracing.fstype == "tracefs",
@@ -137,7 +171,7 @@ fn check_confinement(pid: i32, ds: &DaemonSet, node_tracefs: bool) {
 /// The profile of `pid` in `dir`, once the daemon has said it wrote it (its log so far
 /// is in the panic message when it does not).
 fn waited_profile(d: &mut Daemon, dir: &Path, pid: i32) -> std::path::PathBuf {
-    d.wait_log(&format!(" pid={pid} "), Duration::from_secs(60));
+    d.wait_log(&format!(".pb.gz pid={pid} "), Duration::from_secs(60));
     profile_of(dir, pid, Duration::from_secs(5))
         .unwrap_or_else(|| panic!("no profile for pid {pid} in {}", dir.display()))
 }
@@ -188,6 +222,60 @@ fn the_image_run_as_the_daemonset_says_captures_an_oom_kill_on_a_node_without_tr
         false,
         "main.allocChunk",
     );
+    // The event of that kill, with the kernel's report read through syslog(2): the
+    // container has no /dev/kmsg.
+    let ev = event_of(&profiles.0, victim);
+    assert_eq!(
+        ev["sources"],
+        serde_json::json!(["mark_victim", "kernel_log"]),
+        "{ev}"
+    );
+    assert_eq!(ev["constraint"], "CONSTRAINT_MEMCG", "{ev}");
+    assert_eq!(ev["memcg"]["bytes"]["dominant"], "anon", "{ev}");
+
+    // A pod's container OOM-killed on the same containerd: the mounted runtime state
+    // names it in the profile's name and comments and in its event.
+    let oomer_rate1 = fixtures::build("oomer", &tc, Variant::Default).unwrap();
+    let (_, image) = rt.victim_image(&oomer_rate1);
+    let (id, _) = rt.run_cri_victim(&image, 2);
+    let file = profile_prefixed(&profiles.0, "shop_api-7d9f-x2_api-");
+    let c = pprof_comments(&tc, &file);
+    assert!(
+        c.contains(&format!("pod: shop/api-7d9f-x2 uid={UID} qos=Burstable")),
+        "{c}"
+    );
+    assert!(
+        c.contains(&format!("container: api runtime=containerd id={id}")),
+        "{c}"
+    );
+    let pid: i32 = file
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .rsplit('-')
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    judge_oom_file(
+        &tc,
+        &oomer_rate1,
+        &file,
+        (pid, &format!(":/kubepods/burstable/pod{UID}/{id}")),
+        OOM_LIMIT,
+        true,
+        "main.allocChunk",
+    );
+    let ev = event_of(&profiles.0, pid);
+    assert_eq!(
+        (
+            ev["namespace"].as_str(),
+            ev["pod"].as_str(),
+            ev["container"].as_str()
+        ),
+        (Some("shop"), Some("api-7d9f-x2"), Some("api")),
+        "{ev}"
+    );
+    assert_eq!(ev["container_id"], id.as_str(), "{ev}");
     d.sigterm();
     eprintln!("{T}: {:.1?}", t0.elapsed());
 }

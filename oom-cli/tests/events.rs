@@ -1,11 +1,12 @@
 //! The OOM event log with real OOM kills of three kinds of process: a Go program (the
 //! event names its profile), a C program leaking malloc'd memory (anonymous memory
 //! filled the cgroup), and a shell filling a tmpfs (shmem filled it). `oomprof events`
-//! prints them.
+//! prints them. The kernel's reports are read from /dev/kmsg, through syslog(2) (as in
+//! a container), or not at all (the kernel program's victim records alone).
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use oom_tests::fixtures::{self, Variant};
 use oom_tests::gomatrix;
@@ -18,28 +19,6 @@ use common::*;
 
 const LIMIT: u64 = OOM_LIMIT;
 
-/// The event of `pid` in the log, waiting for it.
-fn event_of(dir: &Path, pid: i32) -> serde_json::Value {
-    let log = dir.join("oomprof-events.jsonl");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        for line in text.lines() {
-            let v: serde_json::Value =
-                serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
-            if v["pid"] == pid {
-                return v;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no event for pid {pid} in {}:\n{text}",
-            log.display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn bytes(v: &serde_json::Value, kind: &str) -> u64 {
     v["memcg"]["bytes"][kind].as_u64().unwrap_or(0)
 }
@@ -47,7 +26,82 @@ fn bytes(v: &serde_json::Value, kind: &str) -> u64 {
 #[test]
 #[ignore = "needs root, the Go matrix and gcc: run tests/run"]
 fn every_oom_kill_gets_an_event_naming_the_memory_that_filled_the_cgroup() {
-    let test = "every_oom_kill_gets_an_event_naming_the_memory_that_filled_the_cgroup";
+    three_kills(
+        "every_oom_kill_gets_an_event_naming_the_memory_that_filled_the_cgroup",
+        "kmsg",
+    );
+}
+
+#[test]
+#[ignore = "needs root, the Go matrix and gcc: run tests/run"]
+fn the_kernel_log_read_through_syslog_gives_the_same_events() {
+    three_kills(
+        "the_kernel_log_read_through_syslog_gives_the_same_events",
+        "syslog",
+    );
+}
+
+#[test]
+#[ignore = "needs root, the Go matrix and gcc: run tests/run"]
+fn without_the_kernel_log_every_kill_still_gets_an_event_from_its_victim_record() {
+    three_kills(
+        "without_the_kernel_log_every_kill_still_gets_an_event_from_its_victim_record",
+        "off",
+    );
+}
+
+/// The victim record's part of an event: the victim's exe and command line read from
+/// /proc before it was gone, its cgroup, and where the event came from.
+fn judge_victim_part(ev: &serde_json::Value, exe: &Path, argv1: Option<&str>, report: bool) {
+    let sources: Vec<&str> = ev["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    let want: &[&str] = if report {
+        &["mark_victim", "kernel_log"]
+    } else {
+        &["mark_victim"]
+    };
+    assert_eq!(sources, want, "{ev}");
+    let got = ev["exe"].as_str().map(std::path::PathBuf::from);
+    assert_eq!(
+        got.map(|p| std::fs::canonicalize(p).unwrap()),
+        Some(std::fs::canonicalize(exe).unwrap()),
+        "{ev}"
+    );
+    eprintln!(
+        "pid {} ({}): exe from {}, /proc read {} ms after the kill",
+        ev["pid"], ev["comm"], ev["exe_from"], ev["victim_read_after_ms"]
+    );
+    // The command line and cgroup only while /proc still had them; the exe always
+    // (a watched process's, or its last exec's).
+    match ev["exe_from"].as_str() {
+        Some("proc") => {
+            if let Some(a) = argv1 {
+                assert_eq!(ev["cmdline"][1], a, "{ev}");
+            }
+            assert!(
+                ev["cgroup"]
+                    .as_str()
+                    .is_some_and(|c| c.contains(":/oomprof-test-")),
+                "{ev}"
+            );
+        }
+        Some("watch") => assert!(
+            ev["cgroup"]
+                .as_str()
+                .is_some_and(|c| c.contains(":/oomprof-test-")),
+            "{ev}"
+        ),
+        Some("exec") => assert!(ev["cgroup"].is_null(), "{ev}"),
+        other => panic!("exe_from {other:?}: {ev}"),
+    }
+    assert!(ev["victim_read_after_ms"].as_f64().is_some(), "{ev}");
+}
+
+fn three_kills(test: &str, kernel_log: &str) {
     if !privileged::root(test) || privileged::tool(test, "gcc").is_none() {
         return;
     }
@@ -80,7 +134,8 @@ fn every_oom_kill_gets_an_event_naming_the_memory_that_filled_the_cgroup() {
     std::fs::create_dir(&mnt).unwrap();
     let tmpfs = Tmpfs::mount(&mnt, "512m");
 
-    let d = daemon(&dir, &[]);
+    let d = daemon(&dir, &["--kernel-log", kernel_log]);
+    let report = kernel_log != "off";
 
     // Go: the event names the profile of the same kill.
     let kill = oom_exact(&mut Command::new(&oomer));
@@ -97,21 +152,36 @@ fn every_oom_kill_gets_an_event_naming_the_memory_that_filled_the_cgroup() {
     );
     let ev = event_of(&dir, go);
     assert_eq!(ev["comm"], "oomer");
-    assert_eq!(ev["constraint"], "CONSTRAINT_MEMCG");
+    judge_victim_part(&ev, &oomer, None, report);
     assert_eq!(
         ev["profile"].as_str(),
         file.file_name().and_then(|n| n.to_str()),
         "{ev}"
     );
-    assert_eq!(ev["memcg"]["bytes"]["dominant"], "anon", "{ev}");
+    if report {
+        assert_eq!(ev["constraint"], "CONSTRAINT_MEMCG");
+        assert_eq!(ev["memcg"]["bytes"]["dominant"], "anon", "{ev}");
+    } else {
+        assert!(ev["constraint"].is_null(), "{ev}");
+    }
 
     // C: anonymous memory, nearly the whole limit; no profile.
-    let c = oom_exact(&mut Command::new(&leak)).pid;
+    let c = oom_exact(Command::new(&leak).arg("--leak-tag")).pid;
     let ev = event_of(&dir, c);
     assert_eq!(ev["comm"], "leak");
-    assert_eq!(ev["memcg"]["bytes"]["dominant"], "anon", "{ev}");
-    assert!(bytes(&ev, "anon") >= LIMIT * 95 / 100, "{ev}");
+    judge_victim_part(&ev, &leak, Some("--leak-tag"), report);
+    if report {
+        assert_eq!(ev["memcg"]["bytes"]["dominant"], "anon", "{ev}");
+        assert!(bytes(&ev, "anon") >= LIMIT * 95 / 100, "{ev}");
+        // The whole memory.stat is there (v1 prints total_rss, v2 anon).
+        let stat = &ev["memcg"]["stat"];
+        assert!(
+            stat["anon"].as_u64().or(stat["total_rss"].as_u64()) >= Some(LIMIT * 95 / 100),
+            "{ev}"
+        );
+    }
     assert!(ev["profile"].is_null(), "{ev}");
+    // The victim's RSS: the kernel's report, or the tracepoint's (Linux ~6.9+).
     assert!(
         ev["rss_kb"]["anon"].as_u64().unwrap() * 1024 >= LIMIT * 90 / 100,
         "{ev}"
@@ -126,9 +196,19 @@ fn every_oom_kill_gets_an_event_naming_the_memory_that_filled_the_cgroup() {
     )
     .pid;
     let ev = event_of(&dir, sh);
-    assert_eq!(ev["memcg"]["bytes"]["dominant"], "shmem", "{ev}");
-    assert!(bytes(&ev, "shmem") >= LIMIT * 95 / 100, "{ev}");
+    assert_eq!(ev["comm"], "dd");
+    if report {
+        assert_eq!(ev["memcg"]["bytes"]["dominant"], "shmem", "{ev}");
+        assert!(bytes(&ev, "shmem") >= LIMIT * 95 / 100, "{ev}");
+    }
     drop(tmpfs);
+    if !report {
+        // What `oomprof events` prints needs the kernel's report; the victim part is
+        // judged above.
+        d.sigterm();
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
 
     // Every event is a JSON line; `oomprof events` prints each readably.
     let out = Command::new(OOMPROF)

@@ -130,6 +130,7 @@ fn two_daemons_at_once_both_write_profiles() {
 #[test]
 #[ignore = "needs root and the Go matrix: run tests/run"]
 fn a_full_disk_is_reported_nothing_partial_is_left_and_the_profile_follows() {
+    // The profile and the kill's OOM event both wait for room, and arrive whole.
     const T: &str = "a_full_disk_is_reported_nothing_partial_is_left_and_the_profile_follows";
     if !privileged::root(T) {
         return;
@@ -165,11 +166,22 @@ fn a_full_disk_is_reported_nothing_partial_is_left_and_the_profile_follows() {
         .collect();
     assert_eq!(names, ["filler"], "partial files left behind");
     assert!(d.child.try_wait().unwrap().is_none(), "the daemon died");
+    d.wait_log(
+        &format!("writing the OOM event of pid {pid}: "),
+        Duration::from_secs(10),
+    );
     // Room again: the waiting profile is written.
     fs::remove_file(&filler).unwrap();
     d.wait_log("(delayed)", Duration::from_secs(10));
     let f = profile_of(&dir, pid, Duration::from_secs(5)).expect("profile after freeing space");
     assert_eq!(top_function(&tc, &oomer, &f), "main.allocChunk");
+    // The kill's event follows too, whole: every line of the log is an event.
+    let ev = event_of(&dir, pid);
+    assert_eq!(ev["comm"], "oomer", "{ev}");
+    let log = fs::read_to_string(dir.join("oomprof-events.jsonl")).unwrap();
+    for l in log.lines() {
+        serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{l}: {e}"));
+    }
     d.sigterm();
 }
 

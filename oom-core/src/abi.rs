@@ -453,6 +453,11 @@ impl<'a> Fields<'a> {
 pub struct Comm([u8; TASK_COMM_LEN]);
 
 impl Comm {
+    /// A comm from its NUL-padded bytes, as the kernel stores it.
+    pub const fn from_bytes(b: [u8; TASK_COMM_LEN]) -> Self {
+        Comm(b)
+    }
+
     /// The bytes before the first NUL.
     pub fn as_bytes(&self) -> &[u8] {
         let n = self.0.iter().position(|&b| b == 0).unwrap_or(self.0.len());

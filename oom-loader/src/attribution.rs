@@ -380,14 +380,20 @@ fn names_for(root: &Path, id: &str) -> Names {
             }
         }
     }
-    // CRI-O and Podman (containers/storage).
+    // CRI-O and Podman (containers/storage): `<driver>-containers/<id>/userdata/`,
+    // overlay-containers usually, vfs-containers or btrfs-containers elsewhere.
     for dir in ["run/containers/storage", "var/lib/containers/storage"] {
-        let path = root
-            .join(dir)
-            .join("overlay-containers")
-            .join(id)
-            .join("userdata/config.json");
-        if let Some(c) = read_json(&path) {
+        let Ok(drivers) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        for d in drivers.flatten() {
+            if !d.file_name().to_string_lossy().ends_with("-containers") {
+                continue;
+            }
+            let path = d.path().join(id).join("userdata/config.json");
+            let Some(c) = read_json(&path) else {
+                continue;
+            };
             let crio = c["annotations"]
                 .get("io.kubernetes.cri-o.ContainerID")
                 .is_some();

@@ -469,6 +469,180 @@ impl Reader {
     }
 }
 
+/// Parses one line of the kernel log as `syslog(2)` writes it (`<6>[ 12.345678] text`,
+/// or `<6>text` when `printk.time` is off); `None` if it is not one. `seq` is left 0.
+pub fn parse_syslog_line(line: &str) -> Option<Record<'_>> {
+    let rest = line.strip_prefix('<')?;
+    let (prio, rest) = rest.split_once('>')?;
+    let prio = prio.parse().ok()?;
+    let (usec, text) = match rest.strip_prefix('[') {
+        Some(r) => {
+            let (ts, text) = r.split_once(']')?;
+            let (s, us) = ts.trim().split_once('.')?;
+            let usec = s
+                .parse::<u64>()
+                .ok()?
+                .checked_mul(1_000_000)?
+                .checked_add(us.parse().ok()?)?;
+            (usec, text.strip_prefix(' ').unwrap_or(text))
+        }
+        None => (0, rest),
+    };
+    Some(Record {
+        prio,
+        seq: 0,
+        usec,
+        text,
+    })
+}
+
+/// A reader of the kernel log through `syslog(2)` (`SYSLOG_ACTION_READ_ALL`), for where
+/// `/dev/kmsg` cannot be opened: a container without the device (Kubernetes gives
+/// none to an unprivileged one), with CAP_SYSLOG, which the runtimes' default seccomp
+/// profiles honour. It copies the whole buffer at each read, so the daemon reads only
+/// when the kernel program saw an OOM victim, and rarely otherwise.
+#[derive(Debug)]
+pub struct SyslogReader {
+    buf: Vec<u8>,
+    /// The last line handed out, and its timestamp: where the next read resumes.
+    last: Option<(String, u64)>,
+    seq: u64,
+    lost: u64,
+}
+
+/// The largest buffer read through `syslog(2)` (the kernel's `log_buf_len` limit is
+/// 1 GiB; a larger log is read from its newest part).
+const MAX_SYSLOG_BUF: usize = 16 << 20;
+
+impl SyslogReader {
+    /// Checks that `syslog(2)` may be used and skips what is already in the log.
+    ///
+    /// Returns an error if the call is refused (no CAP_SYSLOG where
+    /// `kernel.dmesg_restrict=1`, or a seccomp filter).
+    pub fn open() -> std::io::Result<SyslogReader> {
+        let size = crate::sys::syslog_buffer_size()?;
+        // The text form adds a `<p>[ s.us] ` prefix to every line: room for it.
+        let len = size.saturating_mul(2).clamp(64 << 10, MAX_SYSLOG_BUF);
+        let mut r = SyslogReader {
+            buf: vec![0; len],
+            last: None,
+            seq: 0,
+            lost: 0,
+        };
+        r.drain(|_| {})?;
+        Ok(r)
+    }
+
+    /// Lines that may have been lost: the log wrapped past the last line read.
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+
+    /// Reads the log and hands every line written since the last call to `f` (the
+    /// first call hands none: the log before the reader's start); returns how many.
+    /// Lines get consecutive sequence numbers of the reader's own.
+    ///
+    /// Returns an error if the call is refused.
+    pub fn drain(&mut self, mut f: impl FnMut(&Record<'_>)) -> std::io::Result<usize> {
+        let n = crate::sys::syslog_read_all(&mut self.buf)?;
+        let text = String::from_utf8_lossy(&self.buf[..n]);
+        let lines: Vec<(&str, Record<'_>)> = text
+            .lines()
+            .filter_map(|l| parse_syslog_line(l).map(|r| (l, r)))
+            .collect();
+        let start = match &self.last {
+            None => lines.len(),
+            Some((raw, usec)) => match lines.iter().rposition(|(l, _)| l == raw) {
+                Some(i) => i + 1,
+                None => {
+                    // The last line read has left the buffer: what is newer than it
+                    // is new; lines in between may be lost. Without timestamps
+                    // nothing can be told apart, so nothing is taken as new.
+                    let i = if *usec == 0 {
+                        lines.len()
+                    } else {
+                        lines
+                            .iter()
+                            .position(|(_, r)| r.usec > *usec)
+                            .unwrap_or(lines.len())
+                    };
+                    self.lost += 1;
+                    i
+                }
+            },
+        };
+        let mut handed = 0;
+        for (_, r) in &lines[start..] {
+            self.seq += 1;
+            f(&Record {
+                seq: self.seq,
+                ..r.clone()
+            });
+            handed += 1;
+        }
+        if let Some((l, r)) = lines.last() {
+            self.last = Some((l.to_string(), r.usec));
+        }
+        Ok(handed)
+    }
+}
+
+/// Where the daemon reads the kernel's OOM reports from.
+#[derive(Debug)]
+pub enum KernelLog {
+    /// `/dev/kmsg`, read as records arrive.
+    Dev(Reader),
+    /// `syslog(2)`, read when woken (see [`SyslogReader`]).
+    Syslog(SyslogReader),
+}
+
+impl KernelLog {
+    /// `/dev/kmsg`, else `syslog(2)`.
+    ///
+    /// Returns the errors of both when neither can be used.
+    pub fn open() -> Result<KernelLog, String> {
+        match Reader::open() {
+            Ok(r) => Ok(KernelLog::Dev(r)),
+            Err(dev) => match SyslogReader::open() {
+                Ok(s) => Ok(KernelLog::Syslog(s)),
+                Err(sys) => Err(format!("/dev/kmsg: {dev}; syslog(2): {sys}")),
+            },
+        }
+    }
+
+    /// `/dev/kmsg` or `syslog(2)`, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            KernelLog::Dev(_) => "/dev/kmsg",
+            KernelLog::Syslog(_) => "syslog(2)",
+        }
+    }
+
+    /// Records lost before they were read.
+    pub fn lost(&self) -> u64 {
+        match self {
+            KernelLog::Dev(r) => r.lost(),
+            KernelLog::Syslog(r) => r.lost(),
+        }
+    }
+
+    /// Whether reading costs a copy of the whole log, so it should be done only when
+    /// an OOM kill was seen (and rarely otherwise).
+    pub fn read_when_woken(&self) -> bool {
+        matches!(self, KernelLog::Syslog(_))
+    }
+
+    /// Hands every new record to `f`; returns how many.
+    ///
+    /// Returns an error if the log cannot be read.
+    pub fn drain(&mut self, f: impl FnMut(&Record<'_>)) -> std::io::Result<usize> {
+        match self {
+            KernelLog::Dev(r) => r.drain(f),
+            KernelLog::Syslog(r) => r.drain(f),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -689,5 +863,59 @@ mod tests {
             "drain blocked"
         );
         assert_eq!(r.lost(), 0);
+    }
+
+    #[test]
+    fn syslog_lines_parse_with_and_without_timestamps() {
+        let r = parse_syslog_line(
+            "<3>[ 1234.000567] Memory cgroup out of memory: Killed process 9 (x)",
+        )
+        .unwrap();
+        assert_eq!(
+            (r.prio, r.usec, r.text),
+            (
+                3,
+                1_234_000_567,
+                "Memory cgroup out of memory: Killed process 9 (x)"
+            )
+        );
+        let r = parse_syslog_line("<6>plain").unwrap();
+        assert_eq!((r.prio, r.usec, r.text), (6, 0, "plain"));
+        for bad in [
+            "",
+            "no prio",
+            "<x>y",
+            "<6>[12] no dot",
+            "<6>[1.2 unclosed",
+            "<6>[99999999999999999999.1] big",
+        ] {
+            assert!(parse_syslog_line(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_report_read_through_syslog_assembles_like_kmsg() {
+        let lines = [
+            "<4>[  100.000001] oomer invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+            "<4>[  100.000002] memory: usage 65536kB, limit 65536kB, failcnt 53",
+            "<6>[  100.000003] Memory cgroup stats for /x:",
+            "<6>[  100.000003] anon 66703360",
+            "<6>[  100.000003] file 8192",
+            "<6>[  100.000004] oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/x,task_memcg=/x,task=oomer,pid=192,uid=0",
+            "<3>[  100.000005] Memory cgroup out of memory: Killed process 192 (oomer) total-vm:1000kB, anon-rss:900kB, file-rss:10kB, shmem-rss:0kB, UID:0 pgtables:100kB oom_score_adj:0",
+        ];
+        let mut a = Assembler::new();
+        let reps: Vec<_> = lines
+            .iter()
+            .filter_map(|l| a.push(&parse_syslog_line(l).unwrap()))
+            .collect();
+        assert_eq!(reps.len(), 1);
+        assert_eq!(reps[0].pid, 192);
+        assert_eq!(reps[0].oom_memcg.as_deref(), Some("/x"));
+        assert_eq!(reps[0].memcg_limit_kb, Some(65536));
+        assert!(reps[0]
+            .stats
+            .iter()
+            .any(|(k, v)| k == "anon" && *v == 66703360));
     }
 }

@@ -14,6 +14,8 @@
 //! capture entries or walk.rs (/proc/PID/mem, procmem.rs) ──▶ oom_core::Bucket
 //!     ──▶ profile.rs: values, symbolized pprof, gzip, metadata comments
 //! ondemand.rs: profile_pid() = binary + maps + walk + profile, no BPF
+//! sink.rs: profile ──▶ Spool (DIR/spool/) ──Uploader thread──▶ s3.rs (sigv4.rs PUT)
+//! pressure.rs: PSI / memory.high / usage triggers → ondemand profiles before a kill
 //! ```
 //!
 //! Every system call is in the crate-private `sys` module, the only one allowed
@@ -70,13 +72,18 @@ pub mod kmsg;
 pub(crate) mod maps;
 pub mod monitor;
 pub mod ondemand;
+pub mod pressure;
 pub mod probe;
 pub mod procmaps;
 pub mod procmem;
 pub mod profile;
 pub(crate) mod progs;
 pub mod ringbuf;
+pub mod s3;
+pub mod sigv4;
+pub mod sink;
 pub(crate) mod sys;
+pub mod victim;
 pub mod walk;
 
 pub use capture::{Capture, KillReason, OwnedBucket};

@@ -1,11 +1,11 @@
-//! The kernel's OOM report read back from `/dev/kmsg` for a real OOM kill: the right
-//! victim, the memory cgroup whose limit was hit, the memcg constraint, and RSS
-//! figures the victim could have held.
+//! The kernel's OOM report read back for a real OOM kill, from `/dev/kmsg` and through
+//! `syslog(2)` (the containers' way): the right victim, the memory cgroup whose limit
+//! was hit, the memcg constraint, and RSS figures the victim could have held.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use oom_loader::kmsg::{Assembler, OomReport, Reader};
+use oom_loader::kmsg::{Assembler, KernelLog, OomReport, Reader, SyslogReader};
 use oom_tests::cgroup::MemCgroup;
 use oom_tests::fixtures::{self, Variant};
 use oom_tests::process::Running;
@@ -14,7 +14,22 @@ use oom_tests::{gomatrix, privileged};
 #[test]
 #[ignore = "needs root and the Go matrix: run tests/run"]
 fn a_real_memcg_oom_kill_is_reported_with_its_cgroup_and_rss() {
-    let test = "a_real_memcg_oom_kill_is_reported_with_its_cgroup_and_rss";
+    report_of_a_real_kill(
+        "a_real_memcg_oom_kill_is_reported_with_its_cgroup_and_rss",
+        || KernelLog::Dev(Reader::open().unwrap()),
+    );
+}
+
+#[test]
+#[ignore = "needs root and the Go matrix: run tests/run"]
+fn a_real_memcg_oom_kill_read_through_syslog_is_reported_the_same() {
+    report_of_a_real_kill(
+        "a_real_memcg_oom_kill_read_through_syslog_is_reported_the_same",
+        || KernelLog::Syslog(SyslogReader::open().unwrap()),
+    );
+}
+
+fn report_of_a_real_kill(test: &str, open: impl FnOnce() -> KernelLog) {
     if !privileged::root(test) {
         return;
     }
@@ -22,7 +37,7 @@ fn a_real_memcg_oom_kill_is_reported_with_its_cgroup_and_rss() {
         return;
     };
     let bin = fixtures::build("oomer", &tc, Variant::Default).unwrap();
-    let mut reader = Reader::open().unwrap();
+    let mut reader = open();
     let limit = 64u64 << 20;
     let cg = MemCgroup::create(limit).unwrap();
     let mut p = Running::adopt(cg.spawn(&mut Command::new(&bin)).unwrap());
@@ -51,7 +66,7 @@ fn a_real_memcg_oom_kill_is_reported_with_its_cgroup_and_rss() {
             .unwrap();
         std::thread::sleep(Duration::from_millis(20));
     }
-    let rep = ours.unwrap_or_else(|| panic!("no OOM report for pid {pid} on /dev/kmsg"));
+    let rep = ours.unwrap_or_else(|| panic!("no OOM report for pid {pid} from {}", reader.kind()));
     assert_eq!(rep.comm, "oomer");
     assert_eq!(rep.constraint.as_deref(), Some("CONSTRAINT_MEMCG"));
     assert!(

@@ -271,3 +271,49 @@ pub fn top_function(tc: &Toolchain, bin: &Path, file: &Path) -> String {
         .unwrap_or("")
         .to_string()
 }
+
+/// The event of `pid` in `dir`'s event log, waiting for it.
+pub fn event_of(dir: &Path, pid: i32) -> serde_json::Value {
+    let log = dir.join("oomprof-events.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        for line in text.lines() {
+            let v: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            if v["pid"] == pid {
+                return v;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no event for pid {pid} in {}:\n{text}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The profile whose file name starts with `prefix`, waiting for it.
+pub fn profile_prefixed(dir: &Path, prefix: &str) -> PathBuf {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(p) = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+            })
+        {
+            return p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {prefix}* profile in {}",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -53,6 +53,8 @@ pub struct RunSpec {
     pub allow_new_privs: bool,
     /// The memory cgroup limit in bytes (`limits.memory`), if any.
     pub memory_limit: Option<u64>,
+    /// The container's environment.
+    pub env: Vec<(String, String)>,
     /// Bind mounts from the host (hostPath volumes).
     pub mounts: Vec<HostMount>,
 }
@@ -387,6 +389,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         if let Some(limit) = spec.memory_limit {
             c.arg("--memory-limit").arg(limit.to_string());
         }
+        for (k, v) in &spec.env {
+            c.arg("--env").arg(format!("{k}={v}"));
+        }
         let wanted: Vec<String> = spec
             .caps
             .iter()
@@ -588,5 +593,123 @@ pub fn mem_figures(dir: &Path) -> MemFigures {
             oom_kills: keyed("memory.events", "oom_kill"),
             limit_hits: keyed("memory.events", "max"),
         },
+    }
+}
+
+/// The pod UID of the CRI victims ([`Runtime::run_cri_victim`]).
+pub const UID: &str = "3f2e1d0c-9b8a-4765-8432-10fedcba9876";
+
+/// A 64-hex container id unique to this run.
+pub fn container_id(tag: u8) -> String {
+    format!("{:056x}{:08x}", 0xabcdu64 + tag as u64, std::process::id())
+}
+
+/// The kubelet-layout cgroups runc makes in every hierarchy (v1: memory, cpu, pids,
+/// ...; v2: the unified one) for `rel`: those that did not exist before are removed
+/// on drop, innermost first.
+pub struct KubeCgroups(Vec<PathBuf>);
+
+impl KubeCgroups {
+    /// Notes the cgroups of `rel` that do not exist yet.
+    pub fn new(rel: &str) -> Self {
+        let mut made = Vec::new();
+        for h in fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let h = h.path();
+            if !h.is_dir() || h.is_symlink() {
+                continue;
+            }
+            let mut p = h.clone();
+            let mut chain = Vec::new();
+            for part in rel.trim_start_matches('/').split('/') {
+                p = p.join(part);
+                if !p.exists() {
+                    chain.push(p.clone());
+                }
+            }
+            made.extend(chain.into_iter().rev());
+        }
+        Self(made)
+    }
+}
+
+/// Removes `d` and the cgroups below it (all empty of processes by now).
+fn remove_cgroup_tree(d: &Path) {
+    for e in fs::read_dir(d).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_cgroup_tree(&e.path());
+        }
+    }
+    let _ = fs::remove_dir(d);
+}
+
+impl Drop for KubeCgroups {
+    fn drop(&mut self) {
+        // A runtime may leave its container's cgroup behind in one hierarchy (runc
+        // under Podman, in v1's companion unified one): those below ours go too.
+        for d in &self.0 {
+            remove_cgroup_tree(d);
+        }
+    }
+}
+
+impl Runtime {
+    /// Builds and imports an image whose ENTRYPOINT is the Go program `bin`; returns
+    /// its docker tag and containerd reference.
+    pub fn victim_image(&self, bin: &Path) -> (String, String) {
+        let ctx = self.dir.join("victim-image");
+        fs::create_dir_all(&ctx).unwrap();
+        fs::copy(bin, ctx.join("oomer")).unwrap();
+        fs::write(
+            ctx.join("Dockerfile"),
+            "FROM scratch\nCOPY oomer /oomer\nENTRYPOINT [\"/oomer\"]\n",
+        )
+        .unwrap();
+        let tag = self.build(&ctx);
+        let image = self.import(&tag);
+        (tag, image)
+    }
+
+    /// Runs `image` as the CRI plugin runs pod `shop/api-7d9f-x2`'s container `api`
+    /// (pod UID [`UID`]) under the cgroupfs driver: `/kubepods/burstable/pod<uid>/<id>`,
+    /// the CRI annotations on the bundle, a 64 MiB limit, MemProfileRate 1; waits
+    /// until it is OOM-killed (exit 137). Returns the container id and cgroup.
+    ///
+    /// # Panics
+    /// When it was not OOM-killed.
+    pub fn run_cri_victim(&self, image: &str, tag: u8) -> (String, String) {
+        let id = container_id(tag);
+        let cgroup = format!("/kubepods/burstable/pod{UID}/{id}");
+        let _kube = KubeCgroups::new(&cgroup);
+        let mut ctr = self.ctr();
+        ctr.args(["run", "--rm", "--snapshotter", "native"])
+            .arg("--fifo-dir")
+            .arg(self.dir.join("fifo"))
+            .arg("--runc-root")
+            .arg(self.dir.join("runc"))
+            .arg("--cgroup")
+            .arg(&cgroup)
+            .args(["--memory-limit", &super::OOM_LIMIT.to_string()])
+            .args(["--env", "FIXTURE_MEMPROFILERATE=1"])
+            .args(["--annotation", "io.kubernetes.cri.container-type=container"])
+            .args(["--annotation", "io.kubernetes.cri.container-name=api"])
+            .args(["--annotation", "io.kubernetes.cri.sandbox-name=api-7d9f-x2"])
+            .args(["--annotation", "io.kubernetes.cri.sandbox-namespace=shop"])
+            .args([
+                "--annotation",
+                &format!("io.kubernetes.cri.sandbox-uid={UID}"),
+            ])
+            .arg(image)
+            .arg(&id);
+        let st = ctr.status().unwrap();
+        assert_eq!(
+            st.code(),
+            Some(137),
+            "the container was not OOM-killed: {st}"
+        );
+        (id, cgroup)
     }
 }

@@ -377,3 +377,33 @@ pub fn possible_cpus() -> io::Result<u32> {
     }
     Ok(n.max(1))
 }
+
+/// The size of the kernel's log buffer (`syslog(2)` `SYSLOG_ACTION_SIZE_BUFFER`).
+///
+/// Returns an error if the call is refused (no CAP_SYSLOG under `dmesg_restrict`, or
+/// a seccomp filter without it).
+pub fn syslog_buffer_size() -> io::Result<usize> {
+    const SYSLOG_ACTION_SIZE_BUFFER: libc::c_int = 10;
+    // SAFETY: SIZE_BUFFER reads no buffer; a null pointer and length 0 are allowed.
+    let r = unsafe { libc::klogctl(SYSLOG_ACTION_SIZE_BUFFER, std::ptr::null_mut(), 0) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(r as usize)
+}
+
+/// Copies the kernel's whole log buffer as text into `buf` without consuming it
+/// (`SYSLOG_ACTION_READ_ALL`); returns how many bytes were written.
+///
+/// Returns an error if the call is refused (see [`syslog_buffer_size`]).
+pub fn syslog_read_all(buf: &mut [u8]) -> io::Result<usize> {
+    const SYSLOG_ACTION_READ_ALL: libc::c_int = 3;
+    let len = libc::c_int::try_from(buf.len()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: the kernel writes at most `len` bytes into `buf`, which is exclusively
+    // borrowed and at least that long.
+    let r = unsafe { libc::klogctl(SYSLOG_ACTION_READ_ALL, buf.as_mut_ptr().cast(), len) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(r as usize)
+}
