@@ -211,6 +211,11 @@ impl EventLog {
         self.settle(pid);
     }
 
+    /// Whether kills or lines are waiting (the daemon then polls often).
+    pub fn busy(&self) -> bool {
+        !self.pending.is_empty() || !self.unwritten.is_empty()
+    }
+
     /// No profile will come for the kill of `pid` (its capture was dropped, or its
     /// memory profiling was off): its event need not wait for one.
     pub fn no_profile(&mut self, pid: i32) {

@@ -230,6 +230,10 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 const PENDING_MAX: usize = 16;
 const PENDING_MAX_BYTES: usize = 256 << 20;
 
+/// The daemon loop's poll timeout when nothing waits on time, ms: how soon SIGTERM
+/// is noticed when idle.
+const IDLE_POLL_MS: u64 = 1000;
+
 /// The largest `--ring-size`: what `Kernel::load` accepts (1 GiB).
 const MAX_RING_SIZE: usize = 1 << 30;
 
@@ -782,8 +786,15 @@ pub fn run(mut args: RunArgs, _debug: bool) -> anyhow::Result<()> {
     let mut gauges_at = Instant::now();
     metrics.update(watched, monitor.kernel().lost());
     while !stop.load(Ordering::Relaxed) {
-        // Short enough that SIGTERM is noticed within 50 ms; idle wake-ups cost nothing.
-        let polled = match monitor.poll(Some(Duration::from_millis(50))) {
+        // The ring wakes the poll at once for every record; the timeout only paces the
+        // work that waits on time: 50 ms while a kill is being reported (the kernel
+        // log, events, profiles waiting for room), else 1 s, which is also how soon
+        // SIGTERM is noticed (the idle cost is one wake-up a second).
+        let busy = klog_wake_until.is_some_and(|t| Instant::now() < t)
+            || !pending.is_empty()
+            || events.as_ref().is_some_and(|e| e.busy());
+        let timeout = Duration::from_millis(if busy { 50 } else { IDLE_POLL_MS });
+        let polled = match monitor.poll(Some(timeout)) {
             Ok(e) => e,
             Err(e) => {
                 log::error!("reading kernel events: {e}");
