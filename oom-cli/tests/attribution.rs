@@ -21,7 +21,7 @@ use oom_tests::privileged;
 mod common;
 
 use common::deploy::judge_oom_file;
-use common::runtime::{KubeCgroups, Runtime, UID};
+use common::runtime::{assert_names_the_cri_victim, KubeCgroups, Runtime, UID};
 use common::*;
 
 /// The victim's profile, judged exactly (MemProfileRate 1 in the container): within
@@ -80,14 +80,7 @@ fn a_container_oom_kill_names_its_pod_and_container() {
     let file = profile_prefixed(&dir, "shop_api-7d9f-x2_api-");
     let c = pprof_comments(&tc, &file);
     assert!(c.contains("reason=oom"), "{c}");
-    assert!(
-        c.contains(&format!("pod: shop/api-7d9f-x2 uid={UID} qos=Burstable")),
-        "{c}"
-    );
-    assert!(
-        c.contains(&format!("container: api runtime=containerd id={id}")),
-        "{c}"
-    );
+    assert_names_the_cri_victim(&c, &id);
     judge(
         &tc,
         &oomer,

@@ -31,7 +31,7 @@ use common::deploy::{
     cap_mask, cap_names, deploy_dir, judge_oom_file, kubelet_argv, mount_at, oom_kill, proc_caps,
     static_bin, DaemonSet, EnvValue, HostMount, TempDir,
 };
-use common::runtime::{mem_figures, RunSpec, Runtime, UID};
+use common::runtime::{assert_names_the_cri_victim, mem_figures, RunSpec, Runtime, UID};
 use common::*;
 
 /// Builds `deploy/Dockerfile` as its comment says: the static binary next to it in
@@ -240,14 +240,7 @@ fn the_image_run_as_the_daemonset_says_captures_an_oom_kill_on_a_node_without_tr
     let (id, _) = rt.run_cri_victim(&image, 2);
     let file = profile_prefixed(&profiles.0, "shop_api-7d9f-x2_api-");
     let c = pprof_comments(&tc, &file);
-    assert!(
-        c.contains(&format!("pod: shop/api-7d9f-x2 uid={UID} qos=Burstable")),
-        "{c}"
-    );
-    assert!(
-        c.contains(&format!("container: api runtime=containerd id={id}")),
-        "{c}"
-    );
+    assert_names_the_cri_victim(&c, &id);
     let pid: i32 = file
         .file_name()
         .unwrap()

@@ -54,28 +54,6 @@ fn preoom_files(dir: &Path, pid: i32) -> Vec<(PathBuf, SystemTime)> {
     v
 }
 
-/// The event of `pid` in the log, waiting for it.
-fn event_of(dir: &Path, pid: i32) -> serde_json::Value {
-    let log = dir.join("oomprof-events.jsonl");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        for line in text.lines() {
-            let v: serde_json::Value =
-                serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
-            if v["pid"] == pid {
-                return v;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no event for pid {pid} in {}:\n{text}",
-            log.display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// A plain HTTP GET of the daemon's /metrics.
 fn scrape(addr: &str) -> String {
     use std::io::{Read, Write};

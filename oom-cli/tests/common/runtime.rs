@@ -713,3 +713,16 @@ impl Runtime {
         (id, cgroup)
     }
 }
+
+/// Checks that the pprof comments of a [`Runtime::run_cri_victim`] profile name its
+/// pod (namespace, name, UID, QoS class) and its container (name, runtime, id).
+pub fn assert_names_the_cri_victim(comments: &str, id: &str) {
+    assert!(
+        comments.contains(&format!("pod: shop/api-7d9f-x2 uid={UID} qos=Burstable")),
+        "{comments}"
+    );
+    assert!(
+        comments.contains(&format!("container: api runtime=containerd id={id}")),
+        "{comments}"
+    );
+}
