@@ -14,6 +14,9 @@
 //! capture entries or walk.rs (/proc/PID/mem, procmem.rs) ──▶ oom_core::Bucket
 //!     ──▶ profile.rs: values, symbolized pprof, gzip, metadata comments
 //! ondemand.rs: profile_pid() = binary + maps + walk + profile, no BPF
+//!
+//! growth.bpf.o ──▶ growth.rs (perf_event page-fault sampler on every CPU, stack map)
+//!     ──▶ growth_profile.rs (Go/ELF symbolization, unwinding checks, pprof)
 //! ```
 //!
 //! Every system call is in the crate-private `sys` module, the only one allowed
@@ -65,6 +68,8 @@ pub mod binary;
 pub mod cache;
 pub mod capture;
 pub mod error;
+pub mod growth;
+pub mod growth_profile;
 pub mod kernel;
 pub mod kmsg;
 pub(crate) mod maps;
