@@ -1335,7 +1335,10 @@ mod tests {
     fn growth_entry_parses() {
         let (k, v) = growth_pair();
         let e = GrowthEntry::parse(&k, &v).unwrap();
-        assert_eq!((e.tgid, e.samples, e.first_ns, e.last_ns), (4242, 5, 100, 900));
+        assert_eq!(
+            (e.tgid, e.samples, e.first_ns, e.last_ns),
+            (4242, 5, 100, 900)
+        );
         assert_eq!(e.stack(), &[0x401000, 0x402000, 0x403000]);
     }
 
@@ -1344,21 +1347,35 @@ mod tests {
         let (mut k, v) = growth_pair();
         assert!(matches!(
             GrowthEntry::parse(&k[..15], &v),
-            Err(Error::Truncated { structure: "oom_growth_key", .. })
+            Err(Error::Truncated {
+                structure: "oom_growth_key",
+                ..
+            })
         ));
         assert!(matches!(
             GrowthEntry::parse(&k, &v[..1039]),
-            Err(Error::Truncated { structure: "oom_growth_val", .. })
+            Err(Error::Truncated {
+                structure: "oom_growth_val",
+                ..
+            })
         ));
         k[4..8].copy_from_slice(&0u32.to_le_bytes());
         assert!(matches!(
             GrowthEntry::parse(&k, &v),
-            Err(Error::BadField { field: "depth", value: 0, .. })
+            Err(Error::BadField {
+                field: "depth",
+                value: 0,
+                ..
+            })
         ));
         k[4..8].copy_from_slice(&128u32.to_le_bytes());
         assert!(matches!(
             GrowthEntry::parse(&k, &v),
-            Err(Error::BadField { field: "depth", value: 128, .. })
+            Err(Error::BadField {
+                field: "depth",
+                value: 128,
+                ..
+            })
         ));
     }
 
@@ -1373,7 +1390,13 @@ mod tests {
         }
         let g = GrowthCounters::parse(&b).unwrap();
         assert_eq!(
-            (g.samples, g.new_stacks, g.dropped_full, g.no_stack, g.kernel),
+            (
+                g.samples,
+                g.new_stacks,
+                g.dropped_full,
+                g.no_stack,
+                g.kernel
+            ),
             (1, 2, 3, 4, 5)
         );
         assert!(GrowthCounters::parse(&b[..39]).is_err());

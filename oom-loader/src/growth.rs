@@ -122,7 +122,9 @@ impl Sampler {
             Ok(Some(btf)) => match sys::btf_load(&btf.to_bytes(), None) {
                 Ok(fd) => Some(fd),
                 Err(e) => {
-                    log::warn!("BPF_BTF_LOAD of the growth object failed ({e}); loading without BTF");
+                    log::warn!(
+                        "BPF_BTF_LOAD of the growth object failed ({e}); loading without BTF"
+                    );
                     None
                 }
             },
@@ -166,7 +168,10 @@ impl Sampler {
             .map_err(|e| Error::sys("reading /sys/devices/system/cpu/online", e))?;
         let cpus = parse_cpu_list(&online).ok_or_else(|| {
             Error::sys(
-                format!("parsing /sys/devices/system/cpu/online ({:?})", online.trim()),
+                format!(
+                    "parsing /sys/devices/system/cpu/online ({:?})",
+                    online.trim()
+                ),
                 std::io::ErrorKind::InvalidData.into(),
             )
         })?;
@@ -199,7 +204,10 @@ impl Sampler {
                 Some(link) => Attachment::Link { link, perf },
                 None => {
                     sys::perf_attach_ioctl(&perf, &prog).map_err(|e| {
-                        Error::sys(format!("PERF_EVENT_IOC_SET_BPF (page faults, cpu {cpu})"), e)
+                        Error::sys(
+                            format!("PERF_EVENT_IOC_SET_BPF (page faults, cpu {cpu})"),
+                            e,
+                        )
                     })?;
                     Attachment::Ioctl { perf }
                 }
@@ -330,7 +338,10 @@ mod tests {
 
     #[test]
     fn cpu_lists() {
-        assert_eq!(parse_cpu_list("0-3,8,10-11\n"), Some(vec![0, 1, 2, 3, 8, 10, 11]));
+        assert_eq!(
+            parse_cpu_list("0-3,8,10-11\n"),
+            Some(vec![0, 1, 2, 3, 8, 10, 11])
+        );
         assert_eq!(parse_cpu_list("0"), Some(vec![0]));
         assert_eq!(parse_cpu_list(""), Some(vec![]));
         assert_eq!(parse_cpu_list("3-1"), None);

@@ -82,8 +82,14 @@ struct Line {
 
 /// How one mapping is symbolized.
 enum Source {
-    Go { bin: GoBinary, bias: u64 },
-    Elf { syms: Vec<(u64, u64, String)>, bias: u64 },
+    Go {
+        bin: GoBinary,
+        bias: u64,
+    },
+    Elf {
+        syms: Vec<(u64, u64, String)>,
+        bias: u64,
+    },
     None,
 }
 
@@ -312,7 +318,8 @@ pub fn build(
                 }
                 break;
             };
-            let m = mapped[mi].get_or_insert_with(|| Mapped::load(proc_root, meta.pid, maps, exec[mi]));
+            let m =
+                mapped[mi].get_or_insert_with(|| Mapped::load(proc_root, meta.pid, maps, exec[mi]));
             let lines = m.symbolize(call);
             if lines.is_empty() {
                 unsymbolized += 1;
@@ -355,7 +362,10 @@ pub fn build(
         let mut ids = Vec::with_capacity(stack.len());
         for (mi, call, lines) in stack {
             let synthetic = mi.is_none();
-            let key_name = lines.first().map(|l| l.function.clone()).unwrap_or_default();
+            let key_name = lines
+                .first()
+                .map(|l| l.function.clone())
+                .unwrap_or_default();
             let key = (*mi, if synthetic { 0 } else { *call }, key_name);
             let next = locs.len() as u64 + 1;
             let id = *locs.entry(key).or_insert_with(|| {
@@ -462,9 +472,19 @@ pub fn build(
         mm.uint(3, m.end);
         mm.uint(4, m.offset);
         mm.uint(5, strings.id(&m.path));
-        let bid = mapped[i].as_ref().map(|x| x.build_id.clone()).unwrap_or_default();
+        let bid = mapped[i]
+            .as_ref()
+            .map(|x| x.build_id.clone())
+            .unwrap_or_default();
         mm.uint(6, strings.id(&bid));
-        mm.uint(7, u64::from(mapped[i].as_ref().is_some_and(|x| !matches!(x.source, Source::None))));
+        mm.uint(
+            7,
+            u64::from(
+                mapped[i]
+                    .as_ref()
+                    .is_some_and(|x| !matches!(x.source, Source::None)),
+            ),
+        );
         p.bytes(3, &mm.0);
     }
     p.0.extend_from_slice(&loc_msgs.0);

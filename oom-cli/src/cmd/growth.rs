@@ -62,11 +62,12 @@ pub fn run(args: GrowthArgs) -> anyhow::Result<()> {
         output::check_dir(&dir)?;
     }
     let root = Path::new("/proc");
-    let started = ondemand::start_time(root, pid)
-        .with_context(|| format!("pid {pid}: no such process"))?;
+    let started =
+        ondemand::start_time(root, pid).with_context(|| format!("pid {pid}: no such process"))?;
     let comm = ondemand::comm(root, pid);
     let exe = std::fs::read_link(root.join(pid.to_string()).join("exe")).unwrap_or_default();
-    let mut maps = procmaps::read(root, pid).with_context(|| format!("pid {pid}: reading /proc/{pid}/maps"))?;
+    let mut maps = procmaps::read(root, pid)
+        .with_context(|| format!("pid {pid}: reading /proc/{pid}/maps"))?;
 
     let sampler = Sampler::start(&GrowthConfig {
         period,
@@ -74,6 +75,12 @@ pub fn run(args: GrowthArgs) -> anyhow::Result<()> {
         ..GrowthConfig::default()
     })
     .context("starting the page-fault sampler")?;
+    eprintln!(
+        "oomprof: sampling page faults of pid {pid} ({comm}) 1 in {period} on {} CPUs for {:.1}s ({} KiB of kernel maps)",
+        sampler.cpus(),
+        duration.as_secs_f64(),
+        sampler.kernel_memory() / 1024
+    );
     let t0 = Instant::now();
     let alive = || ondemand::start_time(root, pid).ok() == Some(started);
     // Wake up to refresh the mappings (libraries loaded meanwhile) and to see an exit.
@@ -86,7 +93,9 @@ pub fn run(args: GrowthArgs) -> anyhow::Result<()> {
         }
     }
     let elapsed = t0.elapsed().min(duration);
-    let counters = sampler.counters().context("reading the sampler's counters")?;
+    let counters = sampler
+        .counters()
+        .context("reading the sampler's counters")?;
     let entries: Vec<_> = sampler
         .drain()
         .context("reading the sampled stacks")?
