@@ -83,7 +83,7 @@ struct Line {
 /// How one mapping is symbolized.
 enum Source {
     Go {
-        bin: GoBinary,
+        bin: Box<GoBinary>,
         bias: u64,
     },
     Elf {
@@ -164,7 +164,10 @@ impl Mapped {
             return Mapped {
                 entry: m.clone(),
                 build_id: bin.info.gnu_build_id.clone(),
-                source: Source::Go { bin, bias },
+                source: Source::Go {
+                    bin: Box::new(bin),
+                    bias,
+                },
             };
         }
         let mut data = Vec::new();
