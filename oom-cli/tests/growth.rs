@@ -1,8 +1,9 @@
 //! `oomprof growth PID`: page faults sampled in the kernel with their user stacks, as a
 //! pprof profile that `go tool pprof` and `oomprof top` read. Real programs: a C
 //! program leaking through one caller while churning buffers through another (built
-//! with and without frame pointers), and a Go program with memory profiling disabled
-//! that grows until the OOM killer kills it in a memory cgroup.
+//! with and without frame pointers), a C program leaking inside a shared library, a
+//! Rust program built with frame pointers, and a Go program with memory profiling
+//! disabled that grows until the OOM killer kills it in a memory cgroup.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -179,7 +180,7 @@ fn build_c(test: &str, dir: &Path, name: &str, flags: &[&str]) -> Option<PathBuf
     Some(out)
 }
 
-/// Samples `bin` (leakchurn) for 3 s; the profile's path and the log.
+/// Samples `bin` (leaking up to 160 MiB) for 3 s; the profile's path and the log.
 fn sample_leakchurn(dir: &Path, bin: &Path) -> (PathBuf, Vec<String>) {
     let mut p = Running::spawn(Command::new(bin).arg("160")).unwrap();
     p.wait_line("ready", Duration::from_secs(10)).unwrap();
@@ -193,6 +194,31 @@ fn sample_leakchurn(dir: &Path, bin: &Path) -> (PathBuf, Vec<String>) {
     drop(p);
     assert!(file.exists(), "no profile; log: {log:?}");
     (file, log)
+}
+
+/// The heaviest sample of `file` as (function names leaf first, mapping file of the
+/// leaf), read with oomprof's own pprof reader.
+fn heaviest(file: &Path) -> (Vec<String>, String) {
+    let p = oom_cli::pprof_read::parse(&std::fs::read(file).unwrap()).unwrap();
+    let s = p
+        .samples
+        .iter()
+        .max_by_key(|s| s.values[1])
+        .expect("no samples");
+    let names = s
+        .locations
+        .iter()
+        .map(|&l| {
+            let f = p.locations[l].lines[0].function.unwrap();
+            p.functions[f].name.clone()
+        })
+        .collect();
+    let leaf = &p.locations[s.locations[0]];
+    let map = leaf
+        .mapping
+        .map(|m| p.mappings[m].file.clone())
+        .unwrap_or_default();
+    (names, map)
 }
 
 #[test]
@@ -389,5 +415,105 @@ fn a_go_program_with_memory_profiling_disabled_is_profiled_until_its_oom_kill() 
             "{main:?}"
         );
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "needs root and gcc: run tests/run"]
+fn a_leak_inside_a_shared_library_is_symbolized_through_the_library_mapping() {
+    const T: &str = "a_leak_inside_a_shared_library_is_symbolized_through_the_library_mapping";
+    if !privileged::root(T) || privileged::tool(T, "gcc").is_none() {
+        return;
+    }
+    let dir = tmpdir("growth-so");
+    let c = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/c");
+    let lib = dir.join("libleak.so");
+    let gcc = |args: &[&std::ffi::OsStr]| {
+        let st = Command::new("gcc").args(args).status().unwrap();
+        assert!(st.success(), "gcc {args:?}");
+    };
+    gcc(&[
+        "-O2".as_ref(),
+        "-fno-omit-frame-pointer".as_ref(),
+        "-shared".as_ref(),
+        "-fPIC".as_ref(),
+        "-o".as_ref(),
+        lib.as_os_str(),
+        c.join("libleak.c").as_os_str(),
+    ]);
+    let bin = dir.join("libleak-main");
+    let rpath = format!("-Wl,-rpath,{}", dir.display());
+    let libdir = format!("-L{}", dir.display());
+    gcc(&[
+        "-O2".as_ref(),
+        "-fno-omit-frame-pointer".as_ref(),
+        "-fno-optimize-sibling-calls".as_ref(),
+        "-o".as_ref(),
+        bin.as_os_str(),
+        c.join("libleak-main.c").as_os_str(),
+        libdir.as_ref(),
+        "-lleak".as_ref(),
+        rpath.as_ref(),
+    ]);
+    let (file, _) = sample_leakchurn(&dir, &bin);
+    let (names, map) = heaviest(&file);
+    assert_eq!(
+        names.get(..3),
+        Some(
+            &[
+                "lib_grow".to_string(),
+                "handle_request".into(),
+                "main".into()
+            ][..]
+        ),
+        "{names:?}"
+    );
+    assert_eq!(
+        Path::new(&map),
+        lib,
+        "lib_grow's location is not in libleak.so's mapping"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "needs root and rustc: run tests/run"]
+fn a_rust_program_built_with_frame_pointers_names_its_growing_function() {
+    const T: &str = "a_rust_program_built_with_frame_pointers_names_its_growing_function";
+    if !privileged::root(T) {
+        return;
+    }
+    let Some(rustc) = privileged::tool(T, "rustc") else {
+        return;
+    };
+    let dir = tmpdir("growth-rust");
+    let bin = dir.join("grow");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/rust/grow.rs");
+    let st = Command::new(rustc)
+        .args(["-O", "-C", "force-frame-pointers=yes", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(st.success(), "rustc {}", src.display());
+    let (file, log) = sample_leakchurn(&dir, &bin);
+    assert!(
+        log.iter().any(|l| l.contains("top=grow::grow_vec")),
+        "{log:?}"
+    );
+    let (names, map) = heaviest(&file);
+    // Demangled, without the hash.
+    assert_eq!(
+        names.get(..3),
+        Some(
+            &[
+                "grow::grow_vec".to_string(),
+                "grow::serve".into(),
+                "grow::main".into()
+            ][..]
+        ),
+        "{names:?}"
+    );
+    assert_eq!(Path::new(&map), bin);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -4,7 +4,8 @@
 //! ```text
 //! GrowthEntry (tgid, PCs leaf first, samples) + /proc/PID/maps (executable mappings)
 //!     ──▶ per mapping: Go → gopclntab (binary.rs, inline frames and lines);
-//!                      other ELF → .symtab/.dynsym function symbols (object crate)
+//!                      other ELF → .symtab/.dynsym function symbols (object crate,
+//!                      Rust names demangled)
 //!         with the mapping's load bias (PIE executables, shared libraries)
 //!     ──▶ unwinding checks: a stack of one frame, or a return address outside every
 //!         executable mapping, is marked as not unwound (no frame pointers)
@@ -113,6 +114,14 @@ fn elf_segments(file: &object::File<'_>) -> Vec<Segment> {
         .collect()
 }
 
+/// A Rust symbol as Rust prints it (without the hash); other names as they are.
+fn demangle(name: &str) -> String {
+    match rustc_demangle::try_demangle(name) {
+        Ok(d) => format!("{d:#}"),
+        Err(_) => name.to_string(),
+    }
+}
+
 /// Reads the function symbols of an ELF file (`.symtab`, else `.dynsym`).
 fn elf_source(data: &[u8], maps: &[MapEntry], m: &MapEntry) -> (Source, String) {
     let Ok(file) = object::File::parse(data) else {
@@ -128,7 +137,7 @@ fn elf_source(data: &[u8], maps: &[MapEntry], m: &MapEntry) -> (Source, String) 
         .symbols()
         .chain(file.dynamic_symbols())
         .filter(|s| s.kind() == SymbolKind::Text && s.address() != 0)
-        .filter_map(|s| Some((s.address(), s.size(), s.name().ok()?.to_string())))
+        .filter_map(|s| Some((s.address(), s.size(), demangle(s.name().ok()?))))
         .filter(|(_, _, n)| !n.is_empty())
         .collect();
     syms.sort();
