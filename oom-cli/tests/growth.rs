@@ -517,3 +517,45 @@ fn a_rust_program_built_with_frame_pointers_names_its_growing_function() {
     assert_eq!(Path::new(&map), bin);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+#[ignore = "needs root and g++: run tests/run"]
+fn a_cpp_program_built_with_frame_pointers_names_its_method_demangled() {
+    const T: &str = "a_cpp_program_built_with_frame_pointers_names_its_method_demangled";
+    if !privileged::root(T) {
+        return;
+    }
+    let Some(gxx) = privileged::tool(T, "g++") else {
+        return;
+    };
+    let dir = tmpdir("growth-cpp");
+    let bin = dir.join("leakcpp");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/c/leak.cpp");
+    let st = Command::new(gxx)
+        .args([
+            "-O2",
+            "-fno-omit-frame-pointer",
+            "-fno-optimize-sibling-calls",
+            "-o",
+        ])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(st.success(), "g++ {}", src.display());
+    let (file, _) = sample_leakchurn(&dir, &bin);
+    let (names, map) = heaviest(&file);
+    assert_eq!(
+        names.get(..3),
+        Some(
+            &[
+                "Cache::grow(unsigned long)".to_string(),
+                "handle_request(Cache&)".into(),
+                "main".into()
+            ][..]
+        ),
+        "{names:?}"
+    );
+    assert_eq!(Path::new(&map), bin);
+    let _ = std::fs::remove_dir_all(&dir);
+}

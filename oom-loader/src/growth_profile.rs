@@ -5,7 +5,7 @@
 //! GrowthEntry (tgid, PCs leaf first, samples) + /proc/PID/maps (executable mappings)
 //!     ──▶ per mapping: Go → gopclntab (binary.rs, inline frames and lines);
 //!                      other ELF → .symtab/.dynsym function symbols (object crate,
-//!                      Rust names demangled)
+//!                      Rust and C++ names demangled)
 //!         with the mapping's load bias (PIE executables, shared libraries)
 //!     ──▶ unwinding checks: a stack of one frame, or a return address outside every
 //!         executable mapping, is marked as not unwound (no frame pointers)
@@ -114,12 +114,20 @@ fn elf_segments(file: &object::File<'_>) -> Vec<Segment> {
         .collect()
 }
 
-/// A Rust symbol as Rust prints it (without the hash); other names as they are.
+/// A Rust symbol as Rust prints it (without the hash), a C++ one as C++ does; other
+/// names as they are.
 fn demangle(name: &str) -> String {
-    match rustc_demangle::try_demangle(name) {
-        Ok(d) => format!("{d:#}"),
-        Err(_) => name.to_string(),
+    if let Ok(d) = rustc_demangle::try_demangle(name) {
+        return format!("{d:#}");
     }
+    if name.starts_with("_Z") {
+        if let Ok(s) = cpp_demangle::Symbol::new(name) {
+            if let Ok(d) = s.demangle() {
+                return d;
+            }
+        }
+    }
+    name.to_string()
 }
 
 /// Reads the function symbols of an ELF file (`.symtab`, else `.dynsym`).
@@ -410,8 +418,8 @@ pub fn build(
             });
             ids.push(id);
         }
-        let faults = samples * meta.period;
-        let bytes = faults * page;
+        let faults = samples.saturating_mul(meta.period);
+        let bytes = faults.saturating_mul(page);
         let leaf = stack
             .first()
             .and_then(|(_, _, l)| l.first())
@@ -423,7 +431,9 @@ pub fn build(
         s.packed(2, &[faults, bytes]);
         sample_msgs.bytes(2, &s.0);
     }
-    let total_bytes = total_samples * meta.period * page;
+    let total_bytes = total_samples
+        .saturating_mul(meta.period)
+        .saturating_mul(page);
     let top_function = leaf_bytes
         .iter()
         .max_by_key(|(n, b)| (**b, std::cmp::Reverse((*n).clone())))
@@ -533,5 +543,33 @@ pub fn build(
         bytes: total_bytes,
         top_function,
         comments,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_demangled() {
+        // Legacy Rust mangling, with its hash.
+        assert_eq!(
+            demangle("_ZN4grow8grow_vec17h0123456789abcdefE"),
+            "grow::grow_vec"
+        );
+        assert_eq!(demangle("_ZN5Cache4growEm"), "Cache::grow(unsigned long)");
+        assert_eq!(demangle("grow_cache"), "grow_cache");
+        // Not valid mangling: kept as it is.
+        assert_eq!(demangle("_ZN"), "_ZN");
+        assert_eq!(demangle("_Z"), "_Z");
+    }
+
+    #[test]
+    fn protobuf_varints() {
+        let mut p = Pb::default();
+        p.uint(1, 300);
+        p.uint(2, 0); // zero fields are left out
+        p.packed(3, &[1, 128]);
+        assert_eq!(p.0, [0x08, 0xac, 0x02, 0x1a, 0x03, 0x01, 0x80, 0x01]);
     }
 }
