@@ -318,6 +318,44 @@ impl Sampler {
     }
 }
 
+/// Entries drained over time, merged per (process, stack): draining the kernel map
+/// often keeps it from filling up, and this sums what each drain returned.
+#[derive(Debug, Default)]
+pub struct Accumulator {
+    stacks: HashMap<(u32, Vec<u64>), GrowthEntry>,
+}
+
+impl Accumulator {
+    /// Adds drained entries: samples add up, first/last times widen.
+    pub fn add(&mut self, entries: impl IntoIterator<Item = GrowthEntry>) {
+        for e in entries {
+            match self.stacks.entry((e.tgid, e.stack().to_vec())) {
+                std::collections::hash_map::Entry::Occupied(mut o) => {
+                    let a = o.get_mut();
+                    a.samples = a.samples.saturating_add(e.samples);
+                    a.first_ns = a.first_ns.min(e.first_ns);
+                    a.last_ns = a.last_ns.max(e.last_ns);
+                }
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(e);
+                }
+            }
+        }
+    }
+
+    /// The merged entries of `tgid`, most samples first.
+    pub fn of(&self, tgid: u32) -> Vec<GrowthEntry> {
+        let mut v: Vec<GrowthEntry> = self
+            .stacks
+            .iter()
+            .filter(|((t, _), _)| *t == tgid)
+            .map(|(_, e)| *e)
+            .collect();
+        v.sort_by(|a, b| b.samples.cmp(&a.samples).then(a.pcs.cmp(&b.pcs)));
+        v
+    }
+}
+
 /// Checks that growth sampling works here: loads the program with a one-entry map
 /// and attaches it, then detaches it.
 ///
@@ -335,6 +373,38 @@ pub fn probe() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(tgid: u32, samples: u64, first: u64, last: u64, stack: &[u64]) -> GrowthEntry {
+        let mut pcs = [0u64; abi::GROWTH_MAX_DEPTH];
+        pcs[..stack.len()].copy_from_slice(stack);
+        GrowthEntry {
+            tgid,
+            samples,
+            first_ns: first,
+            last_ns: last,
+            depth: stack.len(),
+            pcs,
+        }
+    }
+
+    #[test]
+    fn drains_merge_per_process_and_stack() {
+        let mut a = Accumulator::default();
+        a.add([entry(7, 2, 10, 20, &[1, 2]), entry(7, 1, 5, 5, &[1])]);
+        a.add([
+            entry(7, 3, 30, 40, &[1, 2]),
+            entry(8, 9, 1, 1, &[1, 2]),
+            entry(7, u64::MAX, 1, 1, &[1]),
+        ]);
+        let got: Vec<_> = a
+            .of(7)
+            .iter()
+            .map(|e| (e.stack().to_vec(), e.samples, e.first_ns, e.last_ns))
+            .collect();
+        assert_eq!(got, [(vec![1], u64::MAX, 1, 5), (vec![1, 2], 5, 10, 40)]);
+        assert_eq!(a.of(8).len(), 1);
+        assert!(a.of(9).is_empty());
+    }
 
     #[test]
     fn cpu_lists() {

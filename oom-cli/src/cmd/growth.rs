@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use argh::FromArgs;
-use oom_loader::growth::{GrowthConfig, Sampler};
+use oom_loader::growth::{Accumulator, GrowthConfig, Sampler};
 use oom_loader::growth_profile::{self, GrowthMeta};
 use oom_loader::{ondemand, procmaps};
 
@@ -83,7 +83,10 @@ pub fn run(args: GrowthArgs) -> anyhow::Result<()> {
     );
     let t0 = Instant::now();
     let alive = || ondemand::start_time(root, pid).ok() == Some(started);
-    // Wake up to refresh the mappings (libraries loaded meanwhile) and to see an exit.
+    let mut acc = Accumulator::default();
+    let mut drained = Instant::now();
+    // Wake up to refresh the mappings (libraries loaded meanwhile), to see an exit, and
+    // once a second to empty the kernel's bounded map before it fills.
     while t0.elapsed() < duration && alive() {
         std::thread::sleep((duration - t0.elapsed().min(duration)).min(Duration::from_millis(200)));
         if let Ok(m) = procmaps::read(root, pid) {
@@ -91,18 +94,18 @@ pub fn run(args: GrowthArgs) -> anyhow::Result<()> {
                 maps = m;
             }
         }
+        if drained.elapsed() >= Duration::from_secs(1) {
+            acc.add(sampler.drain().context("reading the sampled stacks")?);
+            drained = Instant::now();
+        }
     }
     let elapsed = t0.elapsed().min(duration);
+    acc.add(sampler.drain().context("reading the sampled stacks")?);
     let counters = sampler
         .counters()
         .context("reading the sampler's counters")?;
-    let entries: Vec<_> = sampler
-        .drain()
-        .context("reading the sampled stacks")?
-        .into_iter()
-        .filter(|e| e.tgid == pid as u32)
-        .collect();
     drop(sampler);
+    let entries = acc.of(pid as u32);
     if !alive() {
         eprintln!(
             "oomprof: pid {pid} exited after {:.1}s; profiling what was sampled until then",
