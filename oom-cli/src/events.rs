@@ -8,7 +8,8 @@
 //! - the Go profile of the same kill, when the victim was a watched Go process.
 //!
 //! An event is written once the parts it can expect are in, or [`LINK_WAIT`] after its
-//! first part arrived, with whatever it has.
+//! first part arrived with whatever it has ([`PROFILE_WAIT`] when a watched Go
+//! process's profile is still being made).
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -26,6 +27,9 @@ use serde_json::{json, Value};
 /// How long an event waits for its missing parts (the capture, the kernel's report and
 /// the victim record race).
 pub const LINK_WAIT: Duration = Duration::from_secs(2);
+
+/// How long the event of a watched Go process waits for its profile.
+pub const PROFILE_WAIT: Duration = Duration::from_secs(30);
 
 /// The file name of the log in the profile directory.
 pub const FILE_NAME: &str = "oomprof-events.jsonl";
@@ -49,6 +53,8 @@ struct Pending {
     victim: Option<VictimInfo>,
     report: Option<OomReport>,
     profile: Option<String>,
+    /// The Monitor said no profile will come (the capture was dropped).
+    no_profile: bool,
 }
 
 impl Pending {
@@ -58,7 +64,8 @@ impl Pending {
         let Some(v) = &self.victim else {
             return false;
         };
-        (self.report.is_some() || !kernel_log) && (self.profile.is_some() || !v.watched)
+        (self.report.is_some() || !kernel_log)
+            && (self.profile.is_some() || self.no_profile || !v.watched)
     }
 }
 
@@ -76,6 +83,8 @@ pub struct EventLog {
     /// Lines a write error left waiting (bounded: the oldest are given up on, with a
     /// log line, past [`MAX_UNWRITTEN`]).
     unwritten: VecDeque<String>,
+    /// Pre-OOM profiles, named by the events of later kills.
+    preoom: crate::preoom::Links,
 }
 
 /// Most event lines kept while they cannot be written.
@@ -113,6 +122,7 @@ impl EventLog {
             resolver: Resolver::new(runtime_root),
             metrics,
             unwritten: VecDeque::new(),
+            preoom: crate::preoom::Links::default(),
         })
     }
 
@@ -137,6 +147,7 @@ impl EventLog {
                     victim: None,
                     report: None,
                     profile: None,
+                    no_profile: false,
                 });
                 self.pending.len() - 1
             }
@@ -178,6 +189,15 @@ impl EventLog {
         self.settle(pid);
     }
 
+    /// No profile will come for the kill of `pid` (its capture was dropped, or its
+    /// memory profiling was off): its event need not wait for one.
+    pub fn no_profile(&mut self, pid: i32) {
+        if let Some(p) = self.pending.iter_mut().find(|p| p.pid == pid) {
+            p.no_profile = true;
+        }
+        self.settle(pid);
+    }
+
     /// Writes the kills that waited long enough and the lines a write error left
     /// waiting; forgets profiles no kill claimed.
     pub fn tick(&mut self, now: Instant) {
@@ -197,7 +217,15 @@ impl EventLog {
                     self.pending.remove(i);
                     continue;
                 }
-            } else if age >= LINK_WAIT {
+            } else if age >= LINK_WAIT
+                && !(p.profile.is_none()
+                    && !p.no_profile
+                    && p.victim.as_ref().is_some_and(|v| v.watched)
+                    && age < PROFILE_WAIT)
+            {
+                // A watched Go process's profile is waited for longer: a capture of a
+                // large heap takes seconds under load; the Monitor says when none will
+                // come ([`EventLog::no_profile`]).
                 if let Some(p) = self.pending.remove(i) {
                     self.write(&p);
                 }
@@ -222,6 +250,12 @@ impl EventLog {
         }
     }
 
+    /// A pre-OOM profile written: the event of a later kill of its pid or cgroup
+    /// names it.
+    pub fn preoom(&mut self, t: crate::preoom::Taken) {
+        self.preoom.add(t);
+    }
+
     fn write(&mut self, p: &Pending) {
         self.metrics.oom_event(p.report.as_ref());
         let cgroup = p
@@ -230,14 +264,24 @@ impl EventLog {
             .and_then(|r| r.task_memcg.clone())
             .or_else(|| p.victim.as_ref().and_then(|v| v.cgroup.clone()));
         let attribution = cgroup.as_deref().and_then(|cg| self.resolver.attribute(cg));
-        let mut line = event_json(
+        let mut event = event_json(
             p.pid,
             p.victim.as_ref(),
             p.report.as_ref(),
             p.profile.as_deref(),
             attribution.as_ref(),
-        )
-        .to_string();
+        );
+        // The kill was first seen at `since` (its victim record or report, read
+        // within a poll of it).
+        let preoom = self.preoom.for_kill(
+            p.pid,
+            p.report.as_ref().and_then(|r| r.oom_memcg.as_deref()),
+            cgroup.as_deref(),
+            p.since,
+        );
+        let pre = crate::preoom::describe(&preoom);
+        event["preoom"] = preoom;
+        let mut line = event.to_string();
         line.push('\n');
         // Lines that could not be written (a full disk) go first, in order.
         self.unwritten.push_back(line);
@@ -250,7 +294,7 @@ impl EventLog {
             .unwrap_or_default();
         match res {
             Ok(()) => log::info!(
-                "oom event: pid={} comm={comm} {}{}{}",
+                "oom event: pid={} comm={comm} {}{}{}{pre}",
                 p.pid,
                 match &p.report {
                     Some(r) => summary(r),
@@ -396,7 +440,13 @@ pub fn event_json(
         },
         "memcg": {
             "usage_kb": r.and_then(|r| r.memcg_usage_kb), "limit_kb": r.and_then(|r| r.memcg_limit_kb),
+            "kmem_kb": r.and_then(|r| r.kmem_kb),
             "bytes": breakdown,
+            // memory.stat as the kernel printed it at the OOM, every key (percpu,
+            // slab_reclaimable, file_mapped, ... as the kernel version has them).
+            "stat": r.filter(|r| !r.stats.is_empty()).map(|r| {
+                r.stats.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>()
+            }),
         },
         "tasks": tasks,
         "namespace": names.and_then(|n| n.namespace.clone()),
@@ -461,11 +511,12 @@ pub fn print(path: &Path, since: Option<jiff::Timestamp>) -> anyhow::Result<usiz
             _ => String::new(),
         };
         println!(
-            "{time} pid={} comm={}{exe}{pod} {memcg} trigger={} profile={}",
+            "{time} pid={} comm={}{exe}{pod} {memcg} trigger={} profile={}{}",
             v["pid"],
             s("comm").unwrap_or_default(),
             v["trigger"]["comm"].as_str().unwrap_or("-"),
             v["profile"].as_str().unwrap_or("-"),
+            crate::preoom::describe(&v["preoom"]),
         );
         n += 1;
     }
@@ -526,7 +577,8 @@ mod tests {
         assert_eq!(names, [json!("java"), json!("envoy"), json!("pause")]);
         assert_eq!(e["exe"], "/usr/bin/java");
         assert_eq!(e["trigger"]["comm"], "kworker"); // the report has none
-                                                     // The victim record alone: its own figures.
+        assert!(e["memcg"]["stat"].is_null(), "{e}"); // nor memory.stat
+                                                      // The victim record alone: its own figures.
         let e = event_json(42, Some(&v), None, None, None);
         assert_eq!(e["sources"], json!(["mark_victim"]));
         assert_eq!(
@@ -569,6 +621,22 @@ mod tests {
         assert_eq!(lines(), 1);
         log.profile(43, "x-43.pb.gz", t0);
         assert_eq!(lines(), 2);
+        // A watched victim whose capture is slow: still waiting after LINK_WAIT, and
+        // written at once when the Monitor says no profile will come.
+        let mut slow = victim(46);
+        slow.watched = true;
+        log.victim(slow, t0);
+        log.report(
+            OomReport {
+                pid: 46,
+                ..OomReport::default()
+            },
+            t0,
+        );
+        log.tick(t0 + LINK_WAIT * 2);
+        assert_eq!(lines(), 2);
+        log.no_profile(46);
+        assert_eq!(lines(), 3);
         // A report whose victim record was lost: written after LINK_WAIT, not before.
         log.report(
             OomReport {
@@ -578,14 +646,14 @@ mod tests {
             t0,
         );
         log.tick(t0 + LINK_WAIT / 2);
-        assert_eq!(lines(), 2);
-        log.tick(t0 + LINK_WAIT);
         assert_eq!(lines(), 3);
+        log.tick(t0 + LINK_WAIT);
+        assert_eq!(lines(), 4);
         // A profile no kill claims is forgotten, never written.
         log.profile(45, "y-45.pb.gz", t0);
         log.tick(t0 + LINK_WAIT * 5);
         log.flush();
-        assert_eq!(lines(), 3);
+        assert_eq!(lines(), 4);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
             text.lines()

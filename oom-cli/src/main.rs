@@ -7,12 +7,14 @@
 #![forbid(unsafe_code)]
 
 mod cmd;
+mod config;
 mod events;
 mod logger;
 mod metrics;
 mod output;
 #[cfg(test)]
 mod pprof_fixture;
+mod preoom;
 mod report;
 mod retention;
 
@@ -39,6 +41,10 @@ struct Cli {
 
 #[derive(FromArgs, Debug)]
 #[argh(subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once at start; the run command's flags are the bulk, and boxing them is not argh's way"
+)]
 enum Cmd {
     Run(cmd::run::RunArgs),
     Dump(cmd::dump::DumpArgs),

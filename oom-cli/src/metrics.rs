@@ -12,8 +12,13 @@
 //!   at 1, and Prometheus cannot see its first increment);
 //! - `oomprof_oom_events_total{constraint,kind}`: OOM kills of any process, from the
 //!   kernel's report (memcg/global; anon, page_cache, shmem, kernel, sock);
-//! - `oomprof_profiles_written_total{sink,result}`;
+//! - `oomprof_profiles_written_total{sink,result}`: `dir` ok/error (writes); `s3` ok
+//!   (uploads), error (failed attempts: the profile stays spooled), dropped (never
+//!   uploaded: the spool was full or could not be written);
+//! - `oomprof_spool_files`, `oomprof_spool_bytes`: profiles waiting for S3 (with S3);
 //! - `oomprof_profiles_debounced_total`: kills `--debounce` did not write;
+//! - `oomprof_preoom_profiles_total{trigger}`: profiles taken before a kill because a
+//!   cgroup neared its limit (usage, psi, system-psi, memory.high);
 //! - `oomprof_captures_incomplete_total{reason}`;
 //! - `oomprof_lost_events_total{kind}`: ring records the kernel could not deliver;
 //! - `oomprof_watched_processes`;
@@ -43,8 +48,10 @@ struct State {
     kills: BTreeMap<[String; 4], u64>,
     kills_node: u64,
     debounced: u64,
+    preoom: BTreeMap<&'static str, u64>,
     events: BTreeMap<(String, &'static str), u64>,
     written: BTreeMap<(String, &'static str), u64>,
+    spool: Option<(u64, u64)>,
     incomplete: BTreeMap<&'static str, u64>,
     lost: BTreeMap<&'static str, u64>,
     watched: u64,
@@ -71,6 +78,9 @@ impl Metrics {
             }
             for kind in ["events", "ends", "malformed"] {
                 s.lost.insert(kind, 0);
+            }
+            for t in oom_loader::pressure::Trigger::ALL {
+                s.preoom.insert(t.as_str(), 0);
             }
         }
         m
@@ -114,6 +124,9 @@ impl Metrics {
         for why in &p.meta.incomplete {
             *s.incomplete.entry(why.kind()).or_default() += 1;
         }
+        if let Some(n) = &p.meta.pressure {
+            *s.preoom.entry(n.trigger.as_str()).or_default() += 1;
+        }
     }
 
     /// Counts a write to `sink` (e.g. `dir`) that succeeded or failed.
@@ -124,6 +137,29 @@ impl Metrics {
             .written
             .entry((sink.to_string(), result))
             .or_default() += 1;
+    }
+
+    /// Registers `sink` (e.g. `s3`): its ok, error and dropped series at zero.
+    pub fn sink(&self, sink: &str) {
+        let mut s = self.lock();
+        for result in ["ok", "error", "dropped"] {
+            s.written.entry((sink.to_string(), result)).or_default();
+        }
+        s.spool.get_or_insert((0, 0));
+    }
+
+    /// Counts a profile that will never reach `sink`.
+    pub fn dropped(&self, sink: &str) {
+        *self
+            .lock()
+            .written
+            .entry((sink.to_string(), "dropped"))
+            .or_default() += 1;
+    }
+
+    /// Sets the spool gauges: (profiles, bytes) waiting for S3.
+    pub fn spool(&self, (files, bytes): (usize, u64)) {
+        self.lock().spool = Some((files as u64, bytes));
     }
 
     /// Counts an OOM kill of any process, with the kernel's report when there is one
@@ -229,6 +265,22 @@ impl Metrics {
                 escape(sink)
             );
         }
+        if let Some((files, bytes)) = s.spool {
+            head(
+                &mut o,
+                "oomprof_spool_files",
+                "gauge",
+                "Profiles spooled, waiting to be uploaded to S3.",
+            );
+            let _ = writeln!(o, "oomprof_spool_files {files}");
+            head(
+                &mut o,
+                "oomprof_spool_bytes",
+                "gauge",
+                "Bytes of profiles spooled, waiting to be uploaded to S3.",
+            );
+            let _ = writeln!(o, "oomprof_spool_bytes {bytes}");
+        }
         head(
             &mut o,
             "oomprof_profiles_debounced_total",
@@ -236,6 +288,18 @@ impl Metrics {
             "Profiles not written: a repeated kill within the --debounce window.",
         );
         let _ = writeln!(o, "oomprof_profiles_debounced_total {}", s.debounced);
+        head(
+            &mut o,
+            "oomprof_preoom_profiles_total",
+            "counter",
+            "Pre-OOM profiles: taken while running because a memory cgroup neared its limit, by trigger.",
+        );
+        for (trigger, n) in &s.preoom {
+            let _ = writeln!(
+                o,
+                "oomprof_preoom_profiles_total{{trigger=\"{trigger}\"}} {n}"
+            );
+        }
         head(
             &mut o,
             "oomprof_captures_incomplete_total",
@@ -388,5 +452,39 @@ mod tests {
         assert!(t.contains("oomprof_walk_seconds_bucket{le=\"+Inf\"} 3"));
         assert!(t.contains("oomprof_walk_seconds_count 3"));
         assert!(t.contains("# TYPE oomprof_oom_kills_total counter"));
+        for trigger in ["usage", "psi", "system-psi", "memory.high"] {
+            assert!(
+                t.contains(&format!(
+                    "oomprof_preoom_profiles_total{{trigger=\"{trigger}\"}} 0"
+                )),
+                "{t}"
+            );
+        }
+        assert!(!t.contains("sink=\"s3\""), "no S3 series without S3");
+        assert!(!t.contains("oomprof_spool_files"));
+    }
+
+    #[test]
+    fn the_s3_sink_has_its_series_and_spool_gauges() {
+        let m = Metrics::new();
+        m.sink("s3");
+        let t = m.render();
+        for r in ["ok", "error", "dropped"] {
+            assert!(
+                t.contains(&format!(
+                    "oomprof_profiles_written_total{{sink=\"s3\",result=\"{r}\"}} 0"
+                )),
+                "{t}"
+            );
+        }
+        assert!(t.contains("oomprof_spool_files 0\n"), "{t}");
+        m.written("s3", true);
+        m.dropped("s3");
+        m.spool((2, 4096));
+        let t = m.render();
+        assert!(t.contains("oomprof_profiles_written_total{sink=\"s3\",result=\"ok\"} 1"));
+        assert!(t.contains("oomprof_profiles_written_total{sink=\"s3\",result=\"dropped\"} 1"));
+        assert!(t.contains("\noomprof_spool_files 2\n"), "{t}");
+        assert!(t.contains("\noomprof_spool_bytes 4096\n"), "{t}");
     }
 }

@@ -231,6 +231,29 @@ mod tests {
     }
 
     #[test]
+    fn pre_oom_profiles_count_like_every_profile() {
+        let d = dir("preoom");
+        fill(&d);
+        // Newer than a..e: the oldest go first, whichever kind they are.
+        std::fs::write(d.join("x-1-20260101000000.preoom.pb.gz"), [0u8; 100]).unwrap();
+        let r = Retention {
+            max_files: Some(2),
+            ..Retention::default()
+        };
+        assert_eq!(r.prune(&d, None, SystemTime::now()).len(), 4);
+        assert_eq!(
+            left(&d),
+            [
+                ".e.pb.gz.123.tmp",
+                "e.pb.gz",
+                "notes.txt",
+                "x-1-20260101000000.preoom.pb.gz"
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
     fn never_removes_the_profile_just_written() {
         let d = dir("keep");
         fill(&d);

@@ -171,7 +171,8 @@ impl Podman {
              --tmpdir {d}/tmp --cgroup-manager cgroupfs --events-backend none --runtime runc \
              --runtime-flag root={d}/runc --storage-driver vfs \"$@\"",
         ));
-        c.arg("podman").args(args);
+        // conmon writes an `oom` file into its working directory at the kill.
+        c.arg("podman").args(args).current_dir(&self.dir);
         c
     }
 }

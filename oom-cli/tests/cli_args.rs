@@ -112,6 +112,29 @@ fn out_of_range_ring_size_and_max_buckets_are_usage_errors_before_loading() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         fails(&args, 2, &format!("{flag} {v}: want"));
     }
+    // The pre-OOM triggers, likewise (their every error path: oom-cli/src/preoom.rs).
+    for (flag, v, says) in [
+        ("--pre-oom-usage", "100", "--pre-oom-usage 100: want"),
+        (
+            "--pre-oom-psi",
+            "some:150ms/1s",
+            "--pre-oom-psi some:150ms/1s: the window must be 2s",
+        ),
+        (
+            "--pre-oom-system-psi",
+            "often",
+            "--pre-oom-system-psi often: want KIND:STALL/WINDOW",
+        ),
+        (
+            "--pre-oom-debounce",
+            "5m",
+            "--pre-oom-debounce 5m: no pre-OOM trigger is on",
+        ),
+    ] {
+        let args = run_with(flag, v);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        fails(&args, 2, says);
+    }
     // Not even a u32: argh's own usage error, also exit 2.
     fails(
         &[
@@ -233,4 +256,53 @@ fn dump_to_a_file_is_0600_and_never_replaces_one() {
         "something left behind"
     );
     let _ = fs::remove_dir_all(&d);
+}
+
+/// `run --config FILE`: the file's errors are usage errors of one line naming the file,
+/// line and key, found before anything is loaded; a flag's bad value is still named
+/// as the flag.
+#[test]
+fn config_file_errors_are_one_line_usage_errors() {
+    let dir = tmpdir("config-errors");
+    let file = dir.join("oomprof.toml");
+    let f = file.to_str().unwrap();
+    for (text, needle) in [
+        (
+            "[s3]\nbuckets = \"b\"\n",
+            format!("oomprof: {f}:2: unknown key `s3.buckets`"),
+        ),
+        (
+            "[retention]\nmax_files = 0\n",
+            format!("oomprof: {f}:2: retention.max_files = 0: want at least 1"),
+        ),
+        (
+            "ring_size = \"3M\"\n",
+            format!("oomprof: {f}:1: ring_size = 3M: want a power of two"),
+        ),
+        (
+            "[s3]\nendpoint = \"http://127.0.0.1:1\"\n",
+            format!("oomprof: {f}:1: [s3] needs a bucket (s3.bucket)"),
+        ),
+        (
+            "dir = [1]\n",
+            format!("oomprof: {f}:1: dir: want a string, not an array"),
+        ),
+        ("[metrics\n", format!("oomprof: {f}:1: not valid TOML: ")),
+    ] {
+        fs::write(&file, text).unwrap();
+        fails(&["run", "--config", f], 2, &needle);
+    }
+    // The flag wins over the file, and is named as itself.
+    fs::write(&file, "[retention]\nmax_age = \"7d\"\n").unwrap();
+    fails(
+        &["run", "--config", f, "--max-age", "never"],
+        2,
+        "oomprof: --max-age never: want a duration",
+    );
+    fails(
+        &["run", "--config", "/nonexistent/oomprof.toml"],
+        2,
+        "oomprof: config file /nonexistent/oomprof.toml: No such file or directory",
+    );
+    fs::remove_dir_all(&dir).unwrap();
 }

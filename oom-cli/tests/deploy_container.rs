@@ -29,7 +29,7 @@ mod common;
 
 use common::deploy::{
     cap_mask, cap_names, deploy_dir, judge_oom_file, kubelet_argv, mount_at, oom_kill, proc_caps,
-    static_bin, DaemonSet, HostMount, TempDir,
+    static_bin, DaemonSet, EnvValue, HostMount, TempDir,
 };
 use common::runtime::{mem_figures, RunSpec, Runtime, UID};
 use common::*;
@@ -88,6 +88,19 @@ fn spec_of(ds: &DaemonSet, rt: &Runtime, tag: &str, profiles: &Path, limit: bool
         allow_new_privs: ds.allow_privilege_escalation,
         memory_limit: limit.then_some(ds.memory_limit),
         mounts,
+        // What the kubelet fills in from the pod: this test's node is "node-a".
+        env: ds
+            .env
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    EnvValue::Plain(v) => v.clone(),
+                    EnvValue::Field(f) if f == "spec.nodeName" => "node-a".into(),
+                    EnvValue::Field(f) => panic!("env {k} from {f}: not reproduced"),
+                };
+                (k.clone(), v)
+            })
+            .collect(),
     }
 }
 
@@ -137,6 +150,16 @@ fn check_confinement(pid: i32, ds: &DaemonSet, node_tracefs: bool) {
         let seen = mount_at(pid, path).unwrap_or_else(|| panic!("nothing mounted at {path}"));
         assert_eq!(seen.read_only(), m.read_only, "{path}: {seen:?}");
     }
+    // The environment the kubelet would give it (NODE_NAME from spec.nodeName).
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    for (k, _) in &ds.env {
+        assert!(
+            environ
+                .split(|&b| b == 0)
+                .any(|e| e.starts_with(format!("{k}=").as_bytes())),
+            "{k} not in the container's environment"
+        );
+    }
     let tracing = mount_at(pid, "/sys/kernel/tracing").expect("the tracing volume");
     assert_eq!(
         tracing.fstype == "tracefs",
@@ -148,7 +171,7 @@ fn check_confinement(pid: i32, ds: &DaemonSet, node_tracefs: bool) {
 /// The profile of `pid` in `dir`, once the daemon has said it wrote it (its log so far
 /// is in the panic message when it does not).
 fn waited_profile(d: &mut Daemon, dir: &Path, pid: i32) -> std::path::PathBuf {
-    d.wait_log(&format!(" pid={pid} "), Duration::from_secs(60));
+    d.wait_log(&format!(".pb.gz pid={pid} "), Duration::from_secs(60));
     profile_of(dir, pid, Duration::from_secs(5))
         .unwrap_or_else(|| panic!("no profile for pid {pid} in {}", dir.display()))
 }

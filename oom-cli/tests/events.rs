@@ -173,6 +173,12 @@ fn three_kills(test: &str, kernel_log: &str) {
     if report {
         assert_eq!(ev["memcg"]["bytes"]["dominant"], "anon", "{ev}");
         assert!(bytes(&ev, "anon") >= LIMIT * 95 / 100, "{ev}");
+        // The whole memory.stat is there (v1 prints total_rss, v2 anon).
+        let stat = &ev["memcg"]["stat"];
+        assert!(
+            stat["anon"].as_u64().or(stat["total_rss"].as_u64()) >= Some(LIMIT * 95 / 100),
+            "{ev}"
+        );
     }
     assert!(ev["profile"].is_null(), "{ev}");
     // The victim's RSS: the kernel's report, or the tracepoint's (Linux ~6.9+).

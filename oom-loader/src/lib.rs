@@ -14,6 +14,8 @@
 //! capture entries or walk.rs (/proc/PID/mem, procmem.rs) ──▶ oom_core::Bucket
 //!     ──▶ profile.rs: values, symbolized pprof, gzip, metadata comments
 //! ondemand.rs: profile_pid() = binary + maps + walk + profile, no BPF
+//! sink.rs: profile ──▶ Spool (DIR/spool/) ──Uploader thread──▶ s3.rs (sigv4.rs PUT)
+//! pressure.rs: PSI / memory.high / usage triggers → ondemand profiles before a kill
 //!
 //! growth.bpf.o ──▶ growth.rs (perf_event page-fault sampler on every CPU, stack map)
 //!     ──▶ growth_profile.rs (Go/ELF symbolization, unwinding checks, pprof)
@@ -75,12 +77,16 @@ pub mod kmsg;
 pub(crate) mod maps;
 pub mod monitor;
 pub mod ondemand;
+pub mod pressure;
 pub mod probe;
 pub mod procmaps;
 pub mod procmem;
 pub mod profile;
 pub(crate) mod progs;
 pub mod ringbuf;
+pub mod s3;
+pub mod sigv4;
+pub mod sink;
 pub(crate) mod sys;
 pub mod victim;
 pub mod walk;

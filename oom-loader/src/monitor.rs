@@ -45,6 +45,7 @@ use crate::cache::BinaryCache;
 use crate::capture::{Capture, KillReason};
 use crate::kernel::{CycleLayout, Event, Kernel, KernelConfig, WalkKind, WatchInfo};
 use crate::ondemand;
+use crate::pressure::{Pressure, PressureConfig};
 use crate::procmaps::{self, MapEntry};
 use crate::profile::{
     assemble, disabled_diagnosis, Incomplete, Profile, ProfileMeta, RateSeen, Reason, Rss,
@@ -144,6 +145,9 @@ pub struct MonitorConfig {
     /// `var/lib/docker`, …): `/`, or where a container mounted the node's paths.
     /// Pod and container names come from there (see [`crate::attribution`]).
     pub runtime_root: PathBuf,
+    /// Pre-OOM profiles when a watched process's memory cgroup nears its limit (all
+    /// triggers off by default; see [`crate::pressure`]).
+    pub pressure: PressureConfig,
 }
 
 impl Default for MonitorConfig {
@@ -155,6 +159,7 @@ impl Default for MonitorConfig {
             max_cached_binaries: crate::cache::DEFAULT_MAX_ENTRIES,
             max_mapped_bytes: crate::cache::DEFAULT_MAX_MAPPED,
             runtime_root: PathBuf::from("/"),
+            pressure: PressureConfig::default(),
         }
     }
 }
@@ -326,7 +331,7 @@ const MAX_EXITED: usize = 1024;
 #[derive(Debug)]
 pub struct Monitor {
     kernel: Kernel,
-    cache: BinaryCache,
+    cache: Arc<BinaryCache>,
     config: MonitorConfig,
     watched: HashMap<u32, Watched>,
     /// Exited watched processes: their data, exit time (CLOCK_MONOTONIC ns), and when
@@ -335,6 +340,8 @@ pub struct Monitor {
     disabled_said: HashSet<BinaryKey>,
     pending: Vec<MonitorEvent>,
     resolver: Resolver,
+    /// The pre-OOM triggers, when any is on.
+    pressure: Option<Pressure>,
     /// The last exec of each process seen (path given to exec, comm): what an OOM
     /// victim ran when it is gone from /proc before its record is read.
     execs: HashMap<u32, (PathBuf, String)>,
@@ -355,15 +362,28 @@ impl Monitor {
     pub fn new(config: MonitorConfig) -> crate::Result<Monitor> {
         let kernel = Kernel::load(&config.kernel)?;
         let resolver = Resolver::new(config.runtime_root.clone());
+        let cache = Arc::new(BinaryCache::new(
+            config.max_cached_binaries,
+            config.max_mapped_bytes,
+        ));
+        let pressure = match config.pressure.is_enabled() {
+            true => Some(Pressure::new(
+                config.pressure.clone(),
+                &config.proc_root,
+                cache.clone(),
+            )?),
+            false => None,
+        };
         let mut m = Monitor {
             kernel,
-            cache: BinaryCache::new(config.max_cached_binaries, config.max_mapped_bytes),
+            cache,
             config,
             watched: HashMap::new(),
             exited: HashMap::new(),
             disabled_said: HashSet::new(),
             pending: Vec::new(),
             resolver,
+            pressure,
             execs: HashMap::new(),
         };
         if m.config.scan_existing {
@@ -418,9 +438,17 @@ impl Monitor {
         } else {
             Some(Duration::ZERO)
         };
+        // The triggers are checked at every poll: wait no longer than their interval.
+        let timeout = match &self.pressure {
+            Some(p) => Some(timeout.map_or(p.interval(), |t| t.min(p.interval()))),
+            None => timeout,
+        };
         for ev in self.kernel.poll(timeout)? {
             match ev {
                 Event::Exec(x) => {
+                    if let Some(p) = &mut self.pressure {
+                        p.unwatch(x.pid);
+                    }
                     if self.execs.len() >= MAX_EXECS && !self.execs.contains_key(&x.pid) {
                         // An arbitrary one goes: the map's order is unrelated to age,
                         // but a victim's exec is usually recent enough to be kept.
@@ -439,6 +467,9 @@ impl Monitor {
                     self.discover(x.pid, Some(x.ts_ns), &mut out);
                 }
                 Event::Exit(x) => {
+                    if let Some(p) = &mut self.pressure {
+                        p.unwatch(x.pid);
+                    }
                     if let Some(w) = self.watched.remove(&x.pid) {
                         if self.exited.len() >= MAX_EXITED {
                             let oldest = self
@@ -488,6 +519,9 @@ impl Monitor {
                 }
                 Event::Capture(c) => out.push(self.profile(&c)),
             }
+        }
+        if let Some(p) = &mut self.pressure {
+            out.extend(p.tick());
         }
         let now = Instant::now();
         self.exited
@@ -584,6 +618,9 @@ impl Monitor {
         });
         let cgroup = ondemand::cgroup(&root, ipid);
         let attribution = cgroup.as_deref().and_then(|c| self.resolver.attribute(c));
+        if let Some(p) = &mut self.pressure {
+            p.watch(pid, cgroup.as_deref(), attribution.clone());
+        }
         self.watched.insert(
             pid,
             Watched {
@@ -773,6 +810,7 @@ impl Monitor {
             gnu_build_id: info.gnu_build_id.clone(),
             reason,
             trigger,
+            pressure: None,
             rss,
             cgroup: w.cgroup.clone(),
             attribution: w.attribution.clone(),

@@ -11,8 +11,10 @@ use std::time::SystemTime;
 
 use oom_core::values::{needs_fallback, Policy};
 
+use crate::attribution::Attribution;
 use crate::binary::GoBinary;
 use crate::cache::BinaryCache;
+use crate::pressure::PressureNote;
 use crate::procmaps;
 use crate::procmem::ProcMem;
 use crate::profile::{
@@ -187,6 +189,31 @@ pub fn profile_pid(
     opts: &OnDemandOptions,
     cache: Option<&BinaryCache>,
 ) -> Result<Profile, OnDemandError> {
+    profile_as(pid, opts, cache, None, None)
+}
+
+/// Takes a pre-OOM profile of `pid` ([`crate::pressure`]): reason `pressure`, with
+/// the trigger's note among the comments and the attribution the Monitor resolved
+/// at discovery (under its runtime root).
+///
+/// Returns an error as [`profile_pid`] does.
+pub fn profile_under_pressure(
+    pid: i32,
+    opts: &OnDemandOptions,
+    cache: &BinaryCache,
+    note: PressureNote,
+    attribution: Option<Attribution>,
+) -> Result<Profile, OnDemandError> {
+    profile_as(pid, opts, Some(cache), Some(note), attribution)
+}
+
+fn profile_as(
+    pid: i32,
+    opts: &OnDemandOptions,
+    cache: Option<&BinaryCache>,
+    pressure: Option<PressureNote>,
+    known: Option<Attribution>,
+) -> Result<Profile, OnDemandError> {
     let root = &opts.proc_root;
     let started = start_time(root, pid).map_err(|e| io_err(pid, "/proc/PID/stat", e))?;
     let (bin, exe) = open_binary(root, pid, cache)?;
@@ -250,9 +277,11 @@ pub fn profile_pid(
     let policy = Policy::GoPublished { cycle, fallback };
     let cgroup = cgroup(root, pid);
     // The node's runtime state, read once for this one process.
-    let attribution = cgroup
-        .as_deref()
-        .and_then(|c| crate::attribution::Resolver::new("/").attribute(c));
+    let attribution = known.or_else(|| {
+        cgroup
+            .as_deref()
+            .and_then(|c| crate::attribution::Resolver::new("/").attribute(c))
+    });
     let meta = ProfileMeta {
         pid,
         comm,
@@ -263,7 +292,12 @@ pub fn profile_pid(
         vcs_revision: bin.info.vcs_revision.clone(),
         go_build_id: bin.info.go_build_id.clone(),
         gnu_build_id: bin.info.gnu_build_id.clone(),
-        reason: Reason::OnDemand,
+        reason: if pressure.is_some() {
+            Reason::Pressure
+        } else {
+            Reason::OnDemand
+        },
+        pressure,
         trigger: None,
         rss: None,
         cgroup,

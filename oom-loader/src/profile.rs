@@ -28,6 +28,9 @@ pub enum Reason {
     /// SIGKILLed, and the kernel lost event records around the kill, so whether the
     /// OOM killer did it is unknown.
     Unknown,
+    /// Taken while running because its memory cgroup neared its limit (a pre-OOM
+    /// profile, [`crate::pressure`]).
+    Pressure,
 }
 
 impl Reason {
@@ -38,6 +41,7 @@ impl Reason {
             Reason::Killed => "killed",
             Reason::OnDemand => "on-demand",
             Reason::Unknown => "unknown",
+            Reason::Pressure => "pressure",
         }
     }
 }
@@ -82,6 +86,8 @@ pub struct ProfileMeta {
     pub reason: Reason,
     /// The task that triggered the OOM killer (pid, comm), when known.
     pub trigger: Option<(i32, String)>,
+    /// For pre-OOM profiles: which trigger fired, for which cgroup, with its figures.
+    pub pressure: Option<crate::pressure::PressureNote>,
     /// The victim's memory figures, when the kernel reported them.
     pub rss: Option<Rss>,
     /// The victim's cgroup path, when known.
@@ -147,6 +153,9 @@ impl ProfileMeta {
         }
         if let Some(cg) = &self.cgroup {
             c.push(format!("cgroup: {cg}"));
+        }
+        if let Some(p) = &self.pressure {
+            c.push(p.comment());
         }
         if let Some(a) = &self.attribution {
             c.extend(a.comments());

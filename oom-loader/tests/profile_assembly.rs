@@ -319,6 +319,7 @@ fn check(tc: &Toolchain, variant: Variant, bias: u64) {
         gnu_build_id: info.gnu_build_id.clone(),
         reason: Reason::Oom,
         trigger: Some((4300, "stress".into())),
+        pressure: None,
         rss: Some(Rss {
             total_vm_kb: 2_097_152,
             anon_kb: 1_048_576,

@@ -102,11 +102,13 @@ watched() {
 	echo no
 }
 
-# profile_of PID SECONDS: waits for PID's profile; prints its file name or "none".
+# profile_of PID SECONDS: waits for PID's profile (not a pre-OOM one); prints its file
+# name or "none".
 profile_of() {
 	i=0
 	while [ $i -lt $(($2 * 10)) ]; do
 		for f in /out/*-"$1"-*.pb.gz; do
+			case "$f" in *.preoom.pb.gz) continue ;; esac
 			if [ -e "$f" ]; then
 				basename "$f"
 				return
@@ -225,6 +227,74 @@ kill -TERM "$daemon"
 wait "$daemon"
 say "CASE daemon_stop status=$?"
 
+# preoom_case CASE TRIGGER FLAGS...: pre-OOM profiles (cgroup v2). A daemon of its own
+# with FLAGS (one trigger, so the trigger that fires is known); a slow leak (1 MiB per
+# 100 ms) in a cgroup with memory.high 56 MiB under memory.max 64 MiB, where the
+# kernel throttles it (reclaim and sleeps: memory stalls) until memory.max kills it.
+# Reports whether a pre-OOM profile was there while the process still ran, and when.
+preoom_case() {
+	name=$1
+	trig=$2
+	shift 2
+	oomprof --debug run --dir /out --events "/out/events-$name.jsonl" "$@" >"/tmp/daemon-$name.log" 2>&1 &
+	pd=$!
+	i=0
+	while [ $i -lt 600 ] && ! grep -q "ready in" "/tmp/daemon-$name.log"; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	cg_make "$name" "$LIMIT"
+	echo $((56 << 20)) >"$ROOT/$name/memory.high"
+	start "$name" env FIXTURE_MEMPROFILERATE=1 /fx/oomer -chunk 1048576 -delay 100ms -wait
+	pid=$(pid_of "$name")
+	i=0
+	w=no
+	while [ $i -lt 600 ]; do
+		if grep -q "watch pid $pid " "/tmp/daemon-$name.log"; then
+			w=yes
+			break
+		fi
+		sleep 0.1
+		i=$((i + 1))
+	done
+	t0=$(now)
+	release "$name"
+	pre=none
+	pre_s=none
+	# Until the kill (a zombie, state Z, until waited for), at most 120 s.
+	i=0
+	while [ $i -lt 1200 ] && [ -e "/proc/$pid" ] && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$pid/stat" 2>/dev/null; do
+		if [ "$pre" = none ]; then
+			for f in /out/*-"$pid"-*.preoom.pb.gz; do
+				if [ -e "$f" ] && grep -qv '^[0-9]* ([^)]*) Z' "/proc/$pid/stat" 2>/dev/null; then
+					pre=$(basename "$f")
+					pre_s=$(now)
+				fi
+			done
+		fi
+		sleep 0.1
+		i=$((i + 1))
+	done
+	[ $i -ge 1200 ] && kill -9 "$pid"
+	finish "$name"
+	kill_s=$(now)
+	f=$(profile_of "$pid" 30)
+	sleep 3 # the event waits up to 2 s for its profile
+	kill -TERM "$pd"
+	wait "$pd"
+	dst=$?
+	say "CASE $name kind=preoom trigger=$trig fixture=oomer pid=$pid cgroup=/oomvm/$name limit=$LIMIT watched=$w status=$st oom_kill=$(oom_kills "$name") profile=$f preoom=$pre preoom_s=$pre_s kill_s=$kill_s run_s=$t0-$kill_s daemon_status=$dst events=events-$name.jsonl"
+}
+
+if [ "$CG" = v2 ] && [ $ready = yes ]; then
+	if [ -e /proc/pressure/memory ]; then
+		preoom_case preoom_psi psi --pre-oom-psi some:100ms/2s
+	else
+		say "CASE preoom_psi kind=absent why=no-/proc/pressure-(psi=0?)"
+	fi
+	preoom_case preoom_high memory.high --pre-oom-high
+fi
+
 ship() {
 	say "FILE $1 $(wc -c <"$2")"
 	base64 "$2" >"$OUT"
@@ -235,6 +305,9 @@ ship daemon.log /tmp/daemon.log
 dmesg >/tmp/dmesg.txt
 ship dmesg.txt /tmp/dmesg.txt
 [ -e /out/oomprof-events.jsonl ] && ship oomprof-events.jsonl /out/oomprof-events.jsonl
+for f in /out/events-*.jsonl /tmp/daemon-*.log; do
+	[ -e "$f" ] && ship "$(basename "$f")" "$f"
+done
 for f in /out/*.pb.gz; do
 	[ -e "$f" ] && ship "$(basename "$f")" "$f"
 done

@@ -265,6 +265,18 @@ pub struct DaemonSet {
     pub memory_limit: u64,
     /// The hostPath volumes, as mounted.
     pub mounts: Vec<HostMount>,
+    /// `env`: a name and a plain `value`, or the `fieldPath` of a `valueFrom.fieldRef`
+    /// (the kubelet fills those in from the pod).
+    pub env: Vec<(String, EnvValue)>,
+}
+
+/// One `env` entry's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvValue {
+    /// `value`.
+    Plain(String),
+    /// `valueFrom.fieldRef.fieldPath`.
+    Field(String),
 }
 
 /// The keys of a YAML mapping, as strings.
@@ -344,6 +356,7 @@ impl DaemonSet {
                 "securityContext",
                 "resources",
                 "volumeMounts",
+                "env",
             ],
             "container",
         );
@@ -388,7 +401,36 @@ impl DaemonSet {
                 }
             })
             .collect();
+        let env = c["env"]
+            .as_vec()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|e| {
+                only_known(e, &["name", "value", "valueFrom"], "env[]");
+                let name = e["name"].as_str().expect("env name").to_string();
+                let value = match (e["value"].as_str(), &e["valueFrom"]) {
+                    (Some(v), _) => EnvValue::Plain(v.to_string()),
+                    (None, from) => {
+                        only_known(from, &["fieldRef"], "env[].valueFrom");
+                        only_known(
+                            &from["fieldRef"],
+                            &["fieldPath"],
+                            "env[].valueFrom.fieldRef",
+                        );
+                        EnvValue::Field(
+                            from["fieldRef"]["fieldPath"]
+                                .as_str()
+                                .expect("a fieldRef.fieldPath")
+                                .to_string(),
+                        )
+                    }
+                };
+                (name, value)
+            })
+            .collect();
         DaemonSet {
+            env,
             command: strings(&c["command"]),
             args: strings(&c["args"]),
             host_pid: pod["hostPID"].as_bool().unwrap_or(false),

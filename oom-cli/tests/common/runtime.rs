@@ -53,6 +53,8 @@ pub struct RunSpec {
     pub allow_new_privs: bool,
     /// The memory cgroup limit in bytes (`limits.memory`), if any.
     pub memory_limit: Option<u64>,
+    /// The container's environment.
+    pub env: Vec<(String, String)>,
     /// Bind mounts from the host (hostPath volumes).
     pub mounts: Vec<HostMount>,
 }
@@ -386,6 +388,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         }
         if let Some(limit) = spec.memory_limit {
             c.arg("--memory-limit").arg(limit.to_string());
+        }
+        for (k, v) in &spec.env {
+            c.arg("--env").arg(format!("{k}={v}"));
         }
         let wanted: Vec<String> = spec
             .caps

@@ -100,6 +100,18 @@ pub fn judge(
                     Verdict::new(&case.name, v.and_then(|d| event(case, report, d)))
                 }
                 "exit" => Verdict::new(&case.name, normal_exit(case, &log)),
+                "preoom" => {
+                    let log = report
+                        .files
+                        .get(&format!("daemon-{}.log", case.name))
+                        .map(|d| String::from_utf8_lossy(d).into_owned())
+                        .unwrap_or_default();
+                    let v = victim(case, cgroup, dir, tc, fx, &log);
+                    Verdict::new(
+                        &case.name,
+                        v.and_then(|d| preoom(case, report, dir, tc, fx, d)),
+                    )
+                }
                 "absent" => Verdict {
                     scenario: case.name.clone(),
                     ok: true,
@@ -407,4 +419,124 @@ fn event(case: &Case, report: &Report, detail: String) -> Result<String, String>
         return Err(format!("{detail}; event does not name the profile: {line}"));
     }
     Ok(format!("{detail}; event {want} linked"))
+}
+
+/// A pre-OOM case (cgroup v2): a profile of the trigger the case's daemon ran with was
+/// written while the process still ran, before the OOM kill (judged by `victim`);
+/// `go tool pprof` reads it (reason=pressure, the trigger and cgroup named, in-use
+/// within the limit, the leak on top); the OOM event names it, with the seconds
+/// before the kill.
+fn preoom(
+    case: &Case,
+    report: &Report,
+    dir: &Path,
+    tc: &Toolchain,
+    fx: &Fixtures,
+    detail: String,
+) -> Result<String, String> {
+    let name = case.get("preoom");
+    if name == "none" || name.is_empty() {
+        return Err(format!(
+            "{detail}; NO pre-OOM profile while the process ran (trigger {})",
+            case.get("trigger")
+        ));
+    }
+    let (pre_s, kill_s): (f64, f64) =
+        match (case.get("preoom_s").parse(), case.get("kill_s").parse()) {
+            (Ok(p), Ok(k)) => (p, k),
+            _ => {
+                return Err(format!(
+                    "{detail}; times {} and {}",
+                    case.get("preoom_s"),
+                    case.get("kill_s")
+                ))
+            }
+        };
+    if pre_s >= kill_s {
+        return Err(format!(
+            "{detail}; pre-OOM profile at {pre_s} s, not before the kill at {kill_s} s"
+        ));
+    }
+    let path = dir.join(name);
+    if !path.exists() {
+        return Err(format!("{detail}; {name} reported but not shipped"));
+    }
+    let out = tc
+        .command()
+        .args(["tool", "pprof", "-comments"])
+        .arg(&path)
+        .output()
+        .map_err(|e| format!("go tool pprof -comments: {e}"))?;
+    let comments = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        return Err(format!(
+            "go tool pprof -comments {name}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let pid = case.get("pid");
+    if !comments.contains(&format!("reason=pressure pid={pid} ")) {
+        return Err(format!(
+            "{name}: not a pressure profile of {pid}: {comments}"
+        ));
+    }
+    let note = comments
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("pressure: "))
+        .ok_or_else(|| format!("{name}: no pressure comment"))?;
+    let want = format!(
+        "pressure: trigger={} cgroup={} ",
+        case.get("trigger"),
+        case.get("cgroup")
+    );
+    if !note.starts_with(&want) {
+        return Err(format!("{name}: {note:?}, want it to start {want:?}"));
+    }
+    let bin = fx
+        .binary(case.get("fixture"))
+        .ok_or_else(|| format!("unknown fixture {}", case.get("fixture")))?;
+    let raw = RawProfile::parse(&tc.pprof_raw(bin, &path)?)?;
+    let inuse = raw.total("inuse_space");
+    let limit: i64 = case.get("limit").parse().unwrap_or(0);
+    if !(1..=limit).contains(&inuse) {
+        return Err(format!("{name}: in-use {inuse} B outside 1..={limit} B"));
+    }
+    match raw.top_function("inuse_space") {
+        Some((f, _)) if f == "main.allocChunk" => {}
+        other => {
+            return Err(format!(
+                "{name}: top in-use function {other:?}, want main.allocChunk"
+            ))
+        }
+    }
+    let events = report
+        .files
+        .get(case.get("events"))
+        .map(|d| String::from_utf8_lossy(d).into_owned())
+        .unwrap_or_default();
+    let key = format!("\"pid\":{pid},");
+    let line = events
+        .lines()
+        .find(|l| l.contains(&key))
+        .ok_or_else(|| format!("{detail}; NO OOM EVENT for pid {pid}"))?;
+    let ev: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("{line}: {e}"))?;
+    let pre = &ev["preoom"];
+    if pre["profile"].as_str() != Some(name) || pre["linked_by"] != "pid" {
+        return Err(format!("the OOM event does not name {name}: {line}"));
+    }
+    let secs = pre["seconds_before_kill"].as_f64().unwrap_or(-1.0);
+    // The guest saw the file at pre_s (polling every 0.1 s) and the kill by kill_s.
+    if secs <= 0.0 || secs > kill_s - pre_s + 1.0 {
+        return Err(format!(
+            "the event says {secs} s before the kill; the guest saw {:.1} s: {line}",
+            kill_s - pre_s
+        ));
+    }
+    Ok(format!(
+        "{detail}; pre-OOM {} profile {:.1} s before the kill (event: {secs} s), in-use {:.1} MiB, top main.allocChunk",
+        case.get("trigger"),
+        kill_s - pre_s,
+        inuse as f64 / 1048576.0
+    ))
 }

@@ -158,7 +158,7 @@ fn boot(
     timeout: Duration,
 ) -> Result<(Duration, bool), String> {
     let mut append = format!(
-        "console=ttyS0 loglevel=5 panic=-1 oomvm.cgroup={cgroup} oomvm.watchdog={}",
+        "console=ttyS0 loglevel=5 panic=-1 psi=1 oomvm.cgroup={cgroup} oomvm.watchdog={}",
         timeout.as_secs().saturating_sub(20).max(30)
     );
     if cgroup == "v2" {
