@@ -21,6 +21,15 @@ mod common;
 
 use common::*;
 
+/// Removes a test's directory when the test ends, passed or failed.
+struct Tmp(PathBuf);
+
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// `oomprof growth` with its stderr lines on a channel; SIGKILLed on drop if running.
 struct Growth {
     child: Child,
@@ -251,6 +260,7 @@ fn the_leaking_caller_tops_the_growth_profile_of_a_c_program_beside_buffer_churn
         return;
     };
     let dir = tmpdir("growth-c");
+    let _cleanup = Tmp(dir.clone());
     // No sibling calls: handle_request's call to grow_cache stays a call, so its frame
     // is on the stack for the frame-pointer unwinder to find.
     let Some(bin) = build_c(
@@ -316,7 +326,6 @@ fn the_leaking_caller_tops_the_growth_profile_of_a_c_program_beside_buffer_churn
         Some("grow_cache"),
         "{ours}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -330,6 +339,7 @@ fn stacks_without_frame_pointers_are_reported_as_not_unwound_never_misattributed
         return;
     };
     let dir = tmpdir("growth-nofp");
+    let _cleanup = Tmp(dir.clone());
     let Some(bin) = build_c(T, &dir, "leakchurn-nofp", &["-O2", "-fomit-frame-pointer"]) else {
         return;
     };
@@ -363,7 +373,6 @@ fn stacks_without_frame_pointers_are_reported_as_not_unwound_never_misattributed
         "{top}"
     );
     assert!(rows[0].0 >= 90.0, "{top}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -377,6 +386,7 @@ fn a_go_program_with_memory_profiling_disabled_is_profiled_until_its_oom_kill() 
         return;
     };
     let dir = tmpdir("growth-go");
+    let _cleanup = Tmp(dir.clone());
     for v in [Variant::Default, Variant::Pie] {
         let bin = fixtures::build("noprof", &tc, v).unwrap();
         let cg = MemCgroup::create(128 << 20).unwrap();
@@ -437,7 +447,6 @@ fn a_go_program_with_memory_profiling_disabled_is_profiled_until_its_oom_kill() 
             "{main:?}"
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -448,6 +457,7 @@ fn a_leak_inside_a_shared_library_is_symbolized_through_the_library_mapping() {
         return;
     }
     let dir = tmpdir("growth-so");
+    let _cleanup = Tmp(dir.clone());
     let c = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/c");
     let lib = dir.join("libleak.so");
     let gcc = |args: &[&std::ffi::OsStr]| {
@@ -495,7 +505,6 @@ fn a_leak_inside_a_shared_library_is_symbolized_through_the_library_mapping() {
         lib,
         "lib_grow's location is not in libleak.so's mapping"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -509,6 +518,7 @@ fn a_rust_program_built_with_frame_pointers_names_its_growing_function() {
         return;
     };
     let dir = tmpdir("growth-rust");
+    let _cleanup = Tmp(dir.clone());
     let bin = dir.join("grow");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/rust/grow.rs");
     let st = Command::new(rustc)
@@ -537,7 +547,6 @@ fn a_rust_program_built_with_frame_pointers_names_its_growing_function() {
         "{names:?}"
     );
     assert_eq!(Path::new(&map), bin);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -551,6 +560,7 @@ fn a_cpp_program_built_with_frame_pointers_names_its_method_demangled() {
         return;
     };
     let dir = tmpdir("growth-cpp");
+    let _cleanup = Tmp(dir.clone());
     let bin = dir.join("leakcpp");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/c/leak.cpp");
     let st = Command::new(gxx)
@@ -579,5 +589,4 @@ fn a_cpp_program_built_with_frame_pointers_names_its_method_demangled() {
         "{names:?}"
     );
     assert_eq!(Path::new(&map), bin);
-    let _ = std::fs::remove_dir_all(&dir);
 }
