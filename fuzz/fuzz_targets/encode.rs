@@ -1,5 +1,6 @@
 //! Encoder round trip: arbitrary tables and buckets → encode → the output decodes
-//! with quick-protobuf, and a too-small buffer reports exactly the size needed.
+//! with quick-protobuf, a too-small buffer reports exactly the size needed, and the
+//! frame cache of `pprof::symbolize` changes no byte.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use oom_core::bucket::{Bucket, Cycle, MemRecord, Stack};
@@ -40,14 +41,19 @@ fuzz_target!(|data: &[u8]| {
     let mut strings = vec![StringSlot::default(); 4 * stacks.len() / 8 + 64];
     let mut locs = vec![LocationSlot::default(); 4 * stacks.len() / 8 + 64];
     let mut small = [0u8; 32];
-    let needed = match pprof::encode(&mut small, Tables { strings: &mut strings, locations: &mut locs }, &sym, &profile, &buckets) {
+    let needed = match pprof::encode(&mut small, Tables { strings: &mut strings, locations: &mut locs, frames: &[] }, &sym, &profile, &buckets) {
         Ok(n) => n,
         Err(oom_core::Error::BufferTooSmall { needed }) => needed,
         Err(_) => return,
     };
     let mut out = vec![0u8; needed];
-    let n = pprof::encode(&mut out, Tables { strings: &mut strings, locations: &mut locs }, &sym, &profile, &buckets).unwrap();
+    let n = pprof::encode(&mut out, Tables { strings: &mut strings, locations: &mut locs, frames: &[] }, &sym, &profile, &buckets).unwrap();
     assert_eq!(n, needed);
+    let mut frames = vec![pprof::FrameSlot::default(); 2 * stacks.len() / 8 + 16];
+    pprof::symbolize(&mut frames, &sym, &buckets).unwrap();
+    let mut cached = vec![0u8; needed];
+    let m = pprof::encode(&mut cached, Tables { strings: &mut strings, locations: &mut locs, frames: &frames }, &sym, &profile, &buckets).unwrap();
+    assert_eq!((m, &cached), (n, &out));
     let mut r = BytesReader::from_bytes(&out);
     while !r.is_eof() {
         let tag = r.next_tag(&out).expect("tag");

@@ -55,6 +55,8 @@ struct Pending {
     profile: Option<String>,
     /// The Monitor said no profile will come (the capture was dropped).
     no_profile: bool,
+    /// The OOM memcg's files, read when the report arrived.
+    after: Option<oom_loader::memcg::MemcgNow>,
 }
 
 impl Pending {
@@ -148,6 +150,7 @@ impl EventLog {
                     report: None,
                     profile: None,
                     no_profile: false,
+                    after: None,
                 });
                 self.pending.len() - 1
             }
@@ -172,14 +175,33 @@ impl EventLog {
     /// The kernel program's record of a victim.
     pub fn victim(&mut self, v: VictimInfo, now: Instant) {
         let pid = v.pid as i32;
-        self.entry(pid, now).victim = Some(v);
+        // The victim's own memory cgroup, read at once: a runtime removes a dead
+        // container's cgroup within moments, before the kernel's report may be read.
+        let after = v
+            .cgroup
+            .as_deref()
+            .and_then(|l| oom_loader::memcg::read_line(Path::new("/proc"), l));
+        let e = self.entry(pid, now);
+        e.victim = Some(v);
+        if e.after.is_none() {
+            e.after = after;
+        }
         self.settle(pid);
     }
 
     /// A kernel report.
     pub fn report(&mut self, r: OomReport, now: Instant) {
         let pid = r.pid;
-        self.entry(pid, now).report = Some(r);
+        // Right after the kill: the OOM memcg's peak, and what the kill freed so far
+        // (unless the victim's own cgroup, read earlier, is that memcg).
+        let e = self.entry(pid, now);
+        let have = e.after.as_ref().map(|a| a.path.as_str());
+        if let Some(m) = r.oom_memcg.as_deref().filter(|m| have != Some(*m)) {
+            if let Some(a) = oom_loader::memcg::read(Path::new("/proc"), m) {
+                e.after = Some(a);
+            }
+        }
+        e.report = Some(r);
         self.settle(pid);
     }
 
@@ -271,6 +293,12 @@ impl EventLog {
             p.profile.as_deref(),
             attribution.as_ref(),
         );
+        if let Some(a) = &p.after {
+            event["memcg"]["after_kill"] = json!({
+                "path": a.path, "usage_bytes": a.usage, "limit_bytes": a.limit,
+                "peak_bytes": a.peak, "oom_kills": a.oom_kills,
+            });
+        }
         // The kill was first seen at `since` (its victim record or report, read
         // within a poll of it).
         let preoom = self.preoom.for_kill(
@@ -408,6 +436,9 @@ pub fn event_json(
     json!({
         "time": now.to_string(),
         "sources": sources,
+        // The kernel rate-limits the header of its report (10 per 5 s): past that
+        // only the `Killed process` line is printed.
+        "kernel_report": r.map(|r| if r.constraint.is_some() { "complete" } else { "partial: the kernel rate-limited its header" }),
         "kmsg_seq": r.map(|r| r.seq),
         "kernel_usec": r.map(|r| r.usec),
         "pid": pid,

@@ -146,6 +146,7 @@ fn main() {
             Tables {
                 strings: &mut strings,
                 locations: &mut locs,
+                frames: &[],
             },
             &sym,
             &profile,

@@ -47,11 +47,11 @@
 //! let mut strings = vec![StringSlot::default(); 4 * words + 64];
 //! let mut locations = vec![LocationSlot::default(); 4 * words + 64];
 //! let mut out = vec![0u8; 1 << 20];
-//! let n = match pprof::encode(&mut out, Tables { strings: &mut strings, locations: &mut locations },
+//! let n = match pprof::encode(&mut out, Tables { strings: &mut strings, locations: &mut locations, frames: &[] },
 //!                             &sym, &profile, &buckets) {
 //!     Err(oom_core::Error::BufferTooSmall { needed }) => {
 //!         out.resize(needed, 0);
-//!         pprof::encode(&mut out, Tables { strings: &mut strings, locations: &mut locations },
+//!         pprof::encode(&mut out, Tables { strings: &mut strings, locations: &mut locations, frames: &[] },
 //!                       &sym, &profile, &buckets)?
 //!     }
 //!     r => r?,

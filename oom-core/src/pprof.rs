@@ -138,6 +138,146 @@ pub struct LocationSlot {
     npcs: u32,
 }
 
+/// One slot of the frame cache: what the symbolizer says about one PC, worked out once
+/// per profile by [`symbolize`] however many stacks the PC appears in. Allocate with
+/// `Default` and hand to [`symbolize`], then to [`Tables`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FrameSlot<'a> {
+    pc: u64,
+    used: bool,
+    /// `Symbolizer::frame(pc)`; `None` when it failed (the encoder then asks the
+    /// symbolizer itself, and reports the error only if it needs that PC).
+    frame: Option<Frame<'a>>,
+    /// `Symbolizer::name_at(pc)`, when it succeeded.
+    name: Option<Option<&'a str>>,
+    /// As a stack's last PC: `Some(true)` when the call at pc − 1 is inlined (Go's
+    /// final-frame expansion has work), `Some(false)` when not, `None` when not worked
+    /// out (not a last PC, or the tables failed).
+    final_inlined: Option<bool>,
+}
+
+/// The slot of `pc` in an open-addressing frame table: (index, found).
+fn frame_pos(slots: &[FrameSlot<'_>], pc: u64) -> Option<(usize, bool)> {
+    let n = slots.len();
+    if n == 0 {
+        return None;
+    }
+    let mut i = slot_of(hash_pc(pc), n);
+    for _ in 0..n {
+        let slot = slots.get(i)?;
+        if !slot.used {
+            return Some((i, false));
+        }
+        if slot.pc == pc {
+            return Some((i, true));
+        }
+        i += 1;
+        if i == n {
+            i = 0;
+        }
+    }
+    None
+}
+
+fn cached<'s, 'a>(slots: &'s [FrameSlot<'a>], pc: u64) -> Option<&'s FrameSlot<'a>> {
+    match frame_pos(slots, pc) {
+        Some((i, true)) => slots.get(i),
+        _ => None,
+    }
+}
+
+/// The frame of return PC `pc` from a table filled by [`symbolize`]: what
+/// `Symbolizer::frame(pc)` returned, without looking it up again; `None` if `pc` is
+/// not in the table or its lookup failed.
+pub fn cached_frame<'a>(frames: &[FrameSlot<'a>], pc: u64) -> Option<Frame<'a>> {
+    cached(frames, pc).and_then(|s| s.frame)
+}
+
+/// Symbolizes every distinct PC of `buckets` once into `frames`: its frame, its
+/// function name, and for a stack's last PC whether Go's final inline expansion has
+/// work. [`encode`] then looks PCs up there instead of decoding pclntab again for
+/// every occurrence. PCs already in `frames` are kept (start from `Default` slots for
+/// each binary). Returns the number of distinct PCs in `frames`, which also sizes
+/// [`Tables`] (`strings` and `locations` need at most four slots per distinct PC
+/// plus a few fixed ones).
+///
+/// A PC whose lookup fails (malformed tables) is recorded as failed, not reported:
+/// [`encode`] reports it if the profile needs that PC.
+///
+/// Returns [`Error::TableFull`] when `frames` would be more than half full (the table
+/// is open-addressed): move it into more slots with [`rehash`] and call again; the
+/// PCs symbolized so far are not looked up again.
+pub fn symbolize<'a, 'b>(
+    frames: &mut [FrameSlot<'a>],
+    sym: &Symbolizer<'a>,
+    buckets: impl IntoIterator<Item = &'b Bucket<'b>>,
+) -> Result<usize, Error> {
+    let full = Error::TableFull {
+        table: "frames",
+        capacity: frames.len(),
+    };
+    let mut count = frames.iter().filter(|s| s.used).count();
+    let mut add = |frames: &mut [FrameSlot<'a>], pc: u64| -> Result<usize, Error> {
+        let (i, found) = frame_pos(frames, pc).ok_or(full)?;
+        if !found {
+            if (count + 1) * 2 > frames.len() {
+                return Err(full);
+            }
+            count += 1;
+            *frames.get_mut(i).ok_or(full)? = FrameSlot {
+                pc,
+                used: true,
+                frame: sym.frame(pc).ok(),
+                name: sym.name_at(pc).ok(),
+                final_inlined: None,
+            };
+        }
+        Ok(i)
+    };
+    for b in buckets {
+        let mut last = None;
+        for pc in b.stack.iter() {
+            last = Some(add(frames, pc)?);
+        }
+        let Some(slot) = last.and_then(|i| frames.get_mut(i)) else {
+            continue;
+        };
+        if slot.final_inlined.is_none() {
+            let mut levels = 0usize;
+            if sym
+                .inline_levels(slot.pc.wrapping_sub(1), |_| levels += 1)
+                .is_ok()
+            {
+                slot.final_inlined = Some(levels >= 2);
+            }
+        }
+    }
+    Ok(count)
+}
+
+/// Moves the frame cache `from` into the (larger) table `to`, cleared first.
+///
+/// Returns [`Error::TableFull`] when `to` would be more than half full.
+pub fn rehash<'a>(from: &[FrameSlot<'a>], to: &mut [FrameSlot<'a>]) -> Result<(), Error> {
+    for s in to.iter_mut() {
+        *s = FrameSlot::default();
+    }
+    let full = Error::TableFull {
+        table: "frames",
+        capacity: to.len(),
+    };
+    let mut count = 0usize;
+    for slot in from.iter().filter(|s| s.used) {
+        count += 1;
+        if count * 2 > to.len() {
+            return Err(full);
+        }
+        let (i, _) = frame_pos(to, slot.pc).ok_or(full)?;
+        *to.get_mut(i).ok_or(full)? = *slot;
+    }
+    Ok(())
+}
+
 /// Caller-provided dedup storage for one encode.
 ///
 /// Sizing: `strings` needs more slots than the distinct strings (7 fixed, `bytes`, two
@@ -148,12 +288,17 @@ pub struct LocationSlot {
 /// small (e.g. 4096 each; [`StringSlot`] is 32 bytes, [`LocationSlot`] 16) and double on
 /// [`Error::TableFull`]: a full table is an error, nothing is truncated. [`encode`]
 /// clears both tables first, so they can be reused across profiles.
+///
+/// `frames` is read only: filled by [`symbolize`] with the same symbolizer and
+/// buckets, or empty (every PC is then looked up where it is needed).
 #[derive(Debug)]
 pub struct Tables<'s, 'a> {
     /// String table.
     pub strings: &'s mut [StringSlot<'a>],
     /// Location cache, keyed by a location's first return PC.
     pub locations: &'s mut [LocationSlot],
+    /// Frame cache from [`symbolize`], or empty.
+    pub frames: &'s [FrameSlot<'a>],
 }
 
 /// The output cursor. Past the end of the buffer it only counts.
@@ -251,6 +396,17 @@ impl Out<'_> {
     }
 }
 
+/// The slot of hash `h` in a table of `n` slots: the high half of `h × n`, which maps
+/// hashes evenly onto any table size without a division.
+fn slot_of(h: u64, n: usize) -> usize {
+    ((u128::from(h) * n as u128) >> 64) as usize
+}
+
+/// The hash of a PC (Fibonacci hashing: consecutive PCs spread over the table).
+fn hash_pc(pc: u64) -> u64 {
+    pc.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
 fn hash_str(s: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in s.as_bytes() {
@@ -276,7 +432,7 @@ impl<'a> Strings<'_, 'a> {
         if n == 0 {
             return Err(full);
         }
-        let mut i = (hash_str(s) % n as u64) as usize;
+        let mut i = slot_of(hash_str(s), n);
         for _ in 0..n {
             let slot = self.slots.get_mut(i).ok_or(full)?;
             if !slot.used {
@@ -292,7 +448,10 @@ impl<'a> Strings<'_, 'a> {
             if slot.s == s {
                 return Ok(i);
             }
-            i = (i + 1) % n;
+            i += 1;
+            if i == n {
+                i = 0;
+            }
         }
         Err(full)
     }
@@ -355,7 +514,7 @@ impl Locations<'_> {
         if n == 0 {
             return Err(full);
         }
-        let mut i = (pc.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 17) as usize % n;
+        let mut i = slot_of(hash_pc(pc), n);
         for _ in 0..n {
             let slot = self.slots.get(i).ok_or(full)?;
             if slot.id == 0 {
@@ -364,7 +523,10 @@ impl Locations<'_> {
             if slot.pc == pc {
                 return Ok((i, true));
             }
-            i = (i + 1) % n;
+            i += 1;
+            if i == n {
+                i = 0;
+            }
         }
         Err(full)
     }
@@ -403,12 +565,29 @@ struct Encoder<'o, 's, 'a, 'c> {
     strings: Strings<'s, 'a>,
     locs: Locations<'s>,
     sym: &'c Symbolizer<'a>,
+    frames: &'s [FrameSlot<'a>],
     profile: &'c Profile<'a, 'c>,
     mem_flags: [u8; MAX_MAPPINGS],
     deck: Deck<'a>,
 }
 
 impl<'a> Encoder<'_, '_, 'a, '_> {
+    /// `Symbolizer::frame`, from the frame cache when it holds `pc`.
+    fn frame(&self, pc: u64) -> Result<Frame<'a>, Error> {
+        match cached(self.frames, pc).and_then(|s| s.frame) {
+            Some(f) => Ok(f),
+            None => self.sym.frame(pc),
+        }
+    }
+
+    /// `Symbolizer::name_at`, from the frame cache when it holds `pc`.
+    fn name_at(&self, pc: u64) -> Result<Option<&'a str>, Error> {
+        match cached(self.frames, pc).and_then(|s| s.name) {
+            Some(n) => Ok(n),
+            None => self.sym.name_at(pc),
+        }
+    }
+
     fn value_type(&mut self, tag: u32, typ: &'a str, unit: &'a str) -> Result<(), Error> {
         let start = self.out.len;
         let t = self.strings.index(typ)?;
@@ -533,6 +712,9 @@ impl<'a> Encoder<'_, '_, 'a, '_> {
     /// `runtime_expandFinalInlineFrame`: the inline parents of the last PC, if inlined.
     /// Returns the replacement tail (its length in `tail`), or `None` to keep the stack.
     fn expand_final(&self, last: u64, tail: &mut [u64; MAX_DECK]) -> Result<Option<usize>, Error> {
+        if cached(self.frames, last).and_then(|s| s.final_inlined) == Some(false) {
+            return Ok(None); // known not inlined: the common case, no table walk
+        }
         let sym = self.sym;
         let call = last.wrapping_sub(1);
         let mut levels = [crate::pclntab::InlineLevel { pc: 0, func_id: 0 }; MAX_DECK + 1];
@@ -614,7 +796,7 @@ impl<'a> Encoder<'_, '_, 'a, '_> {
             let addr = word(i);
             if let Some(l) = self.locs.get(addr)? {
                 if self.deck.n > 0 {
-                    let f = self.sym.frame(addr)?;
+                    let f = self.frame(addr)?;
                     if self.try_add(addr, f)? {
                         i += 1;
                         continue;
@@ -628,7 +810,7 @@ impl<'a> Encoder<'_, '_, 'a, '_> {
                 i = i.saturating_add(l.npcs as usize);
                 continue;
             }
-            let f = self.sym.frame(addr)?;
+            let f = self.frame(addr)?;
             if f.function == "runtime.goexit" {
                 let id = self.emit_location()?;
                 if id > 0 {
@@ -689,7 +871,7 @@ impl<'a> Encoder<'_, '_, 'a, '_> {
             let mut s = words;
             if hide {
                 for (i, &pc) in words.iter().enumerate() {
-                    match self.sym.name_at(pc)? {
+                    match self.name_at(pc)? {
                         Some(name) if self.hidden(name) => continue,
                         _ => {}
                     }
@@ -776,6 +958,7 @@ pub fn encode<'a, 'b>(
             count: 0,
         },
         sym,
+        frames: tables.frames,
         profile,
         mem_flags: [0; MAX_MAPPINGS],
         deck: Deck {
@@ -937,16 +1120,80 @@ mod tests {
         };
         let mut strings = [StringSlot::default(); 64];
         let mut locs = [LocationSlot::default(); 64];
-        encode(
+        let plain = encode(
             out,
             Tables {
                 strings: &mut strings,
                 locations: &mut locs,
+                frames: &[],
             },
             &sym,
             &profile,
             buckets,
-        )
+        );
+        // Every test also checks that the frame cache changes no byte.
+        let mut frames = [FrameSlot::default(); 256];
+        let distinct = symbolize(&mut frames, &sym, buckets).unwrap();
+        let words: std::collections::BTreeSet<u64> =
+            buckets.iter().flat_map(|b| b.stack.iter()).collect();
+        assert_eq!(distinct, words.len());
+        let mut again = std::vec![0u8; out.len()];
+        let cached = encode(
+            &mut again,
+            Tables {
+                strings: &mut strings,
+                locations: &mut locs,
+                frames: &frames,
+            },
+            &sym,
+            &profile,
+            buckets,
+        );
+        assert_eq!(plain, cached, "with the frame cache");
+        if let Ok(n) = plain {
+            assert_eq!(out[..n], again[..n], "with the frame cache");
+        }
+        plain
+    }
+
+    #[test]
+    fn symbolize_refuses_a_table_more_than_half_full() {
+        let (t, g) = testdata::tables();
+        let sym = Symbolizer::new(
+            Pclntab::parse(&t).unwrap(),
+            0x1000,
+            &g,
+            crate::pclntab::LoadBias(0),
+            layout(27),
+        );
+        let stack = words(&[0x1010, 0x1020, 0x1030]);
+        let b = [bucket(&stack, 8, 1, 0)];
+        let mut small = [FrameSlot::default(); 5];
+        assert!(matches!(
+            symbolize(&mut small, &sym, &b),
+            Err(Error::TableFull {
+                table: "frames",
+                capacity: 5
+            })
+        ));
+        let mut enough = [FrameSlot::default(); 6];
+        assert_eq!(symbolize(&mut enough, &sym, &b), Ok(3));
+        assert_eq!(cached_frame(&enough, 0x1020), sym.frame(0x1020).ok());
+        assert_eq!(cached_frame(&enough, 0x1040), None);
+        // What the small table took moves over, and the rest is added.
+        let mut tiny = [FrameSlot::default(); 2];
+        assert!(symbolize(&mut tiny, &sym, &b).is_err());
+        assert_eq!(tiny.iter().filter(|s| s.used).count(), 1);
+        assert!(rehash(&enough, &mut tiny).is_err());
+        let mut grown = [FrameSlot::default(); 8];
+        rehash(&tiny, &mut grown).unwrap();
+        assert_eq!(symbolize(&mut grown, &sym, &b), Ok(3));
+        for pc in [0x1010, 0x1020, 0x1030] {
+            assert_eq!(cached_frame(&grown, pc), sym.frame(pc).ok());
+        }
+        // An empty table holds nothing.
+        assert!(symbolize(&mut [], &sym, &b).is_err());
+        assert_eq!(symbolize(&mut [], &sym, &[]), Ok(0));
     }
 
     #[test]
@@ -1175,6 +1422,7 @@ mod tests {
             Tables {
                 strings: &mut strings,
                 locations: &mut locs,
+                frames: &[],
             },
             &sym,
             &profile,
@@ -1193,6 +1441,7 @@ mod tests {
             Tables {
                 strings: &mut strings,
                 locations: &mut [],
+                frames: &[],
             },
             &sym,
             &profile,
@@ -1215,6 +1464,7 @@ mod tests {
             Tables {
                 strings: &mut strings,
                 locations: &mut locs,
+                frames: &[],
             },
             &sym,
             &p2,
@@ -1237,6 +1487,7 @@ mod tests {
             Tables {
                 strings: &mut strings,
                 locations: &mut locs,
+                frames: &[],
             },
             &sym,
             &p3,
@@ -1254,6 +1505,7 @@ mod tests {
             Tables {
                 strings: &mut strings,
                 locations: &mut locs,
+                frames: &[],
             },
             &sym,
             &profile,

@@ -637,12 +637,16 @@ fn try_compare_with_go(
     let words: usize = buckets.iter().map(|b| b.stack.len()).sum();
     let mut strings = vec![StringSlot::default(); 4 * words + 64];
     let mut locs = vec![LocationSlot::default(); 4 * words + 64];
+    // The daemon's way: every distinct PC symbolized once, then the encoder.
+    let mut frames = vec![pprof::FrameSlot::default(); 8 * words + 64];
+    pprof::symbolize(&mut frames, &sym, &buckets).unwrap();
     let mut out = vec![0u8; 16];
     let n = match pprof::encode(
         &mut out,
         Tables {
             strings: &mut strings,
             locations: &mut locs,
+            frames: &frames,
         },
         &sym,
         &profile,
@@ -655,6 +659,7 @@ fn try_compare_with_go(
                 Tables {
                     strings: &mut strings,
                     locations: &mut locs,
+                    frames: &frames,
                 },
                 &sym,
                 &profile,
@@ -665,6 +670,25 @@ fn try_compare_with_go(
         r => r.unwrap(),
     };
     assert_eq!(n, out.len(), "{what}: needed size is exact");
+    // Without the frame cache: not one byte differs.
+    let mut plain = vec![0u8; n];
+    let m = pprof::encode(
+        &mut plain,
+        Tables {
+            strings: &mut strings,
+            locations: &mut locs,
+            frames: &[],
+        },
+        &sym,
+        &profile,
+        &buckets,
+    )
+    .unwrap();
+    assert_eq!(
+        (m, &plain),
+        (n, &out),
+        "{what}: the frame cache changed the profile"
+    );
     let ours_path = h._dir.0.join("ours.pb");
     std::fs::write(&ours_path, &out).unwrap();
     check_decodes(&out);
@@ -737,6 +761,7 @@ fn try_compare_with_go(
         Tables {
             strings: &mut strings,
             locations: &mut locs,
+            frames: &[],
         },
         &sym,
         &exact,
@@ -913,6 +938,7 @@ fn arm64_compare(tc: &Toolchain, name: &str, args: &[&str]) -> Result<String, St
         Tables {
             strings: &mut strings,
             locations: &mut locs,
+            frames: &[],
         },
         &sym,
         &profile,

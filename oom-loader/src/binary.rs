@@ -39,13 +39,18 @@ impl BinaryKey {
     ///
     /// Returns an error if fstat fails.
     pub fn of(file: &File) -> std::io::Result<Self> {
-        let m = file.metadata()?;
-        Ok(Self {
+        Ok(Self::of_metadata(&file.metadata()?))
+    }
+
+    /// The key of a file from its metadata (e.g. `stat` of `/proc/PID/exe`, which
+    /// follows the link to the executable).
+    pub fn of_metadata(m: &std::fs::Metadata) -> Self {
+        Self {
             dev: m.dev(),
             ino: m.ino(),
             size: m.size(),
             mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
-        })
+        }
     }
 }
 

@@ -102,6 +102,21 @@ impl BinaryCache {
         entry
     }
 
+    /// The cached reason the executable with `key` is not a Go program oomprof reads,
+    /// if it was examined before; `None` for Go programs and unknown files.
+    pub fn rejected(&self, key: &BinaryKey) -> Option<Arc<str>> {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.tick += 1;
+        let tick = g.tick;
+        match g.map.get_mut(key) {
+            Some((Err(why), used)) => {
+                *used = tick;
+                Some(why.clone())
+            }
+            _ => None,
+        }
+    }
+
     /// How many analyses ran (cache misses) since creation.
     pub fn analyses(&self) -> u64 {
         self.inner

@@ -75,6 +75,7 @@ pub mod growth_profile;
 pub mod kernel;
 pub mod kmsg;
 pub(crate) mod maps;
+pub mod memcg;
 pub mod monitor;
 pub mod ondemand;
 pub mod pressure;

@@ -464,7 +464,7 @@ impl Monitor {
                             why: "exec",
                         });
                     }
-                    self.discover(x.pid, Some(x.ts_ns), &mut out);
+                    self.discover(x.pid, Some((x.ts_ns, &x.comm)), &mut out);
                 }
                 Event::Exit(x) => {
                     if let Some(p) = &mut self.pressure {
@@ -545,9 +545,31 @@ impl Monitor {
     /// Looks at `pid` and watches it if it is a Go program. Whatever the linker's
     /// `disableMemoryProfiling` says: a program may set `runtime.MemProfileRate` itself,
     /// and the rate read at the kill decides.
-    fn discover(&mut self, pid: u32, exec_ts: Option<u64>, out: &mut Vec<MonitorEvent>) {
+    ///
+    /// `exec` is the exec event's time and command name, for processes found by one.
+    fn discover(&mut self, pid: u32, exec: Option<(u64, &str)>, out: &mut Vec<MonitorEvent>) {
         let root = self.config.proc_root.clone();
         let ipid = pid as i32;
+        let exec_ts = exec.map(|(ts, _)| ts);
+        // The cheapest verdict first: one stat of the executable, then the cache.
+        // Most execs on a host are of programs already known not to be Go; they cost
+        // no other /proc read.
+        if let Some(why) = std::fs::metadata(root.join(pid.to_string()).join("exe"))
+            .ok()
+            .and_then(|m| self.cache.rejected(&BinaryKey::of_metadata(&m)))
+        {
+            let comm = match exec {
+                Some((_, comm)) => comm.to_string(),
+                None => ondemand::comm(&root, ipid),
+            };
+            // Worded as the full examination words it (OnDemandError::NotGo).
+            out.push(MonitorEvent::Skipped {
+                pid,
+                reason: format!("pid {pid} ({comm}): {why}"),
+                comm,
+            });
+            return;
+        }
         // The process generation: a pid reused while we read would otherwise be
         // watched with another process's binary or load bias.
         let Ok(started) = ondemand::start_time(&root, ipid) else {
@@ -638,6 +660,9 @@ impl Monitor {
 
     /// Turns a capture into a profile event (or says why not).
     fn profile(&mut self, c: &Capture) -> MonitorEvent {
+        let t0 = Instant::now();
+        let walked = c.end.start_ns.saturating_add(c.end.elapsed_ns);
+        let deliver = monotonic_ns().map(|n| Duration::from_nanos(n.saturating_sub(walked)));
         let pid = c.pid;
         // Which process that had this pid made the capture: the one watched now if it
         // started after that watch began, else the exited one. (The exited one's exit
@@ -687,8 +712,12 @@ impl Monitor {
         };
         // Expand the entries (whose stacks share outer frames with the entry before)
         // into whole-stack buckets backed by one arena.
-        let mut arena: Vec<u8> = Vec::new();
-        let mut parts: Vec<(u64, std::ops::Range<usize>, oom_core::bucket::MemRecord)> = Vec::new();
+        // Sized up front from the entry headers (each says its whole depth): no
+        // regrowth copies of a many-megabyte arena.
+        let words: usize = c.entries().map_while(Result::ok).map(|e| e.nstk()).sum();
+        let mut arena: Vec<u8> = Vec::with_capacity(words * 8);
+        let mut parts: Vec<(u64, std::ops::Range<usize>, oom_core::bucket::MemRecord)> =
+            Vec::with_capacity(c.end.buckets_emitted as usize);
         let entry_error = c
             .for_each_bucket(|_, b| {
                 let start = arena.len();
@@ -823,8 +852,13 @@ impl Monitor {
             walk_irqs_off: Some(end.status & st::AT_EXIT == 0),
             time: SystemTime::now(),
         };
+        let assembled = t0.elapsed();
         match assemble(&w.bin, w.bias, &buckets, &w.maps, policy, true, meta) {
-            Ok(p) => MonitorEvent::Profile(Box::new(p)),
+            Ok(mut p) => {
+                p.timings.deliver = deliver;
+                p.timings.assemble = assembled;
+                MonitorEvent::Profile(Box::new(p))
+            }
             Err(e) => MonitorEvent::Dropped {
                 pid,
                 comm: w.comm,

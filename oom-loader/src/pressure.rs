@@ -296,14 +296,14 @@ impl PressureNote {
 
 /// Where the memory controllers are mounted: (mount point, mount root) of each.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Mounts {
-    v1: Option<(PathBuf, String)>,
+pub(crate) struct Mounts {
+    pub(crate) v1: Option<(PathBuf, String)>,
     v2: Option<(PathBuf, String)>,
 }
 
 impl Mounts {
     /// From `/proc/self/mountinfo`'s text.
-    fn parse(text: &str) -> Self {
+    pub(crate) fn parse(text: &str) -> Self {
         let mut m = Mounts::default();
         for line in text.lines() {
             // "id parent maj:min root mountpoint opts [optional...] - fstype source superopts"
@@ -331,7 +331,7 @@ impl Mounts {
     }
 
     /// The cgroup a `/proc/PID/cgroup` line names (see [`ondemand::memory_cgroup`]).
-    fn resolve(&self, line: &str) -> Option<Cg> {
+    pub(crate) fn resolve(&self, line: &str) -> Option<Cg> {
         let mut f = line.splitn(3, ':');
         let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
         let v2 = ctrl.is_empty();
@@ -380,10 +380,10 @@ fn unescape(s: &str) -> String {
 
 /// A memory cgroup: its directory, its path as `/proc/PID/cgroup` names it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Cg {
-    dir: PathBuf,
+pub(crate) struct Cg {
+    pub(crate) dir: PathBuf,
     rel: String,
-    v2: bool,
+    pub(crate) v2: bool,
     mount: PathBuf,
 }
 
@@ -428,12 +428,12 @@ impl Cg {
     }
 }
 
-fn read_u64(path: &Path) -> Option<u64> {
+pub(crate) fn read_u64(path: &Path) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// A limit file: `max` (v2) or a huge number (v1) is no limit.
-fn read_limit(path: &Path) -> Option<u64> {
+pub(crate) fn read_limit(path: &Path) -> Option<u64> {
     let text = std::fs::read_to_string(path).ok()?;
     match text.trim() {
         "max" => None,

@@ -2,13 +2,12 @@
 //! binary's symbol data + the process's mappings → values, symbolized pprof, gzip,
 //! with the capture context carried as pprof comments.
 
-use std::collections::HashSet;
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use oom_core::bucket::Cycle;
-use oom_core::pprof::{self, LocationSlot, Mapping, StringSlot, Tables};
+use oom_core::pprof::{self, FrameSlot, LocationSlot, Mapping, StringSlot, Tables};
 use oom_core::stripped::Arch;
 use oom_core::values::{counts, unpublished, Exp, Policy, Scale};
 use oom_core::Bucket;
@@ -432,6 +431,47 @@ pub struct Summary {
     pub recent_top_bytes: i64,
 }
 
+/// Where the time of one profile went, stage by stage, for log lines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timings {
+    /// For kills: from the end of the in-kernel walk to the capture reaching assembly
+    /// (ring wake-up, reassembly of its records, waiting for the `mark_victim` that
+    /// classifies it).
+    pub deliver: Option<Duration>,
+    /// Capture records → buckets, completeness and metadata (kills; zero on demand).
+    pub assemble: Duration,
+    /// Every distinct PC through gopclntab, once each.
+    pub symbolize: Duration,
+    /// The pprof encoding and the summary of the log line.
+    pub encode: Duration,
+    /// Compression.
+    pub gzip: Duration,
+    /// Writing the file (create, write, fsync, link), when the writer measured it.
+    pub write: Option<Duration>,
+}
+
+impl Timings {
+    /// The stages as ` name=1.234ms` fields, in pipeline order.
+    pub fn fields(&self) -> String {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let mut s = String::new();
+        if let Some(d) = self.deliver {
+            s.push_str(&format!(" deliver={:.3}ms", ms(d)));
+        }
+        s.push_str(&format!(
+            " assemble={:.3}ms symbolize={:.3}ms encode={:.3}ms gzip={:.3}ms",
+            ms(self.assemble),
+            ms(self.symbolize),
+            ms(self.encode),
+            ms(self.gzip)
+        ));
+        if let Some(d) = self.write {
+            s.push_str(&format!(" write={:.3}ms", ms(d)));
+        }
+        s
+    }
+}
+
 /// A finished profile.
 #[derive(Clone, Debug)]
 pub struct Profile {
@@ -441,7 +481,14 @@ pub struct Profile {
     pub summary: Summary,
     /// The gzipped `perftools.profiles.Profile`.
     pub pprof_gz: Vec<u8>,
+    /// How long each stage took.
+    pub timings: Timings,
 }
+
+/// The gzip level of profiles: flate2's fastest, as Go's runtime/pprof writes them
+/// (`gzip.BestSpeed`). Measured on a 100k-bucket profile (docs/benchmarks.md, figure
+/// 4): higher levels cost several times the time for a few percent of size.
+pub const GZIP_LEVEL: u32 = 1;
 
 /// Why a profile could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -538,10 +585,26 @@ pub fn assemble(
         comments: &comment_refs,
     };
 
-    // Table sizes from the distinct PCs; grow and retry if a table fills anyway.
-    let distinct: HashSet<u64> = buckets.iter().flat_map(|b| b.stack.iter()).collect();
-    let mut nstrings = 2 * (2 * distinct.len() + 64 + 2 * mappings.len() + comments.len());
-    let mut nlocs = 2 * distinct.len() + 64;
+    // Every distinct PC once; its count sizes the encoder's tables.
+    let t = Instant::now();
+    let mut frames = vec![FrameSlot::default(); FRAME_SLOTS];
+    let distinct = loop {
+        match pprof::symbolize(&mut frames, &sym, buckets) {
+            Ok(n) => break n,
+            Err(oom_core::Error::TableFull { capacity, .. }) if capacity < 1 << 26 => {
+                // Keep what is symbolized: move it into a table 8 times larger.
+                let mut more = vec![FrameSlot::default(); capacity * 8];
+                pprof::rehash(&frames, &mut more).map_err(AssembleError::Encode)?;
+                frames = more;
+            }
+            Err(e) => return Err(AssembleError::Encode(e)),
+        }
+    };
+    let symbolize = t.elapsed();
+
+    let t = Instant::now();
+    let mut nstrings = 2 * (2 * distinct + 64 + 2 * mappings.len() + comments.len());
+    let mut nlocs = 2 * distinct + 64;
     let words: usize = buckets.iter().map(|b| b.stack.len()).sum();
     let mut out = vec![0u8; 256 + 48 * buckets.len() + 12 * words];
     let len = loop {
@@ -550,6 +613,7 @@ pub fn assemble(
         let tables = Tables {
             strings: &mut strings,
             locations: &mut locations,
+            frames: &frames,
         };
         match pprof::encode(&mut out, tables, &sym, &profile, buckets.iter()) {
             Ok(n) => break n,
@@ -562,24 +626,38 @@ pub fn assemble(
         }
     };
     out.truncate(len);
-
-    let summary = summarize(&sym, &scale, policy, recent, buckets);
+    let summary = summarize(&sym, &frames, &scale, policy, recent, buckets);
+    let encode = t.elapsed();
     bin.release_pages();
+
+    let t = Instant::now();
     let mut gz = flate2::write::GzEncoder::new(
         Vec::with_capacity(len / 3 + 64),
-        flate2::Compression::fast(),
+        flate2::Compression::new(GZIP_LEVEL),
     );
     gz.write_all(&out).map_err(AssembleError::Gzip)?;
     let pprof_gz = gz.finish().map_err(AssembleError::Gzip)?;
+    let timings = Timings {
+        symbolize,
+        encode,
+        gzip: t.elapsed(),
+        ..Timings::default()
+    };
     Ok(Profile {
         meta,
         summary,
         pprof_gz,
+        timings,
     })
 }
 
-fn summarize(
-    sym: &oom_core::Symbolizer<'_>,
+/// First size of the frame cache (about 100 KiB; distinct PCs grow far slower than
+/// buckets, as stacks share most frames), grown eightfold when it is half full.
+const FRAME_SLOTS: usize = 1024;
+
+fn summarize<'a>(
+    sym: &oom_core::Symbolizer<'a>,
+    frames: &[FrameSlot<'a>],
     scale: &Scale,
     policy: Policy,
     recent: bool,
@@ -606,7 +684,7 @@ fn summarize(
         if v.inuse_space == 0 && r == 0 {
             continue;
         }
-        let name = flat_function(sym, b);
+        let name = flat_function(sym, frames, b);
         if v.inuse_space != 0 {
             let e = inuse.entry(name).or_default();
             *e = e.wrapping_add(v.inuse_space);
@@ -637,10 +715,20 @@ fn summarize(
 /// function): runtime/pprof drops the leading runtime frames, and a return PC is
 /// looked up at PC − 1, innermost inlined function first. A stack that is all
 /// runtime (e.g. goroutine creation) is named by its leaf.
-fn flat_function<'a>(sym: &oom_core::Symbolizer<'a>, b: &Bucket<'_>) -> &'a str {
+fn flat_function<'a>(
+    sym: &oom_core::Symbolizer<'a>,
+    frames: &[FrameSlot<'a>],
+    b: &Bucket<'_>,
+) -> &'a str {
     let mut leaf = None;
     for pc in b.stack.iter() {
-        let Ok(f) = sym.frame(pc) else { continue };
+        let f = match pprof::cached_frame(frames, pc) {
+            Some(f) => f,
+            None => match sym.frame(pc) {
+                Ok(f) => f,
+                Err(_) => continue,
+            },
+        };
         if !f.is_known() {
             continue;
         }
@@ -654,7 +742,31 @@ fn flat_function<'a>(sym: &oom_core::Symbolizer<'a>, b: &Bucket<'_>) -> &'a str 
 
 #[cfg(test)]
 mod tests {
-    use super::Incomplete;
+    use super::{Incomplete, Timings};
+    use std::time::Duration;
+
+    #[test]
+    fn timings_are_fields_in_pipeline_order() {
+        let us = Duration::from_micros;
+        let mut t = Timings {
+            deliver: None,
+            assemble: us(250),
+            symbolize: us(500),
+            encode: us(2000),
+            gzip: us(750),
+            write: None,
+        };
+        assert_eq!(
+            t.fields(),
+            " assemble=0.250ms symbolize=0.500ms encode=2.000ms gzip=0.750ms"
+        );
+        t.deliver = Some(us(1500));
+        t.write = Some(us(3000));
+        assert_eq!(
+            t.fields(),
+            " deliver=1.500ms assemble=0.250ms symbolize=0.500ms encode=2.000ms gzip=0.750ms write=3.000ms"
+        );
+    }
 
     #[test]
     fn step_caps_say_which_walk_and_how_many_steps() {

@@ -111,32 +111,42 @@ impl RingBuf {
         reason = "lending: a record borrows the reader"
     )]
     pub fn next(&mut self) -> Option<RingRecord<'_>> {
-        // Map the data area only when there is something to read.
-        if self.maps.consumer_pos() < self.maps.producer_pos() {
-            if let Err(e) = self.maps.map_data() {
-                log::warn!("mapping the ring buffer's data area: {e}");
-                return None;
-            }
-        }
         loop {
             let cons = self.maps.consumer_pos();
             let prod = self.maps.producer_pos();
             if cons >= prod {
                 return None;
             }
-            // Not mapped: data arrived after the check above; the next call maps it.
+            // Map the unread part of the data area (if the window does not hold the
+            // header already): records reserved since the last mapping are in it.
+            if self.maps.header_len(cons).is_none() {
+                if let Err(e) = self.maps.map_window(cons, prod) {
+                    log::warn!("mapping the ring buffer's data area: {e}");
+                    return None;
+                }
+            }
             let word = self.maps.header_len(cons)?;
             match decode_header(word) {
                 Header::Busy => return None,
                 Header::Discarded { span } => self.maps.set_consumer_pos(cons + span),
                 Header::Record { len, span } => {
-                    let Some(data) = self.maps.payload(cons, len as usize) else {
+                    if len as usize > self.maps.size().saturating_sub(8) {
                         // A length beyond the ring cannot come from the kernel;
                         // skip it rather than spin.
                         log::warn!("ring record of {len} bytes exceeds the ring; skipped");
                         self.maps.set_consumer_pos(cons + span);
                         continue;
-                    };
+                    }
+                    if self.maps.payload(cons, len as usize).is_none() {
+                        // Committed after the window was mapped: map up to the
+                        // producer position as it is now (past this record).
+                        let prod = self.maps.producer_pos().max(cons + span);
+                        if let Err(e) = self.maps.map_window(cons, prod) {
+                            log::warn!("mapping the ring buffer's data area: {e}");
+                            return None;
+                        }
+                    }
+                    let data = self.maps.payload(cons, len as usize)?;
                     return Some(RingRecord {
                         maps: &self.maps,
                         data,
@@ -153,8 +163,9 @@ impl RingBuf {
     ///
     /// Returns an error if epoll_wait fails (EINTR is reported as a wake-up).
     pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
-        // Nothing is borrowed (`&mut self`): give the data pages back while asleep.
-        self.maps.unmap_data();
+        // Nothing is borrowed (`&mut self`): give a capture's data pages back while
+        // asleep (a small window of event records stays mapped).
+        self.maps.release_data();
         let t = match timeout {
             None => EpollTimeout::NONE,
             Some(d) => {

@@ -935,7 +935,7 @@ fn handle(
         MonitorEvent::Dropped { pid, comm, reason } => {
             log::warn!("pid {pid} ({comm}): no profile: {reason}")
         }
-        MonitorEvent::Profile(p) => {
+        MonitorEvent::Profile(mut p) => {
             metrics.profile(&p);
             // Pre-OOM profiles have their own debounce (--pre-oom-debounce).
             if let (Some(db), false) = (&mut keep.debounce, crate::preoom::is_preoom(&p)) {
@@ -964,8 +964,10 @@ fn handle(
                     return Some((p.meta.pid, location.clone()));
                 }
             }
+            let t = Instant::now();
             match output::write_profile(dir, &base, &p.pprof_gz) {
                 Ok(path) => {
+                    p.timings.write = Some(t.elapsed());
                     metrics.written("dir", true);
                     log_profile(&p, &path, recent);
                     prune(&keep.retention, dir, Some(&path));
@@ -1119,7 +1121,7 @@ fn who_fields(p: &Profile) -> String {
 }
 
 /// One info line per profile: path, pid, comm, reason, in-use total, top site,
-/// completeness.
+/// completeness, and for kills the time from the kill to the file with its stages.
 /// With `recent`, also the recent-allocation view (`recent_alloc_space`).
 pub fn log_profile(p: &Profile, path: &Path, recent: bool) {
     let s = &p.summary;
@@ -1137,12 +1139,13 @@ pub fn log_profile(p: &Profile, path: &Path, recent: bool) {
         (Some(w), Some(k)) => {
             let after = oom_loader::monitor::monotonic_ns().map_or(0, |n| n.saturating_sub(k));
             format!(
-                " walk={:.3}ms written={:.3}ms-after-kill",
+                " walk={:.3}ms written={:.3}ms-after-kill{}",
                 w as f64 / 1e6,
-                after as f64 / 1e6
+                after as f64 / 1e6,
+                p.timings.fields()
             )
         }
-        _ => String::new(),
+        _ => p.timings.fields(),
     };
     log::info!(
         "wrote {} pid={} comm={}{} reason={}{} inuse={:.1}MiB top={} ({:.1}MiB){recent} {}{timing}",
