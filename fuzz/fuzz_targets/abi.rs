@@ -1,7 +1,10 @@
-//! Ring-buffer records, chunk entries expanded into whole stacks, and the counters.
+//! Ring-buffer records, chunk entries expanded into whole stacks, the counters, and
+//! the growth sampler's map entries and counters.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use oom_core::abi::{Counters, Entries, Error, Record, StackExpander, MAX_NSTK};
+use oom_core::abi::{
+    Counters, Entries, Error, GrowthCounters, GrowthEntry, Record, StackExpander, MAX_NSTK,
+};
 
 /// Every entry of `payload`, expanded in order as the monitor does.
 fn drain(payload: &[u8], pc_base: u64) {
@@ -33,6 +36,13 @@ fuzz_target!(|data: &[u8]| {
         Ok(_) | Err(_) => {}
     }
     let _ = Counters::parse(data);
+    let _ = GrowthCounters::parse(data);
+    // A growth map entry: a 16-byte key, then the value.
+    if let Some((key, value)) = data.split_first_chunk::<16>() {
+        if let Ok(e) = GrowthEntry::parse(key, value) {
+            assert!((1..=oom_core::abi::GROWTH_MAX_DEPTH).contains(&e.stack().len()));
+        }
+    }
     // A bare chunk payload after its capture's 8-byte pc_base.
     if let Some((base, payload)) = data.split_first_chunk::<8>() {
         drain(payload, u64::from_le_bytes(*base));

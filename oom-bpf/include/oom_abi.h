@@ -286,4 +286,53 @@ struct oom_counters {
 	__u64 sigkills_marked;
 };
 
+/* ---- growth sampling (src/growth.bpf.c, a separate object) ----
+ *
+ * A perf_event program on the software page-fault event, opened on every CPU
+ * with a sample period of N faults. Each sample takes the faulting task's user
+ * stack (frame pointers) and adds one to its entry in the `growth` hash map,
+ * keyed by (tgid, depth, hash of the stack). User space reads and deletes the
+ * entries; a full map refuses new stacks, counted in `dropped_full`.
+ */
+
+/* Deepest user stack kept (the kernel's default perf_event_max_stack). */
+#define OOM_GROWTH_MAX_DEPTH 127
+/* Default entries of the `growth` map (preallocated, 1056 B of key and value
+ * each: about 4.5 MB with the hash table's own overhead). */
+#define OOM_GROWTH_DEFAULT_ENTRIES 4096
+/* Default sample period in page faults (one sample per 256 KiB of 4 KiB first
+ * touches). */
+#define OOM_GROWTH_DEFAULT_PERIOD 64
+
+/* Key of the `growth` map. 16 bytes. */
+struct oom_growth_key {
+	__u32 tgid;            /* process */
+	__u32 depth;           /* frames in the stack, 1..=OOM_GROWTH_MAX_DEPTH */
+	__u64 hash;            /* FNV-1a of the `depth` PCs */
+};
+
+/* Value of the `growth` map. 1040 bytes. */
+struct oom_growth_val {
+	__u64 samples;         /* samples that hit this stack */
+	__u64 first_ns;        /* CLOCK_MONOTONIC of the first sample */
+	__u64 last_ns;         /* CLOCK_MONOTONIC of the latest sample */
+	__u64 pcs[OOM_GROWTH_MAX_DEPTH]; /* leaf first: the faulting instruction,
+				* then return addresses; zero past `depth` */
+};
+
+/* Growth configuration in .rodata (symbol `growth_cfg`). 8 bytes. */
+struct oom_growth_config {
+	__u32 tgid;            /* sample only this process; 0 = every process */
+	__u32 abi_version;     /* OOM_ABI_VERSION */
+};
+
+/* Growth counters in .bss (symbol `growth_counters`). 40 bytes. */
+struct oom_growth_counters {
+	__u64 samples;         /* samples of processes in scope */
+	__u64 new_stacks;      /* entries inserted */
+	__u64 dropped_full;    /* samples of a new stack the full map refused */
+	__u64 no_stack;        /* samples bpf_get_stack could not take (no user stack) */
+	__u64 kernel;          /* samples of kernel threads (not counted above) */
+};
+
 #endif /* OOM_ABI_H */

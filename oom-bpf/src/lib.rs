@@ -1,9 +1,11 @@
-//! The compiled oomprof BPF object.
+//! The compiled oomprof BPF objects.
 //!
-//! `src/oomprof.bpf.c` (with the shared ABI in `include/oom_abi.h`) is compiled by
-//! `oom-bpf/build.sh` with clang-19 into `oomprof.bpf.o`, which is committed so that
-//! `cargo build` needs no clang; `oom-bpf/check.sh` rebuilds it and fails when the
-//! committed object is stale. The loader (`oom-loader`) parses it with aya-obj.
+//! `src/oomprof.bpf.c` (the OOM capture) and `src/growth.bpf.c` (the page-fault
+//! growth sampler), with the shared ABI in `include/oom_abi.h`, are compiled by
+//! `oom-bpf/build.sh` with clang-19 into `oomprof.bpf.o` and `growth.bpf.o`, which are
+//! committed so that `cargo build` needs no clang; `oom-bpf/check.sh` rebuilds them and
+//! fails when a committed object is stale. The loader (`oom-loader`) parses them with
+//! aya-obj.
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -15,9 +17,30 @@ struct Aligned<T: ?Sized>(T);
 
 static OBJECT: &Aligned<[u8]> = &Aligned(*include_bytes!("../oomprof.bpf.o"));
 
+static GROWTH: &Aligned<[u8]> = &Aligned(*include_bytes!("../growth.bpf.o"));
+
 /// The BPF ELF object, 8-byte aligned.
 pub fn object() -> &'static [u8] {
     &OBJECT.0
+}
+
+/// The growth sampler's BPF ELF object (`src/growth.bpf.c`), 8-byte aligned.
+pub fn growth_object() -> &'static [u8] {
+    &GROWTH.0
+}
+
+/// Names in the growth object.
+pub mod growth {
+    /// `perf_event`: one page-fault sample, its user stack counted in [`MAP`].
+    pub const PROGRAM: &str = "growth_sample";
+    /// Hash map `struct oom_growth_key` → `struct oom_growth_val`.
+    pub const MAP: &str = "growth";
+    /// Per-CPU staging value.
+    pub const SCRATCH: &str = "growth_scratch";
+    /// `.rodata` variable holding `struct oom_growth_config`.
+    pub const CONFIG_VAR: &str = "growth_cfg";
+    /// `.bss` variable holding `struct oom_growth_counters`.
+    pub const COUNTERS_VAR: &str = "growth_counters";
 }
 
 /// Names of the programs in the object (function names), by tracepoint.
@@ -74,5 +97,8 @@ mod tests {
         let o = super::object();
         assert_eq!(o.as_ptr() as usize % 8, 0);
         assert_eq!(&o[..4], b"\x7fELF");
+        let g = super::growth_object();
+        assert_eq!(g.as_ptr() as usize % 8, 0);
+        assert_eq!(&g[..4], b"\x7fELF");
     }
 }

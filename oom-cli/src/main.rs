@@ -52,6 +52,7 @@ enum Cmd {
     Flame(cmd::flame::FlameArgs),
     Check(cmd::check::CheckArgs),
     Events(cmd::events::EventsArgs),
+    Growth(cmd::growth::GrowthArgs),
 }
 
 fn main() {
@@ -110,6 +111,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Cmd::Flame(_) => "flame",
             Cmd::Check(_) => "check",
             Cmd::Events(_) => "events",
+            Cmd::Growth(_) => "growth",
         };
         if cli.pids.is_some() {
             return cmd::usage(format!(
@@ -132,6 +134,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Some(Cmd::Flame(a)) => cmd::flame::run(a),
         Some(Cmd::Check(a)) => cmd::check::run(a),
         Some(Cmd::Events(a)) => cmd::events::run(a),
+        Some(Cmd::Growth(a)) => cmd::growth::run(a),
         None => match cli.pids {
             Some(p) => cmd::dump::from_compat(&p, cli.dir),
             None => cmd::run::run(cmd::run::RunArgs::with_dir(cli.dir), cli.debug),

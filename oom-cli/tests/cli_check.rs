@@ -35,6 +35,7 @@ const ROWS: &[&str] = &[
     "ring buffer",
     "bpf_loop",
     "bpf perf links",
+    "growth sampling",
     "btf",
     "tracefs",
     "CAP_BPF",
@@ -75,6 +76,7 @@ fn check_passes_as_root_on_this_host() {
         "tracefs",
         "CAP_BPF",
         "CAP_PERFMON",
+        "growth sampling",
     ] {
         assert_eq!(rows[name].0, "ok", "{name}:\n{out}");
     }

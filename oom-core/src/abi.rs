@@ -856,6 +856,174 @@ impl Counters {
     }
 }
 
+/// `OOM_GROWTH_MAX_DEPTH`: deepest user stack the growth sampler keeps.
+pub const GROWTH_MAX_DEPTH: usize = 127;
+/// `OOM_GROWTH_DEFAULT_ENTRIES`: default entries of the `growth` map.
+pub const GROWTH_DEFAULT_ENTRIES: u32 = 4096;
+/// `OOM_GROWTH_DEFAULT_PERIOD`: default sample period, in page faults.
+pub const GROWTH_DEFAULT_PERIOD: u64 = 64;
+
+/// `struct oom_growth_key`: key of the growth sampler's `growth` map.
+#[repr(C)]
+#[derive(Debug)]
+#[expect(missing_docs, reason = "field docs are in oom_abi.h")]
+pub struct RawGrowthKey {
+    pub tgid: u32,
+    pub depth: u32,
+    pub hash: u64,
+}
+
+/// `struct oom_growth_val`: value of the `growth` map.
+#[repr(C)]
+#[derive(Debug)]
+#[expect(missing_docs, reason = "field docs are in oom_abi.h")]
+pub struct RawGrowthVal {
+    pub samples: u64,
+    pub first_ns: u64,
+    pub last_ns: u64,
+    pub pcs: [u64; GROWTH_MAX_DEPTH],
+}
+
+/// `struct oom_growth_config`: the growth object's `.rodata` variable `growth_cfg`.
+#[repr(C)]
+#[derive(Debug)]
+#[expect(missing_docs, reason = "field docs are in oom_abi.h")]
+pub struct RawGrowthConfig {
+    pub tgid: u32,
+    pub abi_version: u32,
+}
+
+/// `struct oom_growth_counters`: the growth object's `.bss` variable `growth_counters`.
+#[repr(C)]
+#[derive(Debug)]
+#[expect(missing_docs, reason = "field docs are in oom_abi.h")]
+pub struct RawGrowthCounters {
+    pub samples: u64,
+    pub new_stacks: u64,
+    pub dropped_full: u64,
+    pub no_stack: u64,
+    pub kernel: u64,
+}
+
+const _: () = {
+    assert!(size_of::<RawGrowthKey>() == 16);
+    assert!(offset_of!(RawGrowthKey, depth) == 4);
+    assert!(offset_of!(RawGrowthKey, hash) == 8);
+    assert!(size_of::<RawGrowthVal>() == 1040);
+    assert!(offset_of!(RawGrowthVal, first_ns) == 8);
+    assert!(offset_of!(RawGrowthVal, last_ns) == 16);
+    assert!(offset_of!(RawGrowthVal, pcs) == 24);
+    assert!(size_of::<RawGrowthConfig>() == 8);
+    assert!(offset_of!(RawGrowthConfig, abi_version) == 4);
+    assert!(size_of::<RawGrowthCounters>() == 40);
+    assert!(offset_of!(RawGrowthCounters, kernel) == 32);
+};
+
+/// Encodes a `struct oom_growth_config`: sample only `tgid` (0 = every process).
+pub fn encode_growth_config(tgid: u32) -> [u8; size_of::<RawGrowthConfig>()] {
+    let mut out = [0u8; size_of::<RawGrowthConfig>()];
+    for (off, v) in [
+        (offset_of!(RawGrowthConfig, tgid), tgid),
+        (offset_of!(RawGrowthConfig, abi_version), ABI_VERSION),
+    ] {
+        if let Some(dst) = out.get_mut(off..off + 4) {
+            dst.copy_from_slice(&v.to_le_bytes());
+        }
+    }
+    out
+}
+
+/// One entry of the `growth` map, decoded: a process's stack and its samples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GrowthEntry {
+    /// Process.
+    pub tgid: u32,
+    /// Samples that hit the stack.
+    pub samples: u64,
+    /// CLOCK_MONOTONIC of the first sample.
+    pub first_ns: u64,
+    /// CLOCK_MONOTONIC of the latest sample.
+    pub last_ns: u64,
+    /// Frames in `pcs` (1..=[`GROWTH_MAX_DEPTH`]).
+    pub depth: usize,
+    /// Leaf first: the faulting instruction, then return addresses.
+    pub pcs: [u64; GROWTH_MAX_DEPTH],
+}
+
+impl GrowthEntry {
+    /// Decodes a key and value of the `growth` map.
+    ///
+    /// Returns an error if either is shorter than its structure or the depth is 0 or
+    /// more than [`GROWTH_MAX_DEPTH`].
+    pub fn parse(key: &[u8], value: &[u8]) -> Result<Self, Error> {
+        let k = Fields::new(key, 0, size_of::<RawGrowthKey>(), "oom_growth_key")?;
+        let v = Fields::new(value, 0, size_of::<RawGrowthVal>(), "oom_growth_val")?;
+        let depth = k.u32(offset_of!(RawGrowthKey, depth))?;
+        if depth == 0 || depth as usize > GROWTH_MAX_DEPTH {
+            return Err(Error::BadField {
+                structure: "oom_growth_key",
+                field: "depth",
+                offset: offset_of!(RawGrowthKey, depth),
+                value: u64::from(depth),
+            });
+        }
+        let mut pcs = [0u64; GROWTH_MAX_DEPTH];
+        let base = offset_of!(RawGrowthVal, pcs);
+        for (i, pc) in pcs.iter_mut().enumerate().take(depth as usize) {
+            *pc = v.u64(base + 8 * i)?;
+        }
+        Ok(Self {
+            tgid: k.u32(offset_of!(RawGrowthKey, tgid))?,
+            samples: v.u64(offset_of!(RawGrowthVal, samples))?,
+            first_ns: v.u64(offset_of!(RawGrowthVal, first_ns))?,
+            last_ns: v.u64(offset_of!(RawGrowthVal, last_ns))?,
+            depth: depth as usize,
+            pcs,
+        })
+    }
+
+    /// The stack, leaf first.
+    pub fn stack(&self) -> &[u64] {
+        self.pcs.get(..self.depth).unwrap_or(&self.pcs)
+    }
+}
+
+/// The growth object's `.bss` counters, decoded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GrowthCounters {
+    /// Samples of processes in scope.
+    pub samples: u64,
+    /// Stacks inserted into the map.
+    pub new_stacks: u64,
+    /// Samples of a new stack that the full map refused.
+    pub dropped_full: u64,
+    /// Samples without a user stack.
+    pub no_stack: u64,
+    /// Samples of kernel threads.
+    pub kernel: u64,
+}
+
+impl GrowthCounters {
+    /// Decodes `struct oom_growth_counters`.
+    ///
+    /// Returns an error if `data` is shorter than the structure.
+    pub fn parse(data: &[u8]) -> Result<Self, Error> {
+        let f = Fields::new(
+            data,
+            0,
+            size_of::<RawGrowthCounters>(),
+            "oom_growth_counters",
+        )?;
+        Ok(Self {
+            samples: f.u64(offset_of!(RawGrowthCounters, samples))?,
+            new_stacks: f.u64(offset_of!(RawGrowthCounters, new_stacks))?,
+            dropped_full: f.u64(offset_of!(RawGrowthCounters, dropped_full))?,
+            no_stack: f.u64(offset_of!(RawGrowthCounters, no_stack))?,
+            kernel: f.u64(offset_of!(RawGrowthCounters, kernel))?,
+        })
+    }
+}
+
 /// The stack of one entry, as sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Pcs<'a> {
@@ -1145,6 +1313,94 @@ impl<'a> Iterator for Entries<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A growth key (tgid 4242, depth 3, hash 0x1122) and value (5 samples, first
+    /// 100 ns, last 900 ns, PCs 0x401000, 0x402000, 0x403000, the rest zero).
+    fn growth_pair() -> ([u8; 16], [u8; 1040]) {
+        let mut k = [0u8; 16];
+        k[0..4].copy_from_slice(&4242u32.to_le_bytes()); // tgid
+        k[4..8].copy_from_slice(&3u32.to_le_bytes()); // depth
+        k[8..16].copy_from_slice(&0x1122u64.to_le_bytes()); // hash
+        let mut v = [0u8; 1040];
+        v[0..8].copy_from_slice(&5u64.to_le_bytes()); // samples
+        v[8..16].copy_from_slice(&100u64.to_le_bytes()); // first_ns
+        v[16..24].copy_from_slice(&900u64.to_le_bytes()); // last_ns
+        for (i, pc) in [0x401000u64, 0x402000, 0x403000].iter().enumerate() {
+            v[24 + 8 * i..32 + 8 * i].copy_from_slice(&pc.to_le_bytes()); // pcs[i]
+        }
+        (k, v)
+    }
+
+    #[test]
+    fn growth_entry_parses() {
+        let (k, v) = growth_pair();
+        let e = GrowthEntry::parse(&k, &v).unwrap();
+        assert_eq!(
+            (e.tgid, e.samples, e.first_ns, e.last_ns),
+            (4242, 5, 100, 900)
+        );
+        assert_eq!(e.stack(), &[0x401000, 0x402000, 0x403000]);
+    }
+
+    #[test]
+    fn growth_entry_rejects_bad_depth_and_short_input() {
+        let (mut k, v) = growth_pair();
+        assert!(matches!(
+            GrowthEntry::parse(&k[..15], &v),
+            Err(Error::Truncated {
+                structure: "oom_growth_key",
+                ..
+            })
+        ));
+        assert!(matches!(
+            GrowthEntry::parse(&k, &v[..1039]),
+            Err(Error::Truncated {
+                structure: "oom_growth_val",
+                ..
+            })
+        ));
+        k[4..8].copy_from_slice(&0u32.to_le_bytes());
+        assert!(matches!(
+            GrowthEntry::parse(&k, &v),
+            Err(Error::BadField {
+                field: "depth",
+                value: 0,
+                ..
+            })
+        ));
+        k[4..8].copy_from_slice(&128u32.to_le_bytes());
+        assert!(matches!(
+            GrowthEntry::parse(&k, &v),
+            Err(Error::BadField {
+                field: "depth",
+                value: 128,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn growth_config_and_counters() {
+        let c = encode_growth_config(77);
+        assert_eq!(&c[0..4], &77u32.to_le_bytes()); // tgid
+        assert_eq!(&c[4..8], &ABI_VERSION.to_le_bytes()); // abi_version
+        let mut b = [0u8; 40];
+        for (i, x) in b.chunks_exact_mut(8).enumerate() {
+            x.copy_from_slice(&(i as u64 + 1).to_le_bytes());
+        }
+        let g = GrowthCounters::parse(&b).unwrap();
+        assert_eq!(
+            (
+                g.samples,
+                g.new_stacks,
+                g.dropped_full,
+                g.no_stack,
+                g.kernel
+            ),
+            (1, 2, 3, 4, 5)
+        );
+        assert!(GrowthCounters::parse(&b[..39]).is_err());
+    }
 
     /// Appends little-endian bytes of `v` (its low `n` bytes) to `buf` at `*len`.
     fn put(buf: &mut [u8], len: &mut usize, v: u64, n: usize) {

@@ -50,6 +50,60 @@ fn btf_structs(btf: &[u8]) -> HashMap<String, (u32, HashMap<String, u32>)> {
 }
 
 #[test]
+fn growth_mirror_matches_the_compiled_abi() {
+    let elf = object::File::parse(oom_bpf::growth_object()).unwrap();
+    let btf = elf.section_by_name(".BTF").unwrap().data().unwrap();
+    let s = btf_structs(btf);
+    let check = |c: &str, size: usize, fields: &[(&str, usize)]| {
+        let (csize, members) = s
+            .get(c)
+            .unwrap_or_else(|| panic!("struct {c} not in the growth object's BTF"));
+        assert_eq!(*csize as usize, size, "sizeof(struct {c})");
+        for (f, off) in fields {
+            assert_eq!(members[*f] as usize, *off, "offsetof(struct {c}, {f})");
+        }
+    };
+    check(
+        "oom_growth_key",
+        size_of::<RawGrowthKey>(),
+        &[
+            ("tgid", offset_of!(RawGrowthKey, tgid)),
+            ("depth", offset_of!(RawGrowthKey, depth)),
+            ("hash", offset_of!(RawGrowthKey, hash)),
+        ],
+    );
+    check(
+        "oom_growth_val",
+        size_of::<RawGrowthVal>(),
+        &[
+            ("samples", offset_of!(RawGrowthVal, samples)),
+            ("first_ns", offset_of!(RawGrowthVal, first_ns)),
+            ("last_ns", offset_of!(RawGrowthVal, last_ns)),
+            ("pcs", offset_of!(RawGrowthVal, pcs)),
+        ],
+    );
+    check(
+        "oom_growth_config",
+        size_of::<RawGrowthConfig>(),
+        &[
+            ("tgid", offset_of!(RawGrowthConfig, tgid)),
+            ("abi_version", offset_of!(RawGrowthConfig, abi_version)),
+        ],
+    );
+    check(
+        "oom_growth_counters",
+        size_of::<RawGrowthCounters>(),
+        &[
+            ("samples", offset_of!(RawGrowthCounters, samples)),
+            ("new_stacks", offset_of!(RawGrowthCounters, new_stacks)),
+            ("dropped_full", offset_of!(RawGrowthCounters, dropped_full)),
+            ("no_stack", offset_of!(RawGrowthCounters, no_stack)),
+            ("kernel", offset_of!(RawGrowthCounters, kernel)),
+        ],
+    );
+}
+
+#[test]
 fn rust_mirror_matches_the_compiled_abi() {
     let elf = object::File::parse(oom_bpf::object()).unwrap();
     let btf = elf.section_by_name(".BTF").unwrap().data().unwrap();

@@ -873,9 +873,9 @@ impl Kernel {
 }
 
 /// What a program is loaded as: its BPF program type and the section it must be in.
-struct ProgKind {
-    prog_type: u32,
-    section: String,
+pub(crate) struct ProgKind {
+    pub(crate) prog_type: u32,
+    pub(crate) section: String,
 }
 
 impl Choice {
@@ -929,7 +929,7 @@ fn load_walker(
 }
 
 /// Loads `program` (of `kind`) from the relocated object.
-fn load_program(
+pub(crate) fn load_program(
     obj: &Object,
     elf: &object::File<'_>,
     btf: Option<&OwnedFd>,

@@ -16,6 +16,9 @@
 //! ondemand.rs: profile_pid() = binary + maps + walk + profile, no BPF
 //! sink.rs: profile ──▶ Spool (DIR/spool/) ──Uploader thread──▶ s3.rs (sigv4.rs PUT)
 //! pressure.rs: PSI / memory.high / usage triggers → ondemand profiles before a kill
+//!
+//! growth.bpf.o ──▶ growth.rs (perf_event page-fault sampler on every CPU, stack map)
+//!     ──▶ growth_profile.rs (Go/ELF symbolization, unwinding checks, pprof)
 //! ```
 //!
 //! Every system call is in the crate-private `sys` module, the only one allowed
@@ -67,6 +70,8 @@ pub mod binary;
 pub mod cache;
 pub mod capture;
 pub mod error;
+pub mod growth;
+pub mod growth_profile;
 pub mod kernel;
 pub mod kmsg;
 pub(crate) mod maps;

@@ -274,6 +274,23 @@ pub fn gather() -> Vec<Row> {
         )
     });
 
+    // Growth sampling (`oomprof growth`): the perf_event program on page faults.
+    rows.push(if !bpf_ok {
+        Row::missing("growth sampling", "not probed: no BPF", "see bpf syscall")
+    } else {
+        match oom_loader::growth::probe() {
+            Ok(()) => Row::ok(
+                "growth sampling",
+                "page-fault perf events take the growth program (oomprof growth)",
+            ),
+            Err(e) => Row::optional(
+                "growth sampling",
+                format!("oomprof growth will not work: {}", e.to_string().lines().next().unwrap_or("")),
+                "a 4.18 or newer kernel with perf events (CONFIG_PERF_EVENTS), CAP_PERFMON (not required for OOM profiles)",
+            ),
+        }
+    });
+
     // BTF: nothing oomprof loads needs it (classic tracepoints, no CO-RE).
     rows.push(if Path::new("/sys/kernel/btf/vmlinux").exists() {
         Row::ok("btf", "/sys/kernel/btf/vmlinux present")

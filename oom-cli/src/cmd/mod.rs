@@ -4,6 +4,7 @@ pub mod check;
 pub mod dump;
 pub mod events;
 pub mod flame;
+pub mod growth;
 pub mod run;
 pub mod top;
 

@@ -147,6 +147,8 @@ pub(crate) mod cmd {
     pub const MAP_LOOKUP_ELEM: u32 = 1;
     pub const MAP_UPDATE_ELEM: u32 = 2;
     pub const MAP_DELETE_ELEM: u32 = 3;
+    pub const MAP_GET_NEXT_KEY: u32 = 4;
+    pub const MAP_LOOKUP_AND_DELETE_ELEM: u32 = 21;
     pub const PROG_LOAD: u32 = 5;
     pub const BTF_LOAD: u32 = 18;
     pub const MAP_FREEZE: u32 = 22;
@@ -162,6 +164,8 @@ pub mod consts {
     pub const PROG_TYPE_RAW_TRACEPOINT: u32 = 17;
     /// `BPF_PROG_TYPE_TRACEPOINT`.
     pub const PROG_TYPE_TRACEPOINT: u32 = 5;
+    /// `BPF_PROG_TYPE_PERF_EVENT`.
+    pub const PROG_TYPE_PERF_EVENT: u32 = 7;
     /// `BPF_MAP_TYPE_PROG_ARRAY`.
     pub const MAP_TYPE_PROG_ARRAY: u32 = 3;
     /// `BPF_MAP_TYPE_PERF_EVENT_ARRAY`.
@@ -174,4 +178,8 @@ pub mod consts {
     pub const ATTACH_PERF_EVENT: u32 = 41;
     /// `PERF_TYPE_TRACEPOINT`.
     pub const PERF_TYPE_TRACEPOINT: u32 = 2;
+    /// `PERF_TYPE_SOFTWARE`.
+    pub const PERF_TYPE_SOFTWARE: u32 = 1;
+    /// `PERF_COUNT_SW_PAGE_FAULTS`.
+    pub const PERF_COUNT_SW_PAGE_FAULTS: u64 = 2;
 }

@@ -181,6 +181,39 @@ pub fn map_delete(map: &MapFd, key: &[u8]) -> io::Result<()> {
     sys_bpf(cmd::MAP_DELETE_ELEM, &mut a).map(drop)
 }
 
+/// `BPF_MAP_GET_NEXT_KEY`: writes the key after `key` (the first key when `None`)
+/// into `next`; returns false when there is none.
+pub fn map_next_key(map: &MapFd, key: Option<&[u8]>, next: &mut [u8]) -> io::Result<bool> {
+    if let Some(k) = key {
+        check_len("key", k.len(), map.key_size())?;
+    }
+    check_len("next key", next.len(), map.key_size())?;
+    let mut a = MapElem {
+        map_fd: map.as_raw_fd() as u32,
+        key: key.map_or(0, |k| k.as_ptr() as u64),
+        value: next.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    match sys_bpf(cmd::MAP_GET_NEXT_KEY, &mut a) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// `BPF_MAP_LOOKUP_AND_DELETE_ELEM` into `value` (hash maps: Linux 5.14+).
+pub fn map_lookup_and_delete(map: &MapFd, key: &[u8], value: &mut [u8]) -> io::Result<()> {
+    check_len("key", key.len(), map.key_size())?;
+    check_len("value", value.len(), map.value_size_total())?;
+    let mut a = MapElem {
+        map_fd: map.as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        value: value.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    sys_bpf(cmd::MAP_LOOKUP_AND_DELETE_ELEM, &mut a).map(drop)
+}
+
 /// `BPF_MAP_FREEZE`.
 pub fn map_freeze(map: &MapFd) -> io::Result<()> {
     let mut a = MapFdOnly {
@@ -330,6 +363,37 @@ pub fn perf_event_open_tracepoint(id: u64) -> io::Result<PerfFd> {
             &mut a as *mut PerfEventAttr,
             -1 as libc::c_int,
             0 as libc::c_int,
+            -1 as libc::c_int,
+            PERF_FLAG_FD_CLOEXEC,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: perf_event_open returned a new fd nothing else owns.
+    Ok(PerfFd::new(unsafe { OwnedFd::from_raw_fd(ret as i32) }))
+}
+
+/// `perf_event_open(PERF_TYPE_SOFTWARE, config)` on `cpu` for all processes,
+/// sampling every `period` events (a BPF program attached to it runs per sample).
+pub fn perf_event_open_software(config: u64, period: u64, cpu: u32) -> io::Result<PerfFd> {
+    const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
+    let cpu = libc::c_int::try_from(cpu).map_err(|_| io::ErrorKind::InvalidInput)?;
+    let mut a = PerfEventAttr {
+        type_: consts::PERF_TYPE_SOFTWARE,
+        size: std::mem::size_of::<PerfEventAttr>() as u32,
+        config,
+        sample_period: period,
+        ..Default::default()
+    };
+    // SAFETY: `a` is a valid perf_event_attr of the size it declares; pid -1, the
+    // cpu number and group -1 are plain integers.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            &mut a as *mut PerfEventAttr,
+            -1 as libc::c_int,
+            cpu,
             -1 as libc::c_int,
             PERF_FLAG_FD_CLOEXEC,
         )

@@ -16,6 +16,7 @@
 
 mod daemon;
 mod figures;
+mod growth;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -196,7 +197,7 @@ fn main() {
         tmp: tmp.clone(),
     };
 
-    let figures: [(&[u32], &str, Figure); 9] = [
+    let figures: [(&[u32], &str, Figure); 10] = [
         (&[1, 8], "start/stop and kernel memory", figures::start_stop),
         (&[9], "binary size", figures::binary_size),
         (&[5], "on-demand dump", figures::dump),
@@ -205,6 +206,7 @@ fn main() {
         (&[6, 7], "discovery and idle cost", figures::idle),
         (&[10], "overhead", figures::overhead),
         (&[10], "exit storm", figures::exit_storm),
+        (&[11], "growth sampling", growth::growth),
         (&[12], "OOM events", figures::events),
     ];
     let mut rows: Vec<Row> = Vec::new();
