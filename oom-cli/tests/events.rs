@@ -171,6 +171,14 @@ fn three_kills(test: &str, kernel_log: &str) {
         file.file_name().and_then(|n| n.to_str()),
         "{ev}"
     );
+    // And back: the profile names the event log and the kill's pid.
+    let c = pprof_comments(&tc, &file);
+    assert!(
+        c.contains(&format!(
+            "event: oomprof-events.jsonl (the line with \"pid\":{go})"
+        )),
+        "{c}"
+    );
     if report {
         assert_eq!(ev["constraint"], "CONSTRAINT_MEMCG");
         assert_eq!(ev["memcg"]["bytes"]["dominant"], "anon", "{ev}");

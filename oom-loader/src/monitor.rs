@@ -148,6 +148,9 @@ pub struct MonitorConfig {
     /// Pre-OOM profiles when a watched process's memory cgroup nears its limit (all
     /// triggers off by default; see [`crate::pressure`]).
     pub pressure: PressureConfig,
+    /// The OOM event log's file name, which OOM profiles name in a comment (`None`:
+    /// no event log is kept).
+    pub event_log: Option<String>,
 }
 
 impl Default for MonitorConfig {
@@ -160,6 +163,7 @@ impl Default for MonitorConfig {
             max_mapped_bytes: crate::cache::DEFAULT_MAX_MAPPED,
             runtime_root: PathBuf::from("/"),
             pressure: PressureConfig::default(),
+            event_log: None,
         }
     }
 }
@@ -850,6 +854,7 @@ impl Monitor {
             kill_mono_ns: Some(end.start_ns),
             walk_ns: Some(end.elapsed_ns),
             walk_irqs_off: Some(end.status & st::AT_EXIT == 0),
+            event_log: self.config.event_log.clone(),
             time: SystemTime::now(),
         };
         let assembled = t0.elapsed();

@@ -309,6 +309,7 @@ fn profile_as(
         kill_mono_ns: None,
         walk_ns: None,
         walk_irqs_off: None,
+        event_log: None,
         time: SystemTime::now(),
     };
     assemble(&bin, bias, &buckets, &maps, policy, false, meta)

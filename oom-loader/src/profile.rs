@@ -111,6 +111,9 @@ pub struct ProfileMeta {
     pub walk_irqs_off: Option<bool>,
     /// When the profile was taken.
     pub time: SystemTime,
+    /// The OOM event log that has this kill's event (its file name), when one is kept:
+    /// the profile's way back to the event.
+    pub event_log: Option<String>,
 }
 
 impl ProfileMeta {
@@ -152,6 +155,9 @@ impl ProfileMeta {
         }
         if let Some(cg) = &self.cgroup {
             c.push(format!("cgroup: {cg}"));
+        }
+        if let (Some(log), Reason::Oom) = (&self.event_log, self.reason) {
+            c.push(format!("event: {log} (the line with \"pid\":{})", self.pid));
         }
         if let Some(p) = &self.pressure {
             c.push(p.comment());

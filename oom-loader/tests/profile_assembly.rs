@@ -346,6 +346,7 @@ fn check(tc: &Toolchain, variant: Variant, bias: u64) {
         walk_ns: Some(1_500_000),
         walk_irqs_off: Some(false),
         time,
+        event_log: Some("oomprof-events.jsonl".into()),
     };
     let policy = Policy::GoPublished {
         cycle: Some(CYCLE),
@@ -525,6 +526,7 @@ fn check(tc: &Toolchain, variant: Variant, bias: u64) {
         "trigger: pid=4300 comm=stress".into(),
         "rss: total_vm=2097152kB anon=1048576kB file=2048kB shmem=0kB oom_score_adj=0".into(),
         format!("cgroup: {CGROUP}"),
+        "event: oomprof-events.jsonl (the line with \"pid\":4242)".into(),
         "pod: shop/api-0 uid=1b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e qos=Burstable".into(),
         "container: api runtime=containerd \
          id=4f0c3a2b1d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a"

@@ -292,6 +292,12 @@ fn config(args: &RunArgs, l: &Labels) -> anyhow::Result<MonitorConfig> {
         };
     }
     config.kernel.keep_killed = args.keep_all_kills;
+    // OOM profiles name the event log that holds their kill's event.
+    config.event_log = match args.events.as_deref() {
+        Some("off" | "-") => None,
+        Some(p) => Some(p.to_string()),
+        None => Some(crate::events::FILE_NAME.to_string()),
+    };
     if let Some(r) = &args.runtime_root {
         config.runtime_root = PathBuf::from(r);
     }
