@@ -17,6 +17,14 @@ use oom_tests::process::Running;
 
 const MODES: [&str; 5] = ["cycle", "nstk", "typ", "unmapped", "many"];
 
+/// The kernel tests one at a time: each Monitor watches every Go process, so two at
+/// once would both walk each other's multi-million-bucket victims (seen in CI: the
+/// fallback test's capture did not arrive within 120 s while the other test ran).
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The reason a walk of each hostile list must give.
 fn expected(mode: &str, why: &Incomplete) -> bool {
     match mode {
@@ -88,6 +96,7 @@ fn kernel_captures_of_hostile_bucket_lists_stop_and_say_why() {
         return;
     };
     let bin = fixtures::build("hostile", &tc, Variant::Default).unwrap();
+    let _g = serial();
     let m = Monitor::builder()
         .scan_existing(false)
         .spawn()
@@ -166,6 +175,7 @@ fn kernel_capture_past_the_fallback_walk_cap_says_so() {
         scan_existing: false,
         ..Default::default()
     };
+    let _g = serial();
     let m = Monitor::builder().config(config).spawn().expect("monitor");
     let cg = MemCgroup::create(2 << 30).unwrap();
     let mut p = Running::adopt(
