@@ -13,7 +13,7 @@
 //! an allocator reuses does not fault again and is not seen again.
 
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use aya_obj::btf::BtfFeatures;
 use aya_obj::maps::Map;
@@ -141,17 +141,10 @@ impl Sampler {
             let fd = maps::create(name, def, btf.as_ref())?;
             created.push((name.clone(), fd));
         }
-        let text: std::collections::HashSet<usize> =
-            obj.functions.keys().map(|(s, _)| *s).collect();
-        obj.relocate_maps(
-            defs.iter()
-                .zip(&created)
-                .map(|((n, m), (_, fd))| (n.as_str(), fd.as_raw_fd(), m)),
-            &text,
-        )
-        .map_err(|e| object_err("map relocation", e))?;
-        obj.relocate_calls(&text)
-            .map_err(|e| object_err("call relocation", e))?;
+        crate::kernel::relocate(&mut obj, &defs, &created).map_err(|e| match e {
+            Error::Object(m) => object_err("relocation", m),
+            e => e,
+        })?;
         let elf = object::File::parse(bytes).map_err(|e| object_err("ELF", e))?;
         let prog = load_program(
             &obj,

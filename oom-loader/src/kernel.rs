@@ -395,6 +395,28 @@ impl std::fmt::Debug for AssemblerBox {
     }
 }
 
+/// Points `obj`'s map references at the maps created for `defs` (same order) and
+/// resolves its BPF-to-BPF calls: the step between creating an object's maps and
+/// loading its programs, shared by the OOM program and the growth sampler.
+///
+/// Returns an error if a relocation does not apply.
+pub(crate) fn relocate(
+    obj: &mut Object,
+    defs: &[(String, Map)],
+    created: &[(String, MapFd)],
+) -> Result<()> {
+    let text: HashSet<usize> = obj.functions.keys().map(|(s, _)| *s).collect();
+    obj.relocate_maps(
+        defs.iter()
+            .zip(created)
+            .map(|((n, m), (_, fd))| (n.as_str(), fd.as_raw_fd(), m)),
+        &text,
+    )
+    .map_err(|e| object_err("map relocation", e))?;
+    obj.relocate_calls(&text)
+        .map_err(|e| object_err("call relocation", e))
+}
+
 fn object_err(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Object(format!("{what}: {e}"))
 }
@@ -499,16 +521,7 @@ impl Kernel {
             let fd = maps::create(name, def, btf.as_ref())?;
             created.push((name.clone(), fd));
         }
-        let text: HashSet<usize> = obj.functions.keys().map(|(s, _)| *s).collect();
-        obj.relocate_maps(
-            defs.iter()
-                .zip(&created)
-                .map(|((n, m), (_, fd))| (n.as_str(), fd.as_raw_fd(), m)),
-            &text,
-        )
-        .map_err(|e| object_err("map relocation", e))?;
-        obj.relocate_calls(&text)
-            .map_err(|e| object_err("call relocation", e))?;
+        relocate(&mut obj, &defs, &created)?;
 
         let t_maps = t0.elapsed();
         let elf = object::File::parse(bytes).map_err(|e| object_err("ELF", e))?;
