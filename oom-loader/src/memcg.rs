@@ -70,7 +70,7 @@ fn read_resolved(mounts: &Mounts, line: &str) -> Option<MemcgNow> {
     if !d.is_dir() {
         return None;
     }
-    Some(if cg.v2 {
+    let now = if cg.v2 {
         MemcgNow {
             usage: read_u64(&d.join("memory.current")),
             limit: read_limit(&d.join("memory.max")),
@@ -88,7 +88,11 @@ fn read_resolved(mounts: &Mounts, line: &str) -> Option<MemcgNow> {
             dir: d.clone(),
             path,
         }
-    })
+    };
+    // Removed while it was read (a runtime removes a dead container's cgroup within
+    // moments): its usage file, which every memory cgroup has, is gone, and so is the
+    // rest; that is "not there", not a reading of nothing.
+    now.usage.map(|_| now)
 }
 
 #[cfg(test)]

@@ -72,10 +72,14 @@ pub fn read(proc_root: &Path, v: &Victim, watched: bool, known: Option<Known>) -
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect()
     });
+    // A task that has exited shows the root cgroup: only a live one's line counts. It
+    // is read before the exe: the kernel drops a task's mm (and with it the exe link)
+    // before it takes the task out of its cgroup, so an exe read after the line proves
+    // the line was read while the task was still in its own cgroup.
+    let line = text("cgroup");
     let exe = std::fs::read_link(dir.join("exe")).ok();
-    // A task that has exited shows the root cgroup: only a live one's line counts.
     let cgroup = exe.as_ref().and_then(|_| {
-        text("cgroup").and_then(|c| crate::ondemand::memory_cgroup(&String::from_utf8_lossy(&c)))
+        line.and_then(|c| crate::ondemand::memory_cgroup(&String::from_utf8_lossy(&c)))
     });
     let d = v.details.as_ref();
     let comm = d
